@@ -1,0 +1,439 @@
+//! The data plane's configuration: defaults, then a TOML file, then `NPROXY_*` environment
+//! variables (nested keys joined by `__`, e.g. `NPROXY_STORAGE__KIND=s3`), then flags.
+//! Validated once at start; every error names the key that is wrong.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::names::OrgSlug;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the npm-facing HTTP server listens on.
+    pub listen: String,
+    /// Address of the Prometheus `/metrics` listener; empty disables it. Kept off the npm
+    /// listener because `metrics` is also a package name.
+    pub metrics_listen: String,
+    /// The registry nproxy fetches public packages from. May carry a path.
+    pub upstream: String,
+    /// Connect timeout to the upstream, milliseconds.
+    pub upstream_connect_timeout_ms: u64,
+    /// Time allowed for a whole packument fetch, and for each read of a tarball stream.
+    pub upstream_timeout_ms: u64,
+    /// The URL clients use to reach this data plane, with any path prefix. When unset, it is
+    /// derived per request from `Host` (or `X-Forwarded-*` from trusted proxies).
+    pub public_url: Option<String>,
+    /// Addresses or CIDR ranges whose `X-Forwarded-Host`/`-Proto` headers are believed.
+    pub trusted_proxies: Vec<String>,
+    /// How a request's org is found: `single` (always the default org), `host`
+    /// (`{org}.{base_domain}`, else the default org) or `path` (`/{org}/…`).
+    pub org_mode: OrgMode,
+    pub base_domain: Option<String>,
+    pub default_org: Option<String>,
+    /// How long a cached packument is served before it is revalidated upstream, seconds.
+    pub packument_max_age_secs: u64,
+    /// How long an upstream 404 is remembered, seconds.
+    pub negative_cache_secs: u64,
+    /// Bound on the in-memory cache of ready-to-send packuments, bytes.
+    pub memory_cache_bytes: u64,
+    /// Cold tarballs up to this size are verified before the first byte goes out, so a bad
+    /// one gets a clean 502; larger ones stream while verified and are cut off on mismatch.
+    pub verify_before_send_bytes: u64,
+    /// Worker threads for the HTTP server; 0 means one per core.
+    pub threads: usize,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+    pub storage: StorageConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrgMode {
+    Single,
+    Host,
+    Path,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `local` or `s3`.
+    pub kind: StorageKind,
+    /// Root folder of the local store.
+    pub path: PathBuf,
+    pub s3: S3Config,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    Local,
+    S3,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// Custom endpoint for S3-compatible servers; unset means AWS.
+    pub endpoint: Option<String>,
+    pub bucket: String,
+    pub region: String,
+    /// Key prefix inside the bucket, e.g. `nproxy/`.
+    pub prefix: String,
+    pub path_style: bool,
+    /// Falls back to `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:4873".into(),
+            metrics_listen: "127.0.0.1:9464".into(),
+            upstream: String::new(),
+            upstream_connect_timeout_ms: 5_000,
+            upstream_timeout_ms: 30_000,
+            public_url: None,
+            trusted_proxies: Vec::new(),
+            org_mode: OrgMode::Single,
+            base_domain: None,
+            default_org: Some("default".into()),
+            packument_max_age_secs: 300,
+            negative_cache_secs: 30,
+            memory_cache_bytes: 64 * 1024 * 1024,
+            verify_before_send_bytes: 1024 * 1024,
+            threads: 0,
+            log_format: LogFormat::Text,
+            storage: StorageConfig {
+                kind: StorageKind::Local,
+                path: PathBuf::from("./nproxy-data"),
+                s3: S3Config {
+                    region: "us-east-1".into(),
+                    ..S3Config::default()
+                },
+            },
+        }
+    }
+}
+
+/// The validated form the server runs on.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub metrics_listen: Option<SocketAddr>,
+    pub upstream: Url,
+    pub upstream_connect_timeout: Duration,
+    pub upstream_timeout: Duration,
+    pub public_url: Option<Url>,
+    pub trusted_proxies: Vec<Cidr>,
+    pub org_mode: OrgMode,
+    pub base_domain: Option<String>,
+    pub default_org: Option<OrgSlug>,
+    pub packument_max_age: Duration,
+    pub negative_cache: Duration,
+    pub memory_cache_bytes: u64,
+    pub verify_before_send_bytes: u64,
+    pub threads: usize,
+    pub log_format: LogFormat,
+    pub storage: StorageConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+/// An address range for `trusted_proxies`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+            None => (s.parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(Cidr { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then the file (if any), then `NPROXY_*` variables.
+    pub fn figment(file: Option<&std::path::Path>) -> Figment {
+        let mut f = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            f = f.merge(Toml::file_exact(file));
+        }
+        f.merge(Env::prefixed("NPROXY_").split("__"))
+    }
+
+    pub fn load(figment: Figment) -> Result<Config, ConfigError> {
+        figment
+            .extract()
+            .map_err(|e| ConfigError::Load(Box::new(e)))
+    }
+
+    pub fn validate(self) -> Result<Settings, ConfigError> {
+        let listen = self
+            .listen
+            .parse()
+            .map_err(|e| invalid("listen", format!("{:?} is not host:port: {e}", self.listen)))?;
+        let metrics_listen = if self.metrics_listen.is_empty() {
+            None
+        } else {
+            Some(self.metrics_listen.parse().map_err(|e| {
+                invalid(
+                    "metrics_listen",
+                    format!("{:?} is not host:port: {e}", self.metrics_listen),
+                )
+            })?)
+        };
+        if self.upstream.is_empty() {
+            return Err(invalid(
+                "upstream",
+                "is required (for example --upstream \"$(npm config get registry)\")",
+            ));
+        }
+        let upstream = parse_http_url("upstream", &self.upstream)?;
+        let public_url = self
+            .public_url
+            .as_deref()
+            .map(|u| parse_http_url("public_url", u))
+            .transpose()?;
+        let trusted_proxies = self
+            .trusted_proxies
+            .iter()
+            .map(|s| {
+                Cidr::parse(s).ok_or_else(|| {
+                    invalid(
+                        "trusted_proxies",
+                        format!("{s:?} is not an address or CIDR"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let default_org = self
+            .default_org
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| OrgSlug::parse(s).map_err(|e| invalid("default_org", e.to_string())))
+            .transpose()?;
+        let base_domain = self
+            .base_domain
+            .filter(|s| !s.is_empty())
+            .map(|d| d.trim_start_matches('.').to_ascii_lowercase());
+        match self.org_mode {
+            OrgMode::Host if base_domain.is_none() => {
+                return Err(invalid(
+                    "base_domain",
+                    "is required when org_mode = \"host\"",
+                ))
+            }
+            OrgMode::Single if default_org.is_none() => {
+                return Err(invalid(
+                    "default_org",
+                    "is required when org_mode = \"single\"",
+                ))
+            }
+            _ => {}
+        }
+        if self.upstream_timeout_ms == 0 || self.upstream_connect_timeout_ms == 0 {
+            return Err(invalid("upstream_timeout_ms", "must be greater than 0"));
+        }
+        if self.storage.kind == StorageKind::S3 && self.storage.s3.bucket.is_empty() {
+            return Err(invalid(
+                "storage.s3.bucket",
+                "is required for storage.kind = \"s3\"",
+            ));
+        }
+        if let Some(ep) = &self.storage.s3.endpoint {
+            parse_http_url("storage.s3.endpoint", ep)?;
+        }
+        Ok(Settings {
+            listen,
+            metrics_listen,
+            upstream,
+            upstream_connect_timeout: Duration::from_millis(self.upstream_connect_timeout_ms),
+            upstream_timeout: Duration::from_millis(self.upstream_timeout_ms),
+            public_url,
+            trusted_proxies,
+            org_mode: self.org_mode,
+            base_domain,
+            default_org,
+            packument_max_age: Duration::from_secs(self.packument_max_age_secs),
+            negative_cache: Duration::from_secs(self.negative_cache_secs),
+            memory_cache_bytes: self.memory_cache_bytes,
+            verify_before_send_bytes: self.verify_before_send_bytes,
+            threads: self.threads,
+            log_format: self.log_format,
+            storage: self.storage,
+        })
+    }
+}
+
+fn parse_http_url(key: &'static str, s: &str) -> Result<Url, ConfigError> {
+    let mut url = Url::parse(s).map_err(|e| invalid(key, format!("{s:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(invalid(
+            key,
+            format!("{s:?} must be an http(s) URL with a host"),
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(
+            key,
+            format!("{s:?} may not have a query or fragment"),
+        ));
+    }
+    // One canonical form, without a trailing slash, so joining paths is plain concatenation.
+    let path = url.path().trim_end_matches('/').to_string();
+    url.set_path(&path);
+    Ok(url)
+}
+
+/// A URL's text without the trailing slash `Url` keeps on an empty path.
+pub fn url_base(url: &Url) -> String {
+    url.as_str().trim_end_matches('/').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Config {
+        Config {
+            upstream: "http://127.0.0.1:1/registry/".into(),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn defaults_with_upstream_validate() {
+        let s = base().validate().unwrap();
+        assert_eq!(url_base(&s.upstream), "http://127.0.0.1:1/registry");
+        assert_eq!(s.default_org.unwrap().as_str(), "default");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Config::default().validate().unwrap_err().to_string();
+        assert!(e.contains("`upstream`"), "{e}");
+        let e = Config {
+            listen: "nope".into(),
+            ..base()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`listen`"), "{e}");
+        let e = Config {
+            org_mode: OrgMode::Host,
+            ..base()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`base_domain`"), "{e}");
+        let e = Config {
+            trusted_proxies: vec!["10.0.0.0/99".into()],
+            ..base()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`trusted_proxies`"), "{e}");
+        let mut c = base();
+        c.storage.kind = StorageKind::S3;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("`storage.s3.bucket`"), "{e}");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own error type
+    fn env_overrides_file_and_unknown_keys_fail() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "n.toml",
+                "upstream = \"http://a.test\"\n[storage]\nkind = \"local\"\npath = \"/x\"\n",
+            )?;
+            jail.set_env("NPROXY_STORAGE__PATH", "/y");
+            let c = Config::load(Config::figment(Some(std::path::Path::new("n.toml")))).unwrap();
+            assert_eq!(c.storage.path, PathBuf::from("/y"));
+            assert_eq!(c.upstream, "http://a.test");
+            jail.create_file("bad.toml", "upstrem = \"http://a.test\"\n")?;
+            let e = Config::load(Config::figment(Some(std::path::Path::new("bad.toml"))))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("upstrem"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn cidrs() {
+        let c = Cidr::parse("10.0.0.0/8").unwrap();
+        assert!(c.contains("10.1.2.3".parse().unwrap()));
+        assert!(!c.contains("11.1.2.3".parse().unwrap()));
+        assert!(c.contains("::ffff:10.1.2.3".parse().unwrap()));
+        let one = Cidr::parse("127.0.0.1").unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        assert!(Cidr::parse("::1").unwrap().contains("::1".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
+        assert!(Cidr::parse("x").is_none());
+    }
+}

@@ -1,0 +1,98 @@
+//! The one place errors become npm-style HTTP answers: `{"error": "…"}` with a status.
+
+use crate::integrity::IntegrityError;
+use crate::route::RouteError;
+use crate::store::StoreError;
+use crate::upstream::UpstreamError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NpmError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("upstream registry failed: {0}")]
+    BadGateway(String),
+    #[error("upstream registry timed out: {0}")]
+    GatewayTimeout(String),
+    #[error("storage failed: {0}")]
+    Storage(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl NpmError {
+    pub fn status(&self) -> u16 {
+        match self {
+            NpmError::BadRequest(_) => 400,
+            NpmError::NotFound(_) => 404,
+            NpmError::MethodNotAllowed => 405,
+            NpmError::BadGateway(_) => 502,
+            NpmError::GatewayTimeout(_) => 504,
+            NpmError::Storage(_) | NpmError::Internal(_) => 500,
+        }
+    }
+
+    /// A copy for each waiter of a shared flight (I/O errors inside are not `Clone`).
+    pub fn from_shared(e: &std::sync::Arc<NpmError>) -> NpmError {
+        match &**e {
+            NpmError::BadRequest(m) => NpmError::BadRequest(m.clone()),
+            NpmError::NotFound(m) => NpmError::NotFound(m.clone()),
+            NpmError::MethodNotAllowed => NpmError::MethodNotAllowed,
+            NpmError::BadGateway(m) => NpmError::BadGateway(m.clone()),
+            NpmError::GatewayTimeout(m) => NpmError::GatewayTimeout(m.clone()),
+            NpmError::Storage(s) => NpmError::Internal(format!("storage failed: {s}")),
+            NpmError::Internal(m) => NpmError::Internal(m.clone()),
+        }
+    }
+
+    /// The JSON body npm prints as `E<status> … - <error>`.
+    pub fn body(&self) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({ "error": self.to_string() }))
+            .unwrap_or_else(|_| b"{\"error\":\"error\"}".to_vec())
+    }
+}
+
+impl From<RouteError> for NpmError {
+    fn from(e: RouteError) -> Self {
+        match e {
+            RouteError::NotFound => NpmError::NotFound("not found".into()),
+            other => NpmError::BadRequest(other.to_string()),
+        }
+    }
+}
+
+impl From<UpstreamError> for NpmError {
+    fn from(e: UpstreamError) -> Self {
+        match e {
+            UpstreamError::Timeout(m) => NpmError::GatewayTimeout(m),
+            other => NpmError::BadGateway(other.to_string()),
+        }
+    }
+}
+
+impl From<IntegrityError> for NpmError {
+    fn from(e: IntegrityError) -> Self {
+        NpmError::BadGateway(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_npm_json() {
+        let e = NpmError::BadRequest("invalid package name: \"x\"".into());
+        let v: serde_json::Value = serde_json::from_slice(&e.body()).unwrap();
+        assert_eq!(v["error"], "invalid package name: \"x\"");
+        assert_eq!(e.status(), 400);
+        assert_eq!(NpmError::from(RouteError::NotFound).status(), 404);
+        assert_eq!(
+            NpmError::from(UpstreamError::Timeout("x".into())).status(),
+            504
+        );
+    }
+}

@@ -1,0 +1,528 @@
+//! Public packuments: fetched from the upstream, kept in the blob store, revalidated when
+//! stale, and served from memory as ready-made bytes.
+//!
+//! Three layers, each keyed so one client's headers can't change another's answer:
+//! - the **stored** merged upstream document (`Key::public_packument`), shared by all orgs,
+//!   with its validators and fetch time beside it (`Key::public_packument_meta`);
+//! - a **state** per package in memory: content version, fetch time, tarball index;
+//! - **served** bytes per (package, form, public base URL): identity and gzip, with an ETag.
+//!
+//! The hot path is two cache lookups and a time comparison: no JSON, no store, no upstream.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::error::NpmError;
+use crate::metrics::Metrics;
+use crate::names::{PackageName, TarballFile};
+use crate::packument::{self, DistInfo, Form};
+use crate::singleflight::SingleFlight;
+use crate::store::{get_bytes, BlobStore, Key, PutBody, PutMode};
+use crate::upstream::{PackumentFetch, Upstream, Validators};
+
+/// What nproxy knows about one package, without its document.
+#[derive(Debug)]
+pub struct PackageState {
+    /// sha256 of the stored merged document: changes exactly when the content does.
+    pub version: String,
+    pub fetched_at: SystemTime,
+    pub tarballs: Arc<HashMap<String, DistInfo>>,
+}
+
+/// Ready-to-send bytes of one form for one public base URL.
+pub struct Served {
+    pub version: String,
+    pub etag: String,
+    pub body: Bytes,
+    pub gzip: Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ServedKey {
+    name: PackageName,
+    form: Form,
+    base: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct StoredMeta {
+    fetched_at_ms: u64,
+    validators: Validators,
+    /// sha256 of the upstream's last 200 body: an unchanged body needs no merge.
+    upstream_sha256: String,
+    /// sha256 of the stored merged document, to detect a meta/body pair from two writes.
+    body_sha256: String,
+}
+
+/// Errors shared by every waiter of one flight.
+type Shared<T> = Result<T, Arc<NpmError>>;
+
+pub struct Packuments {
+    store: Arc<dyn BlobStore>,
+    upstream: Arc<Upstream>,
+    metrics: Metrics,
+    max_age: Duration,
+    states: moka::sync::Cache<PackageName, Arc<PackageState>>,
+    served: moka::sync::Cache<ServedKey, Arc<Served>>,
+    not_found: moka::sync::Cache<PackageName, ()>,
+    refreshes: SingleFlight<PackageName, Shared<Arc<PackageState>>>,
+    builds: SingleFlight<ServedKey, Shared<Arc<Served>>>,
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+fn now_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn shared_err(e: impl Into<NpmError>) -> Arc<NpmError> {
+    Arc::new(e.into())
+}
+
+fn panicked<T>() -> Shared<T> {
+    Err(Arc::new(NpmError::Internal(
+        "a worker task panicked".into(),
+    )))
+}
+
+pub struct PackumentsConfig {
+    pub max_age: Duration,
+    pub negative_ttl: Duration,
+    pub memory_bytes: u64,
+}
+
+impl Packuments {
+    pub fn new(
+        store: Arc<dyn BlobStore>,
+        upstream: Arc<Upstream>,
+        metrics: Metrics,
+        cfg: PackumentsConfig,
+    ) -> Self {
+        Self {
+            store,
+            upstream,
+            metrics,
+            max_age: cfg.max_age,
+            states: moka::sync::Cache::builder().max_capacity(200_000).build(),
+            served: moka::sync::Cache::builder()
+                .weigher(|_k, v: &Arc<Served>| {
+                    u32::try_from(v.body.len() + v.gzip.len()).unwrap_or(u32::MAX)
+                })
+                .max_capacity(cfg.memory_bytes)
+                .build(),
+            not_found: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(cfg.negative_ttl.max(Duration::from_millis(1)))
+                .build(),
+            refreshes: SingleFlight::default(),
+            builds: SingleFlight::default(),
+        }
+    }
+
+    fn is_fresh(&self, s: &PackageState) -> bool {
+        SystemTime::now()
+            .duration_since(s.fetched_at)
+            .is_ok_and(|age| age < self.max_age)
+    }
+
+    /// The package's current state, revalidating upstream when stale. `force` revalidates
+    /// even a fresh state (a client asked for a tarball the state does not list).
+    pub async fn state(
+        self: &Arc<Self>,
+        name: &PackageName,
+        force: bool,
+    ) -> Result<Arc<PackageState>, Arc<NpmError>> {
+        if let Some(s) = self.states.get(name) {
+            if !force && self.is_fresh(&s) {
+                return Ok(s);
+            }
+        } else if self.not_found.contains_key(name) {
+            return Err(shared_err(NpmError::NotFound(format!(
+                "package {name} not found"
+            ))));
+        }
+        let this = self.clone();
+        let key = name.clone();
+        self.refreshes
+            .run(
+                key.clone(),
+                move || async move { this.refresh(key, force).await },
+                panicked,
+            )
+            .await
+    }
+
+    /// The bytes to send for a packument request.
+    pub async fn served(
+        self: &Arc<Self>,
+        name: &PackageName,
+        form: Form,
+        base: &str,
+    ) -> Result<(Arc<Served>, bool), Arc<NpmError>> {
+        let state = self.state(name, false).await?;
+        let key = ServedKey {
+            name: name.clone(),
+            form,
+            base: base.to_string(),
+        };
+        if let Some(s) = self.served.get(&key) {
+            if s.version == state.version {
+                self.metrics.cache("packument", "hit");
+                return Ok((s, true));
+            }
+        }
+        self.metrics.cache("packument", "build");
+        let this = self.clone();
+        let served = self
+            .builds
+            .run(
+                key.clone(),
+                move || async move { this.build(key).await },
+                panicked,
+            )
+            .await?;
+        Ok((served, false))
+    }
+
+    async fn refresh(self: Arc<Self>, name: PackageName, force: bool) -> Shared<Arc<PackageState>> {
+        let held = self.states.get(&name);
+        if let Some(s) = &held {
+            if !force && self.is_fresh(s) {
+                return Ok(s.clone());
+            }
+        }
+        let meta_key = Key::public_packument_meta(&name);
+        let meta: Option<StoredMeta> = match get_bytes(self.store.as_ref(), &meta_key).await {
+            Ok(Some((_, b))) => serde_json::from_slice(&b).ok(),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(package = %name, error = %e, "cannot read packument meta");
+                None
+            }
+        };
+        // Another data plane (or this one before a restart) may have fetched it recently.
+        if let (None, Some(m)) = (&held, &meta) {
+            let fetched_at = UNIX_EPOCH + Duration::from_millis(m.fetched_at_ms);
+            let fresh = SystemTime::now()
+                .duration_since(fetched_at)
+                .is_ok_and(|age| age < self.max_age);
+            if fresh && !force {
+                if let Some(state) = self.load_stored(&name, fetched_at).await? {
+                    return Ok(state);
+                }
+            }
+        }
+        let validators = meta.as_ref().map(|m| &m.validators);
+        match self.upstream.packument(&name, validators).await {
+            Ok(PackumentFetch::NotModified) => {
+                self.metrics.cache("packument", "revalidated");
+                self.touch(&name, held, meta).await
+            }
+            Ok(PackumentFetch::Fetched { body, validators }) => {
+                let up_sha = sha256_hex(&body);
+                if meta.as_ref().is_some_and(|m| m.upstream_sha256 == up_sha) {
+                    self.metrics.cache("packument", "revalidated");
+                    let meta = meta.map(|m| StoredMeta { validators, ..m });
+                    return self.touch(&name, held, meta).await;
+                }
+                self.metrics.cache("packument", "miss");
+                let upstream_doc: Value = serde_json::from_slice(&body).map_err(|e| {
+                    shared_err(NpmError::BadGateway(format!(
+                        "upstream sent invalid JSON for {name}: {e}"
+                    )))
+                })?;
+                if !upstream_doc.get("versions").is_some_and(Value::is_object) {
+                    return Err(shared_err(NpmError::BadGateway(format!(
+                        "upstream packument for {name} has no versions object"
+                    ))));
+                }
+                self.merge_and_store(&name, Some(upstream_doc), validators, up_sha)
+                    .await
+            }
+            Ok(PackumentFetch::NotFound) => {
+                if meta.is_none() {
+                    self.metrics.cache("packument", "not_found");
+                    self.not_found.insert(name.clone(), ());
+                    return Err(shared_err(NpmError::NotFound(format!(
+                        "package {name} not found"
+                    ))));
+                }
+                tracing::warn!(package = %name, "upstream no longer has this package; keeping cached versions");
+                match self
+                    .merge_and_store(&name, None, Validators::default(), String::new())
+                    .await
+                {
+                    Err(e) if matches!(*e, NpmError::NotFound(_)) => {
+                        self.not_found.insert(name.clone(), ());
+                        Err(e)
+                    }
+                    other => other,
+                }
+            }
+            Err(e) => {
+                // Keeping installs working while the upstream is down is the point of a copy.
+                let stale = match held {
+                    Some(s) => Some(s),
+                    None if meta.is_some() => {
+                        let fetched_at = meta
+                            .as_ref()
+                            .map(|m| UNIX_EPOCH + Duration::from_millis(m.fetched_at_ms))
+                            .unwrap_or(UNIX_EPOCH);
+                        self.load_stored(&name, fetched_at).await?
+                    }
+                    None => None,
+                };
+                match stale {
+                    Some(s) => {
+                        tracing::warn!(package = %name, error = %e, "upstream failed; serving the cached packument");
+                        self.metrics.cache("packument", "stale");
+                        Ok(s)
+                    }
+                    None => Err(shared_err(e)),
+                }
+            }
+        }
+    }
+
+    /// Marks a stored copy as just revalidated.
+    async fn touch(
+        &self,
+        name: &PackageName,
+        held: Option<Arc<PackageState>>,
+        meta: Option<StoredMeta>,
+    ) -> Shared<Arc<PackageState>> {
+        let now = SystemTime::now();
+        let mut meta = meta.unwrap_or_default();
+        meta.fetched_at_ms = now_ms(now);
+        self.write_meta(name, &meta).await;
+        let state = match held {
+            Some(h) if h.version == meta.body_sha256 => Arc::new(PackageState {
+                version: h.version.clone(),
+                fetched_at: now,
+                tarballs: h.tarballs.clone(),
+            }),
+            _ => match self.load_stored(name, now).await? {
+                Some(s) => s,
+                None => {
+                    return Err(shared_err(NpmError::BadGateway(format!(
+                        "upstream says {name} is unchanged but no copy is stored"
+                    ))))
+                }
+            },
+        };
+        self.states.insert(name.clone(), state.clone());
+        Ok(state)
+    }
+
+    async fn write_meta(&self, name: &PackageName, meta: &StoredMeta) {
+        let bytes = match serde_json::to_vec(meta) {
+            Ok(b) => Bytes::from(b),
+            Err(_) => return,
+        };
+        if let Err(e) = self
+            .store
+            .put(
+                &Key::public_packument_meta(name),
+                PutBody::Bytes(bytes),
+                PutMode::Overwrite,
+            )
+            .await
+        {
+            // Only costs a revalidation later; the document itself is intact.
+            tracing::warn!(package = %name, error = %e, "cannot write packument meta");
+        }
+    }
+
+    /// Loads the stored document into a state (the document is parsed for its tarball index).
+    async fn load_stored(
+        &self,
+        name: &PackageName,
+        fetched_at: SystemTime,
+    ) -> Shared<Option<Arc<PackageState>>> {
+        let Some((_, body)) = get_bytes(self.store.as_ref(), &Key::public_packument(name))
+            .await
+            .map_err(shared_err)?
+        else {
+            return Ok(None);
+        };
+        let name2 = name.clone();
+        let state = tokio::task::spawn_blocking(move || -> Shared<PackageState> {
+            let doc: Value = serde_json::from_slice(&body).map_err(|e| {
+                shared_err(NpmError::Internal(format!(
+                    "stored packument is corrupt: {e}"
+                )))
+            })?;
+            Ok(PackageState {
+                version: sha256_hex(&body),
+                fetched_at,
+                tarballs: Arc::new(packument::tarball_index(&name2, &doc)),
+            })
+        })
+        .await
+        .map_err(|_| shared_err(NpmError::Internal("parse task failed".into())))??;
+        let state = Arc::new(state);
+        self.states.insert(name.clone(), state.clone());
+        Ok(Some(state))
+    }
+
+    async fn merge_and_store(
+        &self,
+        name: &PackageName,
+        upstream_doc: Option<Value>,
+        validators: Validators,
+        upstream_sha256: String,
+    ) -> Shared<Arc<PackageState>> {
+        let held_doc: Option<Value> =
+            match get_bytes(self.store.as_ref(), &Key::public_packument(name)).await {
+                Ok(Some((_, b))) => serde_json::from_slice(&b).ok(),
+                Ok(None) => None,
+                Err(e) => return Err(shared_err(e)),
+            };
+        // Versions the upstream dropped survive if their tarball is cached here.
+        let mut cached = std::collections::HashSet::new();
+        if let Some(held) = &held_doc {
+            let live = upstream_doc
+                .as_ref()
+                .and_then(|d| d.get("versions"))
+                .and_then(Value::as_object);
+            let dropped = held
+                .get("versions")
+                .and_then(Value::as_object)
+                .map(|vs| {
+                    vs.keys()
+                        .filter(|v| live.is_none_or(|l| !l.contains_key(*v)))
+                        .cloned()
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            for v in dropped {
+                let Ok(version) = semver::Version::parse(&v) else {
+                    continue;
+                };
+                let key = Key::public_tarball(name, &TarballFile::for_version(name, &version));
+                if matches!(self.store.head(&key).await, Ok(Some(_))) {
+                    cached.insert(v);
+                }
+            }
+        }
+        let name2 = name.clone();
+        let built = tokio::task::spawn_blocking(move || {
+            let merged = packument::merge(held_doc, upstream_doc, |v| cached.contains(v))?;
+            let bytes = serde_json::to_vec(&merged).ok()?;
+            let tarballs = packument::tarball_index(&name2, &merged);
+            Some((Bytes::from(bytes), tarballs))
+        })
+        .await
+        .map_err(|_| shared_err(NpmError::Internal("merge task failed".into())))?;
+        let Some((body, tarballs)) = built else {
+            return Err(shared_err(NpmError::NotFound(format!(
+                "package {name} not found"
+            ))));
+        };
+        let version = sha256_hex(&body);
+        self.store
+            .put(
+                &Key::public_packument(name),
+                PutBody::Bytes(body),
+                PutMode::Overwrite,
+            )
+            .await
+            .map_err(shared_err)?;
+        let now = SystemTime::now();
+        self.write_meta(
+            name,
+            &StoredMeta {
+                fetched_at_ms: now_ms(now),
+                validators,
+                upstream_sha256,
+                body_sha256: version.clone(),
+            },
+        )
+        .await;
+        let state = Arc::new(PackageState {
+            version,
+            fetched_at: now,
+            tarballs: Arc::new(tarballs),
+        });
+        self.states.insert(name.clone(), state.clone());
+        Ok(state)
+    }
+
+    /// Renders both forms for one base URL from the stored document (one parse for both).
+    async fn build(self: Arc<Self>, key: ServedKey) -> Shared<Arc<Served>> {
+        let Some((_, body)) = get_bytes(self.store.as_ref(), &Key::public_packument(&key.name))
+            .await
+            .map_err(shared_err)?
+        else {
+            return Err(shared_err(NpmError::NotFound(format!(
+                "package {} not found",
+                key.name
+            ))));
+        };
+        let k = key.clone();
+        let rendered = tokio::task::spawn_blocking(move || render(&k, &body))
+            .await
+            .map_err(|_| shared_err(NpmError::Internal("render task failed".into())))??;
+        let mut wanted = None;
+        for (form, served) in rendered {
+            let served = Arc::new(served);
+            if form == key.form {
+                wanted = Some(served.clone());
+            }
+            self.served.insert(
+                ServedKey {
+                    form,
+                    ..key.clone()
+                },
+                served,
+            );
+        }
+        wanted.ok_or_else(|| shared_err(NpmError::Internal("form not rendered".into())))
+    }
+}
+
+fn gzip(bytes: &[u8]) -> Bytes {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    // Writing to a Vec cannot fail.
+    let _ = enc.write_all(bytes);
+    Bytes::from(enc.finish().unwrap_or_default())
+}
+
+fn render(key: &ServedKey, stored: &[u8]) -> Shared<Vec<(Form, Served)>> {
+    let version = sha256_hex(stored);
+    let mut doc: Value = serde_json::from_slice(stored).map_err(|e| {
+        shared_err(NpmError::Internal(format!(
+            "stored packument is corrupt: {e}"
+        )))
+    })?;
+    packument::rewrite_tarballs(&mut doc, &key.base, &key.name);
+    let abbreviated = packument::abbreviate(&doc);
+    let mut out = Vec::with_capacity(2);
+    for (form, value) in [(Form::Full, &doc), (Form::Abbreviated, &abbreviated)] {
+        let body = serde_json::to_vec(value)
+            .map_err(|e| shared_err(NpmError::Internal(format!("serialize: {e}"))))?;
+        // Keyed by content, which already embeds the base URL, the form and (later) rules.
+        let etag = format!("\"{}\"", &sha256_hex(&body)[..32]);
+        out.push((
+            form,
+            Served {
+                version: version.clone(),
+                etag,
+                gzip: gzip(&body),
+                body: Bytes::from(body),
+            },
+        ));
+    }
+    Ok(out)
+}

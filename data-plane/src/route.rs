@@ -1,0 +1,173 @@
+//! Maps an npm request path to what it asks for. Pure: no I/O, no config beyond its arguments.
+
+use crate::names::{NameError, OrgSlug, PackageName, TarballError, TarballFile};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Ping,
+    /// `GET /<name>`: the package document.
+    Packument(PackageName),
+    /// `GET /<name>/-/<file>.tgz`.
+    Tarball(PackageName, TarballFile),
+    /// An npm service endpoint this data plane does not own; passed to the upstream as is.
+    /// Holds the path relative to the registry root, still percent-encoded.
+    Forward(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error("invalid package name: {0}")]
+    Name(#[from] NameError),
+    #[error("invalid tarball path: {0}")]
+    Tarball(#[from] TarballError),
+    #[error("not found")]
+    NotFound,
+    #[error("invalid path encoding")]
+    BadEncoding,
+}
+
+/// Endpoints forwarded upstream untouched. Prefix match on the path after the org.
+const FORWARDED_PREFIXES: &[&str] = &[
+    "/-/npm/v1/security/",
+    "/-/v1/search",
+    "/-/npm/v1/attestations/",
+    "/-/npm/v1/keys",
+];
+
+/// Splits `/{org}/rest` for path-prefix mode. Returns the org and the rest (starting with `/`).
+pub fn split_org_prefix(path: &str) -> Option<(Result<OrgSlug, String>, &str)> {
+    let rest = path.strip_prefix('/')?;
+    let (first, tail) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if first.is_empty() || first == "-" || first.starts_with('@') {
+        return None;
+    }
+    Some((OrgSlug::parse(first).map_err(|_| first.to_string()), tail))
+}
+
+/// Percent-decodes the path once. A double-encoded escape leaves a `%`, which no valid name
+/// holds, so validation rejects it afterwards.
+fn decode(path: &str) -> Result<String, RouteError> {
+    let decoded = percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .map_err(|_| RouteError::BadEncoding)?;
+    Ok(decoded.into_owned())
+}
+
+/// Routes a path relative to the registry root (org prefix already removed).
+pub fn route(path: &str) -> Result<Route, RouteError> {
+    if path == "/-/ping" {
+        return Ok(Route::Ping);
+    }
+    if FORWARDED_PREFIXES.iter().any(|p| path.starts_with(p)) {
+        return Ok(Route::Forward(path.to_string()));
+    }
+    if path.starts_with("/-/") || path == "/" || path.is_empty() {
+        return Err(RouteError::NotFound);
+    }
+    let decoded = decode(path.strip_prefix('/').ok_or(RouteError::NotFound)?)?;
+    let segments: Vec<&str> = decoded.split('/').collect();
+    // Scoped names take two segments; the decoded form of `@scope%2fname` and the plain
+    // `@scope/name` route identically, as npm, pnpm and yarn use both.
+    let name_len = if decoded.starts_with('@') { 2 } else { 1 };
+    if segments.len() < name_len {
+        return Err(RouteError::Name(NameError::BadScope));
+    }
+    let name = PackageName::parse(&segments[..name_len].join("/"))?;
+    match &segments[name_len..] {
+        [] => Ok(Route::Packument(name)),
+        ["-", file] => {
+            let file = TarballFile::parse(&name, file)?;
+            Ok(Route::Tarball(name, file))
+        }
+        _ => Err(RouteError::NotFound),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkg(n: &str) -> PackageName {
+        PackageName::parse(n).unwrap()
+    }
+
+    #[test]
+    fn packuments() {
+        assert_eq!(route("/lodash"), Ok(Route::Packument(pkg("lodash"))));
+        assert_eq!(
+            route("/@acme%2futils"),
+            Ok(Route::Packument(pkg("@acme/utils")))
+        );
+        assert_eq!(
+            route("/@acme%2Futils"),
+            Ok(Route::Packument(pkg("@acme/utils")))
+        );
+        assert_eq!(
+            route("/@acme/utils"),
+            Ok(Route::Packument(pkg("@acme/utils")))
+        );
+        assert_eq!(
+            route("/%40acme%2futils"),
+            Ok(Route::Packument(pkg("@acme/utils")))
+        );
+    }
+
+    #[test]
+    fn tarballs() {
+        let want = Route::Tarball(
+            pkg("@acme/utils"),
+            TarballFile::parse(&pkg("@acme/utils"), "utils-1.0.0.tgz").unwrap(),
+        );
+        assert_eq!(route("/@acme/utils/-/utils-1.0.0.tgz"), Ok(want.clone()));
+        assert_eq!(route("/@acme%2futils/-/utils-1.0.0.tgz"), Ok(want));
+        assert!(matches!(
+            route("/lodash/-/lodash-4.17.21.tgz"),
+            Ok(Route::Tarball(..))
+        ));
+    }
+
+    #[test]
+    fn hostile_paths() {
+        assert!(route("/..%2f..%2fetc%2fpasswd").is_err());
+        assert!(route("/lodash/-/..%2f..%2fx.tgz").is_err());
+        assert!(route("/lodash/-/lodash-1.0.0.tgz/extra").is_err());
+        assert!(route("/%2e%2e").is_err());
+        assert!(route("/a%25252f").is_err());
+        assert!(route("/%ff").is_err());
+        assert!(route("/Lodash").is_err());
+        assert_eq!(route("/"), Err(RouteError::NotFound));
+        assert_eq!(route("/-/whatever"), Err(RouteError::NotFound));
+        assert_eq!(route("/lodash/latest"), Err(RouteError::NotFound));
+    }
+
+    #[test]
+    fn service_endpoints() {
+        assert_eq!(route("/-/ping"), Ok(Route::Ping));
+        assert_eq!(
+            route("/-/npm/v1/security/advisories/bulk"),
+            Ok(Route::Forward("/-/npm/v1/security/advisories/bulk".into()))
+        );
+        assert!(matches!(route("/-/v1/search"), Ok(Route::Forward(_))));
+        assert!(matches!(
+            route("/-/npm/v1/attestations/x@1.0.0"),
+            Ok(Route::Forward(_))
+        ));
+        assert!(matches!(route("/-/npm/v1/keys"), Ok(Route::Forward(_))));
+    }
+
+    #[test]
+    fn org_prefix() {
+        let (org, rest) = split_org_prefix("/acme/@x%2fy").unwrap();
+        assert_eq!(org.unwrap().as_str(), "acme");
+        assert_eq!(rest, "/@x%2fy");
+        let (org, rest) = split_org_prefix("/acme").unwrap();
+        assert_eq!(org.unwrap().as_str(), "acme");
+        assert_eq!(rest, "/");
+        assert!(split_org_prefix("/-/ping").is_none());
+        assert!(split_org_prefix("/@x%2fy").is_none());
+        assert!(split_org_prefix("/Bad_Org/x").unwrap().0.is_err());
+    }
+}

@@ -1,0 +1,605 @@
+//! The pingora application: every npm request is answered here, in `request_filter`; nothing
+//! is proxied by pingora itself (upstream fetches need verifying, caching and rewriting).
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use pingora::http::ResponseHeader;
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::config::Settings;
+use crate::error::NpmError;
+use crate::metrics::Metrics;
+use crate::names::{PackageName, TarballFile};
+use crate::packument::Form;
+use crate::packuments::Packuments;
+use crate::route::{self, Route};
+use crate::store::Object;
+use crate::tarballs::{Download, Outcome, Source, Tarballs};
+use crate::tenant::{self, RequestFacts};
+use crate::upstream::Upstream;
+
+/// Largest request body forwarded upstream (search and audit requests are small).
+const MAX_FORWARD_BODY: usize = 16 * 1024 * 1024;
+const FILE_READ_CHUNK: usize = 256 * 1024;
+
+pub struct App {
+    pub settings: Arc<Settings>,
+    pub packuments: Arc<Packuments>,
+    pub tarballs: Arc<Tarballs>,
+    pub upstream: Arc<Upstream>,
+    pub metrics: Metrics,
+}
+
+pub struct Ctx {
+    route: &'static str,
+    status: u16,
+}
+
+/// Why a request ended without a complete answer.
+enum Failure {
+    /// Nothing sent yet: answer with an npm-style error.
+    Npm(NpmError),
+    /// Headers already sent: the only honest thing left is to cut the connection, so the
+    /// client sees a broken response rather than a complete one.
+    Abort(String),
+}
+
+impl From<NpmError> for Failure {
+    fn from(e: NpmError) -> Self {
+        Failure::Npm(e)
+    }
+}
+
+type Handled = Result<(), Failure>;
+
+fn header(session: &Session, name: &str) -> Option<String> {
+    session
+        .req_header()
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
+    accept_encoding.is_some_and(|ae| {
+        ae.split(',').any(|part| {
+            let mut it = part.split(';');
+            let coding = it.next().unwrap_or("").trim();
+            let q_zero = it.any(|p| {
+                let p = p.trim();
+                p == "q=0" || p == "q=0.0" || p == "q=0.00" || p == "q=0.000"
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q_zero
+        })
+    })
+}
+
+/// True when `If-None-Match` names `etag` (weak comparison, `*` matches anything).
+fn etag_matches(if_none_match: Option<&str>, etag: &str) -> bool {
+    let core = |t: &str| {
+        t.trim()
+            .trim_start_matches("W/")
+            .trim_matches('"')
+            .trim_end_matches("-gz")
+            .to_string()
+    };
+    let want = core(etag);
+    if_none_match.is_some_and(|inm| inm.split(',').any(|t| t.trim() == "*" || core(t) == want))
+}
+
+fn response(status: u16) -> Result<Box<ResponseHeader>, Failure> {
+    ResponseHeader::build(status, Some(8))
+        .map(Box::new)
+        .map_err(|e| Failure::Npm(NpmError::Internal(e.to_string())))
+}
+
+fn insert(
+    resp: &mut ResponseHeader,
+    name: &'static str,
+    value: impl ToString,
+) -> Result<(), Failure> {
+    resp.insert_header(name, value.to_string())
+        .map_err(|e| Failure::Npm(NpmError::Internal(e.to_string())))
+}
+
+async fn send_header(session: &mut Session, resp: Box<ResponseHeader>) -> Handled {
+    session
+        .write_response_header(resp, false)
+        .await
+        .map_err(|e| Failure::Abort(format!("write header: {e}")))
+}
+
+async fn send_body(session: &mut Session, data: Bytes, end: bool) -> Handled {
+    session
+        .write_response_body(Some(data), end)
+        .await
+        .map_err(|e| Failure::Abort(format!("write body: {e}")))
+}
+
+async fn send_npm_error(session: &mut Session, e: &NpmError) -> pingora::Result<()> {
+    let body = Bytes::from(e.body());
+    let mut resp = ResponseHeader::build(e.status(), Some(4))?;
+    resp.insert_header("content-type", "application/json")?;
+    resp.insert_header("content-length", body.len().to_string())?;
+    resp.insert_header("cache-control", "no-store")?;
+    let head = session.req_header().method == http::Method::HEAD;
+    session.write_response_header(Box::new(resp), head).await?;
+    if !head {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}
+
+impl App {
+    async fn handle(&self, session: &mut Session, ctx: &mut Ctx) -> Handled {
+        let req = session.req_header();
+        let method = req.method.clone();
+        let path = req.uri.path().to_string();
+        let query = req.uri.query().map(str::to_string);
+        let host = header(session, "host").or_else(|| req.uri.host().map(str::to_string));
+        let fwd_host = header(session, "x-forwarded-host");
+        let fwd_proto = header(session, "x-forwarded-proto");
+        let client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let tenant = tenant::resolve(
+            &self.settings,
+            &RequestFacts {
+                host: host.as_deref(),
+                forwarded_host: fwd_host.as_deref(),
+                forwarded_proto: fwd_proto.as_deref(),
+                client_ip,
+                path: &path,
+            },
+        )?;
+        let route = route::route(&tenant.path).map_err(NpmError::from)?;
+        let read_only = matches!(method, http::Method::GET | http::Method::HEAD);
+        match route {
+            Route::Ping => {
+                ctx.route = "ping";
+                if !read_only {
+                    return Err(NpmError::MethodNotAllowed.into());
+                }
+                self.send_small(session, 200, "application/json", Bytes::from_static(b"{}"))
+                    .await
+            }
+            Route::Forward(p) => {
+                ctx.route = "forward";
+                let pq = match query {
+                    Some(q) => format!("{p}?{q}"),
+                    None => p,
+                };
+                self.forward(session, method, &pq).await
+            }
+            Route::Packument(name) => {
+                ctx.route = "packument";
+                if !read_only {
+                    return Err(NpmError::MethodNotAllowed.into());
+                }
+                self.packument(session, &name, &tenant.base_url).await
+            }
+            Route::Tarball(name, file) => {
+                ctx.route = "tarball";
+                if !read_only {
+                    return Err(NpmError::MethodNotAllowed.into());
+                }
+                self.tarball(session, &name, &file).await
+            }
+        }
+    }
+
+    async fn send_small(
+        &self,
+        session: &mut Session,
+        status: u16,
+        content_type: &'static str,
+        body: Bytes,
+    ) -> Handled {
+        let mut resp = response(status)?;
+        insert(&mut resp, "content-type", content_type)?;
+        insert(&mut resp, "content-length", body.len())?;
+        let head = session.req_header().method == http::Method::HEAD;
+        send_header(session, resp).await?;
+        if !head {
+            send_body(session, body, true).await?;
+        }
+        Ok(())
+    }
+
+    async fn packument(&self, session: &mut Session, name: &PackageName, base: &str) -> Handled {
+        let form = Form::from_accept(header(session, "accept").as_deref());
+        let (served, hit) = self
+            .packuments
+            .served(name, form, base)
+            .await
+            .map_err(|e| NpmError::from_shared(&e))?;
+        let gz = accepts_gzip(header(session, "accept-encoding").as_deref());
+        let etag = if gz {
+            format!("{}-gz\"", served.etag.trim_end_matches('"'))
+        } else {
+            served.etag.clone()
+        };
+        let not_modified = etag_matches(header(session, "if-none-match").as_deref(), &etag);
+        let mut resp = response(if not_modified { 304 } else { 200 })?;
+        insert(&mut resp, "etag", &etag)?;
+        insert(&mut resp, "vary", "Accept, Accept-Encoding")?;
+        insert(&mut resp, "cache-control", "public, max-age=300")?;
+        insert(
+            &mut resp,
+            "x-nproxy-cache",
+            if hit { "hit" } else { "miss" },
+        )?;
+        if not_modified {
+            send_header(session, resp).await?;
+            return send_body(session, Bytes::new(), true).await;
+        }
+        let body = if gz {
+            insert(&mut resp, "content-encoding", "gzip")?;
+            served.gzip.clone()
+        } else {
+            served.body.clone()
+        };
+        insert(&mut resp, "content-type", form.content_type())?;
+        insert(&mut resp, "content-length", body.len())?;
+        let head = session.req_header().method == http::Method::HEAD;
+        send_header(session, resp).await?;
+        send_body(session, if head { Bytes::new() } else { body }, true).await
+    }
+
+    async fn tarball(
+        &self,
+        session: &mut Session,
+        name: &PackageName,
+        file: &TarballFile,
+    ) -> Handled {
+        match self.tarballs.open(name, file).await? {
+            Source::Stored(obj) => self.send_stored(session, obj, "hit").await,
+            Source::Downloading(d) => self.send_download(session, &d, name, file).await,
+        }
+    }
+
+    fn tarball_header(
+        &self,
+        status: u16,
+        etag: Option<&str>,
+        cache: &'static str,
+    ) -> Result<Box<ResponseHeader>, Failure> {
+        let mut resp = response(status)?;
+        insert(&mut resp, "content-type", "application/octet-stream")?;
+        // Versions are immutable: clients and shared caches may keep the bytes forever.
+        insert(
+            &mut resp,
+            "cache-control",
+            "public, max-age=31536000, immutable",
+        )?;
+        insert(&mut resp, "x-nproxy-cache", cache)?;
+        if let Some(e) = etag {
+            insert(&mut resp, "etag", format!("\"{e}\""))?;
+        }
+        Ok(resp)
+    }
+
+    async fn send_stored(
+        &self,
+        session: &mut Session,
+        obj: Object,
+        cache: &'static str,
+    ) -> Handled {
+        let not_modified =
+            etag_matches(header(session, "if-none-match").as_deref(), &obj.meta.etag);
+        let head = session.req_header().method == http::Method::HEAD;
+        let mut resp = self.tarball_header(
+            if not_modified { 304 } else { 200 },
+            Some(&obj.meta.etag),
+            cache,
+        )?;
+        if not_modified {
+            send_header(session, resp).await?;
+            return send_body(session, Bytes::new(), true).await;
+        }
+        insert(&mut resp, "content-length", obj.meta.size)?;
+        send_header(session, resp).await?;
+        if head {
+            return send_body(session, Bytes::new(), true).await;
+        }
+        let mut body = obj.body;
+        let mut sent = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| Failure::Abort(format!("store read: {e}")))?;
+            sent += chunk.len() as u64;
+            send_body(session, chunk, false).await?;
+        }
+        if sent != obj.meta.size {
+            return Err(Failure::Abort(format!(
+                "store returned {sent} of {} bytes",
+                obj.meta.size
+            )));
+        }
+        self.metrics.tarball_bytes(sent);
+        send_body(session, Bytes::new(), true).await
+    }
+
+    /// Serves a tarball still being downloaded (see `tarballs` for the guarantees).
+    async fn send_download(
+        &self,
+        session: &mut Session,
+        d: &Download,
+        name: &PackageName,
+        file: &TarballFile,
+    ) -> Handled {
+        let mut rx = d.progress.clone();
+        let started = loop {
+            let p = rx.borrow_and_update().clone();
+            if let Some(Outcome::Failed(why)) = p.outcome {
+                return Err(NpmError::BadGateway(why).into());
+            }
+            if p.outcome.is_some() {
+                break None;
+            }
+            if let Some(len) = p.started {
+                break Some(len);
+            }
+            if rx.changed().await.is_err() {
+                return Err(NpmError::Internal("download task vanished".into()).into());
+            }
+        };
+        let head = session.req_header().method == http::Method::HEAD;
+        let small = match started {
+            Some(Some(len)) => len <= self.settings.verify_before_send_bytes,
+            // Unknown length: no way to withhold "the last byte" safely; wait for the verdict.
+            _ => true,
+        };
+        if small || head {
+            return self.send_after_verdict(session, rx, name, file).await;
+        }
+        let len = started.flatten().unwrap_or(0);
+        let mut f = match tokio::fs::File::open(&d.path).await {
+            Ok(f) => f,
+            // Already committed and moved: serve the stored copy.
+            Err(_) => return self.send_after_verdict(session, rx, name, file).await,
+        };
+        let mut resp = self.tarball_header(200, None, "miss")?;
+        insert(&mut resp, "content-length", len)?;
+        send_header(session, resp).await?;
+        let mut sent = 0u64;
+        let mut buf = BytesMut::with_capacity(FILE_READ_CHUNK);
+        loop {
+            let p = rx.borrow_and_update().clone();
+            let allowed = match &p.outcome {
+                Some(Outcome::Failed(why)) => return Err(Failure::Abort(why.clone())),
+                Some(Outcome::Stored) => len,
+                // The last byte waits for the verdict on all the others.
+                None => p.written.min(len.saturating_sub(1)),
+            };
+            if sent < allowed {
+                let want = usize::try_from(allowed - sent)
+                    .unwrap_or(FILE_READ_CHUNK)
+                    .min(FILE_READ_CHUNK);
+                buf.clear();
+                buf.resize(want, 0);
+                f.seek(std::io::SeekFrom::Start(sent))
+                    .await
+                    .map_err(|e| Failure::Abort(format!("staging read: {e}")))?;
+                let n = f
+                    .read(&mut buf[..want])
+                    .await
+                    .map_err(|e| Failure::Abort(format!("staging read: {e}")))?;
+                if n == 0 {
+                    return Err(Failure::Abort("staging file shorter than reported".into()));
+                }
+                sent += n as u64;
+                send_body(session, buf.split_to(n).freeze(), false).await?;
+                continue;
+            }
+            if sent == len && matches!(p.outcome, Some(Outcome::Stored)) {
+                self.metrics.tarball_bytes(sent);
+                return send_body(session, Bytes::new(), true).await;
+            }
+            if rx.changed().await.is_err() {
+                return Err(Failure::Abort("download task vanished".into()));
+            }
+        }
+    }
+
+    async fn send_after_verdict(
+        &self,
+        session: &mut Session,
+        mut rx: tokio::sync::watch::Receiver<crate::tarballs::Progress>,
+        name: &PackageName,
+        file: &TarballFile,
+    ) -> Handled {
+        loop {
+            let outcome = rx.borrow_and_update().outcome.clone();
+            match outcome {
+                Some(Outcome::Failed(why)) => return Err(NpmError::BadGateway(why).into()),
+                Some(Outcome::Stored) => break,
+                None => {
+                    if rx.changed().await.is_err() {
+                        return Err(NpmError::Internal("download task vanished".into()).into());
+                    }
+                }
+            }
+        }
+        let key = crate::store::Key::public_tarball(name, file);
+        let obj = self
+            .tarballs
+            .store()
+            .get(&key)
+            .await
+            .map_err(NpmError::from)?
+            .ok_or_else(|| NpmError::Internal("stored tarball vanished".into()))?;
+        self.send_stored(session, obj, "miss").await
+    }
+
+    async fn forward(
+        &self,
+        session: &mut Session,
+        method: http::Method,
+        path_and_query: &str,
+    ) -> Handled {
+        if session.req_header().headers.contains_key("expect") {
+            session
+                .write_continue_response()
+                .await
+                .map_err(|e| Failure::Abort(e.to_string()))?;
+        }
+        let mut body = BytesMut::new();
+        while let Some(chunk) = session
+            .read_request_body()
+            .await
+            .map_err(|e| NpmError::BadRequest(format!("cannot read request body: {e}")))?
+        {
+            if body.len() + chunk.len() > MAX_FORWARD_BODY {
+                return Err(NpmError::BadRequest("request body too large".into()).into());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let headers = session.req_header().headers.clone();
+        let res = self
+            .upstream
+            .forward(method, path_and_query, &headers, body.freeze())
+            .await
+            .map_err(NpmError::from)?;
+        let mut resp = response(res.status().as_u16())?;
+        for name in [
+            "content-type",
+            "cache-control",
+            "etag",
+            "last-modified",
+            "npm-notice",
+            "content-length",
+        ] {
+            if let Some(v) = res.headers().get(name).and_then(|v| v.to_str().ok()) {
+                let v = v.to_string();
+                resp.insert_header(name, v)
+                    .map_err(|e| Failure::Npm(NpmError::Internal(e.to_string())))?;
+            }
+        }
+        if !res.headers().contains_key("content-length") {
+            insert(&mut resp, "transfer-encoding", "chunked")?;
+        }
+        send_header(session, resp).await?;
+        let mut stream = res.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| Failure::Abort(format!("upstream body: {e}")))?;
+            send_body(session, chunk, false).await?;
+        }
+        send_body(session, Bytes::new(), true).await
+    }
+}
+
+#[async_trait::async_trait]
+impl ProxyHttp for App {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            route: "unrouted",
+            status: 0,
+        }
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut Ctx,
+    ) -> pingora::Result<Box<HttpPeer>> {
+        // Every request is answered in request_filter; reaching here is a bug.
+        Err(pingora::Error::explain(
+            pingora::ErrorType::InternalError,
+            "nproxy answers every request itself",
+        ))
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
+        match self.handle(session, ctx).await {
+            Ok(()) => {
+                ctx.status = session
+                    .response_written()
+                    .map(|r| r.status.as_u16())
+                    .unwrap_or(200);
+                Ok(true)
+            }
+            Err(Failure::Npm(e)) if session.response_written().is_none() => {
+                ctx.status = e.status();
+                if e.status() >= 500 {
+                    tracing::warn!(path = %session.req_header().uri, status = e.status(), error = %e, "request failed");
+                }
+                send_npm_error(session, &e).await?;
+                Ok(true)
+            }
+            Err(Failure::Npm(e)) => Err(pingora::Error::explain(
+                pingora::ErrorType::InternalError,
+                e.to_string(),
+            )),
+            Err(Failure::Abort(why)) => {
+                ctx.status = 0;
+                tracing::warn!(path = %session.req_header().uri, reason = %why, "response cut off");
+                Err(pingora::Error::explain(
+                    pingora::ErrorType::InternalError,
+                    why,
+                ))
+            }
+        }
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &pingora::Error,
+        _ctx: &mut Ctx,
+    ) -> FailToProxy
+    where
+        Ctx: Send + Sync,
+    {
+        // Once headers are out, writing an error would only corrupt the stream: close instead.
+        if session.response_written().is_none() {
+            let _ = send_npm_error(session, &NpmError::Internal(e.to_string())).await;
+        }
+        FailToProxy {
+            error_code: 0,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&pingora::Error>, ctx: &mut Ctx) {
+        let status = if e.is_some() && ctx.status == 0 {
+            0
+        } else {
+            ctx.status
+        };
+        self.metrics.request(ctx.route, status);
+        tracing::debug!(method = %session.req_header().method, path = %session.req_header().uri, status, route = ctx.route, "request");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_negotiation() {
+        assert!(accepts_gzip(Some("gzip, deflate, br")));
+        assert!(accepts_gzip(Some("br;q=1.0, gzip;q=0.8")));
+        assert!(!accepts_gzip(Some("gzip;q=0")));
+        assert!(!accepts_gzip(Some("identity")));
+        assert!(!accepts_gzip(None));
+    }
+
+    #[test]
+    fn etags() {
+        assert!(etag_matches(Some("\"abc\""), "\"abc\""));
+        assert!(etag_matches(Some("W/\"abc\""), "\"abc\""));
+        assert!(etag_matches(Some("\"x\", \"abc-gz\""), "\"abc\""));
+        assert!(etag_matches(Some("\"abc\""), "\"abc-gz\""));
+        assert!(etag_matches(Some("*"), "\"abc\""));
+        assert!(!etag_matches(Some("\"abd\""), "\"abc\""));
+        assert!(!etag_matches(None, "\"abc\""));
+    }
+}

@@ -1,0 +1,206 @@
+//! The local-folder blob store. Atomicity comes from the filesystem: every write lands in a
+//! staging file first, then `rename` (overwrite) or `link` (create-only) puts it in place.
+//! Compare-and-swap holds an exclusive file lock per key while it checks and renames, so it
+//! is safe across processes sharing the folder too.
+
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio_util::io::ReaderStream;
+
+use super::{BlobStore, Key, Object, ObjectMeta, PutBody, PutMode, StoreError};
+
+const STAGING: &str = ".tmp";
+const LOCKS: &str = ".locks";
+const READ_CHUNK: usize = 256 * 1024;
+
+pub struct LocalStore {
+    root: PathBuf,
+    staging: PathBuf,
+}
+
+impl LocalStore {
+    pub fn open(root: impl Into<PathBuf>) -> io::Result<Self> {
+        let root = root.into();
+        std::fs::create_dir_all(&root)?;
+        let staging = root.join(STAGING);
+        std::fs::create_dir_all(&staging)?;
+        std::fs::create_dir_all(root.join(LOCKS))?;
+        Ok(Self { root, staging })
+    }
+
+    fn path(&self, key: &Key) -> PathBuf {
+        self.root.join(key.as_str())
+    }
+}
+
+/// Changes on every write: a new inode (rename/link of a fresh file) and a new mtime.
+fn etag_of(meta: &std::fs::Metadata) -> String {
+    let nanos = meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128;
+    format!("{:x}-{:x}-{:x}", meta.ino(), meta.size(), nanos)
+}
+
+fn object_meta(meta: &std::fs::Metadata) -> ObjectMeta {
+    ObjectMeta {
+        size: meta.size(),
+        etag: etag_of(meta),
+    }
+}
+
+fn not_found_is_none<T>(r: io::Result<T>) -> io::Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Backend(format!("blocking task failed: {e}")))?
+}
+
+fn stage_bytes(dir: &Path, bytes: &Bytes) -> io::Result<tempfile::TempPath> {
+    use std::io::Write;
+    let mut f = tempfile::Builder::new().prefix("put-").tempfile_in(dir)?;
+    f.write_all(bytes)?;
+    f.as_file().sync_all()?;
+    Ok(f.into_temp_path())
+}
+
+#[async_trait::async_trait]
+impl BlobStore for LocalStore {
+    async fn get(&self, key: &Key) -> Result<Option<Object>, StoreError> {
+        let Some(file) = not_found_is_none(tokio::fs::File::open(self.path(key)).await)? else {
+            return Ok(None);
+        };
+        // Meta from the open handle, so etag and bytes describe the same version.
+        let meta = file.metadata().await?;
+        if !meta.is_file() {
+            return Ok(None);
+        }
+        let size = meta.len();
+        let cap = usize::try_from(size)
+            .unwrap_or(READ_CHUNK)
+            .clamp(1, READ_CHUNK);
+        let body = ReaderStream::with_capacity(file, cap).boxed();
+        Ok(Some(Object {
+            meta: object_meta(&meta),
+            body,
+        }))
+    }
+
+    async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>, StoreError> {
+        let meta = not_found_is_none(tokio::fs::metadata(self.path(key)).await)?;
+        Ok(meta.filter(|m| m.is_file()).map(|m| object_meta(&m)))
+    }
+
+    async fn put(&self, key: &Key, body: PutBody, mode: PutMode) -> Result<ObjectMeta, StoreError> {
+        let target = self.path(key);
+        let lock_path = self.root.join(LOCKS).join(key.as_str());
+        let staged = match body {
+            PutBody::File(p) => p,
+            PutBody::Bytes(b) => {
+                let dir = self.staging.clone();
+                blocking(move || Ok(stage_bytes(&dir, &b)?)).await?
+            }
+        };
+        blocking(move || {
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            match mode {
+                PutMode::Overwrite => {
+                    staged.persist(&target).map_err(|e| e.error)?;
+                }
+                PutMode::CreateOnly => match staged.persist_noclobber(&target) {
+                    Ok(()) => {}
+                    Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => {
+                        return Err(StoreError::PreconditionFailed)
+                    }
+                    Err(e) => return Err(e.error.into()),
+                },
+                PutMode::IfMatch(expected) => {
+                    if let Some(parent) = lock_path.parent() {
+                        std::fs::create_dir_all(parent)?;
+                    }
+                    let lock = std::fs::OpenOptions::new()
+                        .create(true)
+                        .truncate(false)
+                        .write(true)
+                        .open(&lock_path)?;
+                    lock.lock()?;
+                    let current = not_found_is_none(std::fs::metadata(&target))?;
+                    if current.map(|m| etag_of(&m)).as_deref() != Some(expected.as_str()) {
+                        return Err(StoreError::PreconditionFailed);
+                    }
+                    staged.persist(&target).map_err(|e| e.error)?;
+                    // Unlocks when `lock` drops, after the rename is visible.
+                }
+            }
+            let meta = std::fs::metadata(&target)?;
+            Ok(object_meta(&meta))
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        not_found_is_none(tokio::fs::remove_file(self.path(key)).await)?;
+        Ok(())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<Key>, StoreError> {
+        let root = self.root.clone();
+        let prefix = prefix.to_string();
+        blocking(move || {
+            // Walk from the deepest folder the prefix names, then filter by the full prefix.
+            let dir_part = prefix.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+            let start = if dir_part.is_empty() {
+                root.clone()
+            } else {
+                root.join(dir_part)
+            };
+            let mut out = Vec::new();
+            walk(&root, &start, &prefix, &mut out)?;
+            out.sort();
+            Ok(out)
+        })
+        .await
+    }
+
+    fn staging_dir(&self) -> &Path {
+        &self.staging
+    }
+}
+
+fn walk(root: &Path, dir: &Path, prefix: &str, out: &mut Vec<Key>) -> io::Result<()> {
+    let Some(entries) = not_found_is_none(std::fs::read_dir(dir))? else {
+        return Ok(());
+    };
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        let file_type = entry.file_type()?;
+        let Ok(rel) = path.strip_prefix(root) else {
+            continue;
+        };
+        let Some(rel) = rel.to_str() else { continue };
+        if rel.starts_with(STAGING) || rel.starts_with(LOCKS) {
+            continue;
+        }
+        if file_type.is_dir() {
+            walk(root, &path, prefix, out)?;
+        } else if file_type.is_file() && rel.starts_with(prefix) {
+            if let Some(k) = Key::parse(rel) {
+                out.push(k);
+            }
+        }
+    }
+    Ok(())
+}

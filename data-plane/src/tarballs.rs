@@ -1,0 +1,226 @@
+//! Public tarballs: served from the blob store when cached; otherwise downloaded once from
+//! the upstream, whoever asks for it meanwhile.
+//!
+//! A cold download runs in its own task and writes to a staging file while hashing. Every
+//! client of that tarball (the first and any that join) reads the staging file as it grows,
+//! and the last bytes are released only once the whole download matched the packument's
+//! integrity. A mismatch or a truncated download is never stored, and clients never get a
+//! complete response of bad bytes: small tarballs wait for the verdict (a clean 502), large
+//! ones are cut off before their end.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
+
+use crate::error::NpmError;
+use crate::integrity::Verifier;
+use crate::metrics::Metrics;
+use crate::names::{PackageName, TarballFile};
+use crate::packuments::Packuments;
+use crate::store::{BlobStore, Key, Object, PutBody, PutMode, StoreError};
+use crate::upstream::Upstream;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Stored,
+    Failed(String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    /// `None` until the upstream's response headers arrived.
+    pub started: Option<Option<u64>>,
+    /// Bytes written to the staging file so far.
+    pub written: u64,
+    pub outcome: Option<Outcome>,
+}
+
+/// A download in flight, shared by everyone who asked for the tarball meanwhile.
+pub struct Download {
+    pub path: PathBuf,
+    pub progress: watch::Receiver<Progress>,
+}
+
+pub enum Source {
+    Stored(Object),
+    Downloading(Arc<Download>),
+}
+
+pub struct Tarballs {
+    store: Arc<dyn BlobStore>,
+    upstream: Arc<Upstream>,
+    packuments: Arc<Packuments>,
+    metrics: Metrics,
+    downloads: Mutex<HashMap<Key, Arc<Download>>>,
+}
+
+impl Tarballs {
+    pub fn new(
+        store: Arc<dyn BlobStore>,
+        upstream: Arc<Upstream>,
+        packuments: Arc<Packuments>,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            store,
+            upstream,
+            packuments,
+            metrics,
+            downloads: Mutex::default(),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn BlobStore> {
+        &self.store
+    }
+
+    pub async fn open(
+        self: &Arc<Self>,
+        name: &PackageName,
+        file: &TarballFile,
+    ) -> Result<Source, NpmError> {
+        let key = Key::public_tarball(name, file);
+        if let Some(obj) = self.store.get(&key).await? {
+            self.metrics.cache("tarball", "hit");
+            return Ok(Source::Stored(obj));
+        }
+        if let Some(d) = self.joinable(&key) {
+            self.metrics.cache("tarball", "joined");
+            return Ok(Source::Downloading(d));
+        }
+        // Cold: the packument says where the bytes are and what they must hash to.
+        let mut state = self
+            .packuments
+            .state(name, false)
+            .await
+            .map_err(|e| NpmError::from_shared(&e))?;
+        if !state.tarballs.contains_key(file.as_str()) {
+            // Maybe published since the last revalidation.
+            state = self
+                .packuments
+                .state(name, true)
+                .await
+                .map_err(|e| NpmError::from_shared(&e))?;
+        }
+        let Some(dist) = state.tarballs.get(file.as_str()).cloned() else {
+            return Err(NpmError::NotFound(format!(
+                "{name}@{} not found",
+                file.version()
+            )));
+        };
+        let verifier = Verifier::new(&dist)?;
+        let url = self
+            .upstream
+            .tarball_url(name, file.as_str(), dist.upstream_url.as_deref());
+        self.metrics.cache("tarball", "miss");
+        let staged = tempfile::Builder::new()
+            .prefix("dl-")
+            .tempfile_in(self.store.staging_dir())
+            .map_err(StoreError::from)?
+            .into_temp_path();
+        let (tx, rx) = watch::channel(Progress::default());
+        let download = Arc::new(Download {
+            path: staged.to_path_buf(),
+            progress: rx,
+        });
+        {
+            let mut downloads = self.downloads.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(d) = downloads.get(&key) {
+                // Someone started it while we looked at the packument.
+                return Ok(Source::Downloading(d.clone()));
+            }
+            downloads.insert(key.clone(), download.clone());
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let outcome = this.download(&key, &url, staged, verifier, &tx).await;
+            if let Outcome::Failed(why) = &outcome {
+                tracing::warn!(tarball = %key, url = %url, error = %why, "tarball download failed; nothing stored");
+            }
+            tx.send_modify(|p| p.outcome = Some(outcome));
+            this.downloads
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+        });
+        Ok(Source::Downloading(download))
+    }
+
+    fn joinable(&self, key: &Key) -> Option<Arc<Download>> {
+        self.downloads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    async fn download(
+        &self,
+        key: &Key,
+        url: &str,
+        staged: tempfile::TempPath,
+        mut verifier: Verifier,
+        tx: &watch::Sender<Progress>,
+    ) -> Outcome {
+        let dl = match self.upstream.tarball(url).await {
+            Ok(dl) => dl,
+            Err(e) => return Outcome::Failed(e.to_string()),
+        };
+        tx.send_modify(|p| p.started = Some(dl.len));
+        let mut file = match tokio::fs::OpenOptions::new()
+            .write(true)
+            .open(&staged)
+            .await
+        {
+            Ok(f) => f,
+            Err(e) => return Outcome::Failed(format!("staging file: {e}")),
+        };
+        let mut body = dl.body;
+        let mut written = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => return Outcome::Failed(format!("download interrupted: {e}")),
+            };
+            verifier.update(&chunk);
+            if let Err(e) = file.write_all(&chunk).await {
+                return Outcome::Failed(format!("staging file: {e}"));
+            }
+            written += chunk.len() as u64;
+            if dl.len.is_some_and(|len| written > len) {
+                return Outcome::Failed("upstream sent more bytes than announced".into());
+            }
+            // Readers may only read what has reached the file.
+            if let Err(e) = file.flush().await {
+                return Outcome::Failed(format!("staging file: {e}"));
+            }
+            tx.send_modify(|p| p.written = written);
+        }
+        if dl.len.is_some_and(|len| written != len) {
+            return Outcome::Failed(format!(
+                "upstream sent {written} bytes of {} announced",
+                dl.len.unwrap_or(0)
+            ));
+        }
+        if let Err(e) = verifier.finish() {
+            return Outcome::Failed(e.to_string());
+        }
+        if let Err(e) = file.sync_all().await {
+            return Outcome::Failed(format!("staging file: {e}"));
+        }
+        drop(file);
+        match self
+            .store
+            .put(key, PutBody::File(staged), PutMode::CreateOnly)
+            .await
+        {
+            // Another data plane stored the same immutable bytes first: just as good.
+            Ok(_) | Err(StoreError::PreconditionFailed) => Outcome::Stored,
+            Err(e) => Outcome::Failed(format!("cannot store the tarball: {e}")),
+        }
+    }
+}
