@@ -1,1 +1,10 @@
+//! nproxy's cross-component tests: one binary (so the build links once), real processes.
 
+mod support;
+
+mod http_api;
+mod installs;
+mod resilience;
+mod single_flight;
+mod storage;
+mod tarball_integrity;

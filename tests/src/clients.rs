@@ -1,0 +1,203 @@
+//! Real npm, pnpm and yarn, each with its own config, cache and home, so nothing from the
+//! machine's user config (or another test) leaks in.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::procs::tools_dir;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    Npm,
+    Pnpm,
+    Yarn1,
+    Yarn4,
+}
+
+pub struct Project {
+    pub dir: PathBuf,
+    home: PathBuf,
+    registry: String,
+}
+
+pub struct Run {
+    pub ok: bool,
+    pub output: String,
+}
+
+fn describe(out: &Output) -> String {
+    format!(
+        "exit: {}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn tool(rel: &str) -> PathBuf {
+    let p = tools_dir().join(rel);
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/install-test-tools.sh",
+        p.display()
+    );
+    p
+}
+
+impl Project {
+    /// A project in `dir` that depends on `deps` (name → range), using `registry`.
+    pub fn new(dir: &Path, registry: &str, deps: &[(&str, &str)]) -> Project {
+        let home = dir.join("home");
+        let project = dir.join("project");
+        std::fs::create_dir_all(&home).expect("home");
+        std::fs::create_dir_all(&project).expect("project");
+        let deps: serde_json::Map<String, serde_json::Value> = deps
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
+            .collect();
+        let pkg = serde_json::json!({
+            "name": "fixture-project",
+            "version": "1.0.0",
+            "private": true,
+            "dependencies": deps,
+        });
+        std::fs::write(
+            project.join("package.json"),
+            serde_json::to_string_pretty(&pkg).expect("json"),
+        )
+        .expect("package.json");
+        let registry = format!("{}/", registry.trim_end_matches('/'));
+        let npmrc = format!(
+            "registry={registry}\ncache={}\nomit-lockfile-registry-resolved=false\naudit=false\nfund=false\nupdate-notifier=false\nfetch-retries=0\nprefer-online=true\n",
+            home.join("npm-cache").display()
+        );
+        std::fs::write(home.join(".npmrc"), npmrc).expect(".npmrc");
+        Project {
+            dir: project,
+            home,
+            registry,
+        }
+    }
+
+    fn command(&self, program: &Path) -> Command {
+        let mut c = Command::new(program);
+        c.current_dir(&self.dir)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("npm_config_userconfig", self.home.join(".npmrc"))
+            .env("npm_config_globalconfig", self.home.join("global-npmrc"))
+            .env("XDG_CONFIG_HOME", self.home.join(".config"))
+            .env("XDG_CACHE_HOME", self.home.join(".cache"))
+            .env("XDG_DATA_HOME", self.home.join(".local/share"))
+            .env("CI", "true");
+        c
+    }
+
+    fn run(&self, mut c: Command) -> Run {
+        let out = c.output().expect("run client");
+        Run {
+            ok: out.status.success(),
+            output: describe(&out),
+        }
+    }
+
+    /// Forgets every cached package of every client, as a fresh CI machine would.
+    pub fn clear_caches(&self) {
+        for d in ["npm-cache", ".cache", ".local", "pnpm-store", "yarn1-cache", "yarn4-cache"] {
+            let _ = std::fs::remove_dir_all(self.home.join(d));
+        }
+    }
+
+    pub fn remove_node_modules(&self) {
+        let _ = std::fs::remove_dir_all(self.dir.join("node_modules"));
+    }
+
+    pub fn install(&self, client: Client) -> Run {
+        match client {
+            Client::Npm => {
+                let mut c = self.command(Path::new("npm"));
+                c.arg("install");
+                self.run(c)
+            }
+            Client::Pnpm => {
+                let mut c = self.command(&tool("node_modules/.bin/pnpm"));
+                c.args(["install", "--registry", &self.registry])
+                    .arg("--store-dir")
+                    .arg(self.home.join("pnpm-store"))
+                    .arg("--config.minimum-release-age=0");
+                self.run(c)
+            }
+            Client::Yarn1 => {
+                // Not .bin/yarn: yarn 4's package claims that name too.
+                let mut c = self.command(Path::new("node"));
+                c.arg(tool("node_modules/yarn/bin/yarn.js"));
+                c.args(["install", "--non-interactive", "--registry", &self.registry])
+                    .arg("--cache-folder")
+                    .arg(self.home.join("yarn1-cache"));
+                self.run(c)
+            }
+            Client::Yarn4 => {
+                let rc = format!(
+                    "npmRegistryServer: \"{}\"\nunsafeHttpWhitelist:\n  - \"127.0.0.1\"\nenableGlobalCache: false\ncacheFolder: \"{}\"\nnodeLinker: node-modules\nenableTelemetry: false\nenableImmutableInstalls: false\nenableNetwork: true\n",
+                    self.registry.trim_end_matches('/'),
+                    self.home.join("yarn4-cache").display()
+                );
+                std::fs::write(self.dir.join(".yarnrc.yml"), rc).expect(".yarnrc.yml");
+                let mut c = self.command(Path::new("node"));
+                c.arg(tool("node_modules/@yarnpkg/cli-dist/bin/yarn.js"))
+                    .arg("install")
+                    .env("YARN_IGNORE_PATH", "1")
+                    .env("YARN_ENABLE_TELEMETRY", "0");
+                self.run(c)
+            }
+        }
+    }
+
+    /// Runs `npm <args>` in the project.
+    pub fn npm(&self, args: &[&str]) -> Run {
+        let mut c = self.command(Path::new("npm"));
+        c.args(args);
+        self.run(c)
+    }
+
+    /// `version` of `name` as installed in node_modules, if any.
+    pub fn installed_version(&self, name: &str) -> Option<String> {
+        let p = self.dir.join("node_modules").join(name).join("package.json");
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).ok()?).ok()?;
+        v.get("version")?.as_str().map(str::to_string)
+    }
+
+    /// The version of `name` that node resolves from the project, or (for a transitive
+    /// dependency) from inside the package `from`. Works for every client's layout.
+    pub fn resolved_version(&self, from: Option<&str>, name: &str) -> Option<String> {
+        let script = format!(
+            "const p=require('path');const base={};console.log(require(require.resolve({:?}, {{paths:[base]}})).version)",
+            match from {
+                Some(f) => format!("p.dirname(require.resolve({:?}, {{paths:[process.cwd()]}}))", format!("{f}/package.json")),
+                None => "process.cwd()".to_string(),
+            },
+            format!("{name}/package.json"),
+        );
+        let out = self.command(Path::new("node")).args(["-e", &script]).output().ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// Every `resolved` URL in npm's package-lock.json.
+    pub fn npm_lock_resolved(&self) -> Vec<String> {
+        let lock: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(self.dir.join("package-lock.json")).expect("package-lock.json"),
+        )
+        .expect("lock json");
+        lock.get("packages")
+            .and_then(|p| p.as_object())
+            .map(|ps| {
+                ps.values()
+                    .filter_map(|p| p.get("resolved")?.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,283 @@
+//! A local upstream registry standing in for the public one: serves fixture packuments and
+//! tarballs over real HTTP, records every request, and can be stopped, restarted, made to
+//! hold tarball answers back, made to serve corrupt bytes, or made to forget versions.
+
+use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::fixtures::FixturePackage;
+
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub headers: http::HeaderMap,
+}
+
+#[derive(Default)]
+struct State {
+    packuments: HashMap<String, Value>,
+    tarballs: HashMap<String, Bytes>,
+    /// Tarball paths served with their last byte flipped.
+    corrupt: HashSet<String>,
+    requests: Vec<Recorded>,
+    /// Canned answers for other paths (search, audit): status and JSON body.
+    canned: HashMap<String, (u16, Value)>,
+}
+
+pub struct Registry {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    /// `true` while tarball answers are held back.
+    hold: watch::Sender<bool>,
+    server: Mutex<Option<JoinSet<()>>>,
+}
+
+fn json_response(status: u16, v: &Value) -> Response<Full<Bytes>> {
+    let body = serde_json::to_vec(v).unwrap_or_default();
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_default()
+}
+
+impl Registry {
+    /// Starts on a free loopback port with the given packages.
+    pub async fn start(packages: &[FixturePackage]) -> Arc<Registry> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind registry");
+        let addr = listener.local_addr().expect("addr");
+        let (hold, _) = watch::channel(false);
+        let reg = Arc::new(Registry {
+            addr,
+            state: Arc::default(),
+            hold,
+            server: Mutex::new(None),
+        });
+        for p in packages {
+            reg.publish(p);
+        }
+        reg.serve(listener);
+        reg
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Adds or replaces a package.
+    pub fn publish(&self, p: &FixturePackage) {
+        let mut s = self.state.lock().expect("state");
+        s.packuments.insert(p.name.clone(), p.packument(&self.url()));
+        for (v, fv) in &p.versions {
+            s.tarballs.insert(p.tarball_path(v), fv.tarball.bytes.clone());
+        }
+    }
+
+    /// Removes one version from the packument and deletes its tarball, as an unpublish would.
+    pub fn unpublish_version(&self, p: &FixturePackage, version: &str) {
+        let mut s = self.state.lock().expect("state");
+        if let Some(doc) = s.packuments.get_mut(&p.name) {
+            if let Some(vs) = doc.get_mut("versions").and_then(Value::as_object_mut) {
+                vs.remove(version);
+            }
+            if let Some(t) = doc.get_mut("time").and_then(Value::as_object_mut) {
+                t.remove(version);
+            }
+        }
+        s.tarballs.remove(&p.tarball_path(version));
+    }
+
+    /// Forgets a whole package: its packument and every tarball answer 404.
+    pub fn remove_package(&self, p: &FixturePackage) {
+        let mut s = self.state.lock().expect("state");
+        s.packuments.remove(&p.name);
+        for v in p.versions.keys() {
+            s.tarballs.remove(&p.tarball_path(v));
+        }
+    }
+
+    /// Serves this tarball path with corrupted bytes (same length).
+    pub fn corrupt(&self, tarball_path: &str) {
+        self.state
+            .lock()
+            .expect("state")
+            .corrupt
+            .insert(tarball_path.to_string());
+    }
+
+    pub fn uncorrupt(&self, tarball_path: &str) {
+        self.state
+            .lock()
+            .expect("state")
+            .corrupt
+            .remove(tarball_path);
+    }
+
+    pub fn canned(&self, path: &str, status: u16, body: Value) {
+        self.state
+            .lock()
+            .expect("state")
+            .canned
+            .insert(path.to_string(), (status, body));
+    }
+
+    /// Holds every tarball answer until `release` (or `hold(false)`).
+    pub fn hold_tarballs(&self, on: bool) {
+        self.hold.send_replace(on);
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.lock().expect("state").requests.clone()
+    }
+
+    pub fn count(&self, method: &str, path: &str) -> usize {
+        self.state
+            .lock()
+            .expect("state")
+            .requests
+            .iter()
+            .filter(|r| r.method == method && r.path == path)
+            .count()
+    }
+
+    pub fn tarball_requests(&self) -> usize {
+        self.state
+            .lock()
+            .expect("state")
+            .requests
+            .iter()
+            .filter(|r| r.path.ends_with(".tgz"))
+            .count()
+    }
+
+    /// Stops answering: the port refuses connections until `restart`.
+    pub fn stop(&self) {
+        if let Some(mut set) = self.server.lock().expect("server").take() {
+            set.abort_all();
+        }
+    }
+
+    pub async fn restart(self: &Arc<Self>) {
+        self.stop();
+        let listener = TcpListener::bind(self.addr).await.expect("rebind registry");
+        self.serve(listener);
+    }
+
+    fn serve(self: &Arc<Self>, listener: TcpListener) {
+        let mut set = JoinSet::new();
+        let reg = self.clone();
+        let conns: Arc<Mutex<JoinSet<()>>> = Arc::default();
+        let conns2 = conns.clone();
+        set.spawn(async move {
+            // Connections die with the accept loop: dropping the set aborts them.
+            let _keep = conns2;
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let reg = reg.clone();
+                _keep.lock().expect("conns").spawn(async move {
+                    let svc = service_fn(move |req| {
+                        let reg = reg.clone();
+                        async move { Ok::<_, Infallible>(reg.handle(req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        *self.server.lock().expect("server") = Some(set);
+    }
+
+    async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let method = req.method().to_string();
+        let path = req.uri().path().to_string();
+        let headers = req.headers().clone();
+        let _ = req.into_body().collect().await;
+        self.state.lock().expect("state").requests.push(Recorded {
+            method: method.clone(),
+            path: path.clone(),
+            headers: headers.clone(),
+        });
+        if let Some((status, body)) = self.state.lock().expect("state").canned.get(&path).cloned() {
+            return json_response(status, &body);
+        }
+        if path.ends_with(".tgz") {
+            let mut rx = self.hold.subscribe();
+            while *rx.borrow_and_update() {
+                if rx.changed().await.is_err() {
+                    break;
+                }
+            }
+            let (bytes, corrupt) = {
+                let s = self.state.lock().expect("state");
+                (s.tarballs.get(&path).cloned(), s.corrupt.contains(&path))
+            };
+            return match bytes {
+                Some(b) => {
+                    let b = if corrupt {
+                        let mut v = b.to_vec();
+                        if let Some(last) = v.last_mut() {
+                            *last ^= 0xff;
+                        }
+                        Bytes::from(v)
+                    } else {
+                        b
+                    };
+                    Response::builder()
+                        .header("content-type", "application/octet-stream")
+                        .header("content-length", b.len())
+                        .body(Full::new(b))
+                        .unwrap_or_default()
+                }
+                None => json_response(404, &serde_json::json!({"error": "not found"})),
+            };
+        }
+        let name = percent_encoding::percent_decode_str(path.trim_start_matches('/'))
+            .decode_utf8_lossy()
+            .to_string();
+        let doc = self.state.lock().expect("state").packuments.get(&name).cloned();
+        match doc {
+            Some(doc) => {
+                let body = serde_json::to_vec(&doc).unwrap_or_default();
+                let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&body)[..8]));
+                let inm = headers.get("if-none-match").and_then(|v| v.to_str().ok());
+                if inm == Some(etag.as_str()) {
+                    return Response::builder()
+                        .status(StatusCode::NOT_MODIFIED)
+                        .header("etag", etag)
+                        .body(Full::new(Bytes::new()))
+                        .unwrap_or_default();
+                }
+                Response::builder()
+                    .header("content-type", "application/json")
+                    .header("etag", etag)
+                    .body(Full::new(Bytes::from(body)))
+                    .unwrap_or_default()
+            }
+            None => json_response(404, &serde_json::json!({"error": "not found"})),
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

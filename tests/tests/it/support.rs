@@ -1,0 +1,106 @@
+//! The test environment builder: a fixture upstream, a data plane in front of it, a temp dir.
+
+use std::sync::Arc;
+
+use nproxy_tests::fixtures::{self, FixturePackage};
+use nproxy_tests::procs::{DataPlane, DataPlaneOptions, Storage};
+use nproxy_tests::registry::Registry;
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub registry: Arc<Registry>,
+    pub fixtures: Vec<FixturePackage>,
+    pub dp: DataPlane,
+}
+
+pub struct EnvBuilder {
+    env: Vec<(String, String)>,
+    extra: Vec<FixturePackage>,
+    storage: Option<Storage>,
+}
+
+impl EnvBuilder {
+    /// Adds an `NPROXY_*` setting for the data plane.
+    pub fn set(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn package(mut self, p: FixturePackage) -> Self {
+        self.extra.push(p);
+        self
+    }
+
+    pub fn storage(mut self, s: Storage) -> Self {
+        self.storage = Some(s);
+        self
+    }
+
+    pub async fn start(self) -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut fixtures = fixtures::standard();
+        fixtures.extend(self.extra);
+        let registry = Registry::start(&fixtures).await;
+        let storage = self
+            .storage
+            .unwrap_or_else(|| Storage::Local(dir.path().join("store")));
+        let dp = DataPlane::start(
+            &dir.path().join("dp"),
+            DataPlaneOptions {
+                upstream: registry.url(),
+                storage,
+                env: self.env,
+            },
+        )
+        .await;
+        Env {
+            dir,
+            registry,
+            fixtures,
+            dp,
+        }
+    }
+}
+
+impl Env {
+    pub fn builder() -> EnvBuilder {
+        EnvBuilder {
+            env: Vec::new(),
+            extra: Vec::new(),
+            storage: None,
+        }
+    }
+
+    pub async fn start() -> Env {
+        Self::builder().start().await
+    }
+
+    pub fn fixture(&self, name: &str) -> &FixturePackage {
+        self.fixtures
+            .iter()
+            .find(|f| f.name == name)
+            .unwrap_or_else(|| panic!("no fixture {name}"))
+    }
+
+    /// A data plane URL for a path (the path starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.dp.url())
+    }
+
+    pub fn local_store(&self) -> std::path::PathBuf {
+        self.dir.path().join("store")
+    }
+}
+
+/// A client that shows the bytes as sent: no transparent gzip decoding.
+pub fn raw_http() -> reqwest::Client {
+    nproxy_tests::http_builder()
+        .no_gzip()
+        .build()
+        .expect("client")
+}
+
+/// Runs a blocking client (npm, pnpm, yarn) off the async runtime.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("blocking task")
+}
