@@ -104,7 +104,14 @@ impl Project {
 
     /// Forgets every cached package of every client, as a fresh CI machine would.
     pub fn clear_caches(&self) {
-        for d in ["npm-cache", ".cache", ".local", "pnpm-store", "yarn1-cache", "yarn4-cache"] {
+        for d in [
+            "npm-cache",
+            ".cache",
+            ".local",
+            "pnpm-store",
+            "yarn1-cache",
+            "yarn4-cache",
+        ] {
             let _ = std::fs::remove_dir_all(self.home.join(d));
         }
     }
@@ -163,7 +170,11 @@ impl Project {
 
     /// `version` of `name` as installed in node_modules, if any.
     pub fn installed_version(&self, name: &str) -> Option<String> {
-        let p = self.dir.join("node_modules").join(name).join("package.json");
+        let p = self
+            .dir
+            .join("node_modules")
+            .join(name)
+            .join("package.json");
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).ok()?).ok()?;
         v.get("version")?.as_str().map(str::to_string)
     }
@@ -179,7 +190,11 @@ impl Project {
             },
             format!("{name}/package.json"),
         );
-        let out = self.command(Path::new("node")).args(["-e", &script]).output().ok()?;
+        let out = self
+            .command(Path::new("node"))
+            .args(["-e", &script])
+            .output()
+            .ok()?;
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())

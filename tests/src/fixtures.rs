@@ -56,7 +56,9 @@ pub fn unscoped(name: &str) -> &str {
 
 /// Deterministic filler that gzip can't shrink much, so tarball sizes are what we ask for.
 fn filler(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
             x ^= x << 13;
@@ -212,7 +214,10 @@ pub fn standard() -> Vec<FixturePackage> {
             // ~10 KB of description per version: a packument of about 4 MB.
             v.extra.insert(
                 "description".into(),
-                json!(format!("version {i} {}", "lorem ipsum dolor sit amet ".repeat(380))),
+                json!(format!(
+                    "version {i} {}",
+                    "lorem ipsum dolor sit amet ".repeat(380)
+                )),
             );
         }
     }

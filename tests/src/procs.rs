@@ -141,7 +141,9 @@ impl DataPlane {
     }
 
     pub async fn metrics(&self) -> String {
-        crate::http().get(format!("http://127.0.0.1:{}/metrics", self.metrics_port)).send()
+        crate::http()
+            .get(format!("http://127.0.0.1:{}/metrics", self.metrics_port))
+            .send()
             .await
             .expect("metrics")
             .text()
@@ -212,7 +214,11 @@ impl SeaweedFs {
             .arg(format!("-metricsPort={}", p[11]))
             .arg(format!("-s3.port.iceberg={}", p[12]))
             .arg(format!("-s3.port.lance={}", p[13]))
-            .args(["-webdav=false", "-admin.ui=false", "-master.telemetry=false"])
+            .args([
+                "-webdav=false",
+                "-admin.ui=false",
+                "-master.telemetry=false",
+            ])
             .stdout(Stdio::from(logf.try_clone().expect("log")))
             .stderr(Stdio::from(logf))
             .spawn()

@@ -59,7 +59,9 @@ fn json_response(status: u16, v: &Value) -> Response<Full<Bytes>> {
 impl Registry {
     /// Starts on a free loopback port with the given packages.
     pub async fn start(packages: &[FixturePackage]) -> Arc<Registry> {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind registry");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind registry");
         let addr = listener.local_addr().expect("addr");
         let (hold, _) = watch::channel(false);
         let reg = Arc::new(Registry {
@@ -82,9 +84,11 @@ impl Registry {
     /// Adds or replaces a package.
     pub fn publish(&self, p: &FixturePackage) {
         let mut s = self.state.lock().expect("state");
-        s.packuments.insert(p.name.clone(), p.packument(&self.url()));
+        s.packuments
+            .insert(p.name.clone(), p.packument(&self.url()));
         for (v, fv) in &p.versions {
-            s.tarballs.insert(p.tarball_path(v), fv.tarball.bytes.clone());
+            s.tarballs
+                .insert(p.tarball_path(v), fv.tarball.bytes.clone());
         }
     }
 
@@ -252,7 +256,13 @@ impl Registry {
         let name = percent_encoding::percent_decode_str(path.trim_start_matches('/'))
             .decode_utf8_lossy()
             .to_string();
-        let doc = self.state.lock().expect("state").packuments.get(&name).cloned();
+        let doc = self
+            .state
+            .lock()
+            .expect("state")
+            .packuments
+            .get(&name)
+            .cloned();
         match doc {
             Some(doc) => {
                 let body = serde_json::to_vec(&doc).unwrap_or_default();

@@ -27,7 +27,12 @@ async fn bad_input_gets_npm_style_errors() {
         let body = json(res).await;
         assert!(body["error"].is_string(), "{path}: {body}");
     }
-    let res = c.put(env.url("/fx-a")).body("{}").send().await.expect("send");
+    let res = c
+        .put(env.url("/fx-a"))
+        .body("{}")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(res.status().as_u16(), 405);
     assert!(json(res).await["error"].is_string());
     // Nothing for invalid names ever reached the upstream.
@@ -47,7 +52,10 @@ async fn upstream_down_with_nothing_cached_is_a_502() {
     env.registry.stop();
     let res = raw_http().get(env.url("/fx-a")).send().await.expect("send");
     assert_eq!(res.status().as_u16(), 502);
-    assert!(json(res).await["error"].as_str().unwrap_or("").contains("upstream"));
+    assert!(json(res).await["error"]
+        .as_str()
+        .unwrap_or("")
+        .contains("upstream"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -72,17 +80,29 @@ async fn packument_forms_etags_and_gzip() {
 
     let abbr = c
         .get(env.url("/@fx%2fb"))
-        .header("accept", "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*")
+        .header(
+            "accept",
+            "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*",
+        )
         .send()
         .await
         .expect("send");
-    assert_eq!(abbr.headers()["content-type"], "application/vnd.npm.install-v1+json");
+    assert_eq!(
+        abbr.headers()["content-type"],
+        "application/vnd.npm.install-v1+json"
+    );
     assert_ne!(abbr.headers()["etag"].to_str().expect("etag"), etag);
     let a = json(abbr).await;
     assert!(a.get("readme").is_none());
     assert!(a["versions"]["1.0.1"].get("_npmUser").is_none());
-    assert_eq!(a["time"]["1.0.1"], doc["time"]["1.0.1"], "time kept for pnpm");
-    assert_eq!(a["versions"]["1.0.1"]["dist"]["tarball"], env.url("/@fx/b/-/b-1.0.1.tgz"));
+    assert_eq!(
+        a["time"]["1.0.1"], doc["time"]["1.0.1"],
+        "time kept for pnpm"
+    );
+    assert_eq!(
+        a["versions"]["1.0.1"]["dist"]["tarball"],
+        env.url("/@fx/b/-/b-1.0.1.tgz")
+    );
 
     let again = c
         .get(env.url("/@fx%2fb"))
@@ -101,14 +121,21 @@ async fn packument_forms_etags_and_gzip() {
     assert_eq!(gz.headers()["content-encoding"], "gzip");
     let compressed = gz.bytes().await.expect("body");
     let mut plain = Vec::new();
-    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&compressed[..]), &mut plain)
-        .expect("valid gzip");
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&compressed[..]),
+        &mut plain,
+    )
+    .expect("valid gzip");
     let big: serde_json::Value = serde_json::from_slice(&plain).expect("json");
     assert_eq!(big["versions"].as_object().map(|v| v.len()), Some(400));
     assert!(plain.len() > 3_000_000, "the big fixture is several MB");
     assert!(compressed.len() * 5 < plain.len());
 
-    let head = c.head(env.url("/fx-a/-/fx-a-1.0.0.tgz")).send().await.expect("send");
+    let head = c
+        .head(env.url("/fx-a/-/fx-a-1.0.0.tgz"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(head.status().as_u16(), 200);
     assert_eq!(
         head.headers()
@@ -116,7 +143,11 @@ async fn packument_forms_etags_and_gzip() {
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok()),
         Some(env.fixture("fx-a").versions["1.0.0"].tarball.bytes.len() as u64)
     );
-    let t = c.get(env.url("/fx-a/-/fx-a-1.0.0.tgz")).send().await.expect("send");
+    let t = c
+        .get(env.url("/fx-a/-/fx-a-1.0.0.tgz"))
+        .send()
+        .await
+        .expect("send");
     let tag = t.headers()["etag"].to_str().expect("etag").to_string();
     let t304 = c
         .get(env.url("/fx-a/-/fx-a-1.0.0.tgz"))
@@ -151,7 +182,10 @@ async fn public_urls_follow_trusted_proxies_only() {
     );
     // Another client's view is not poisoned by the first one's headers.
     let doc = json(c.get(env.url("/fx-c")).send().await.expect("send")).await;
-    assert_eq!(doc["versions"]["1.0.0"]["dist"]["tarball"], env.url("/fx-c/-/fx-c-1.0.0.tgz"));
+    assert_eq!(
+        doc["versions"]["1.0.0"]["dist"]["tarball"],
+        env.url("/fx-c/-/fx-c-1.0.0.tgz")
+    );
 
     // Untrusted: the same headers are ignored.
     let untrusted = Env::start().await;
@@ -178,9 +212,17 @@ async fn path_prefix_org_mode() {
         doc["versions"]["1.0.0"]["dist"]["tarball"],
         env.url("/acme/@fx/b/-/b-1.0.0.tgz")
     );
-    let t = c.get(env.url("/acme/@fx/b/-/b-1.0.0.tgz")).send().await.expect("send");
+    let t = c
+        .get(env.url("/acme/@fx/b/-/b-1.0.0.tgz"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(t.status().as_u16(), 200);
-    let bad = c.get(env.url("/Not_An_Org/fx-a")).send().await.expect("send");
+    let bad = c
+        .get(env.url("/Not_An_Org/fx-a"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(bad.status().as_u16(), 404);
 }
 
@@ -202,7 +244,13 @@ async fn service_endpoints_are_forwarded_and_ping_is_local() {
     assert_eq!(ping.status().as_u16(), 200);
     assert!(env.registry.requests().iter().all(|r| r.path != "/-/ping"));
 
-    let s = json(c.get(env.url("/-/v1/search?text=fx")).send().await.expect("send")).await;
+    let s = json(
+        c.get(env.url("/-/v1/search?text=fx"))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
     assert_eq!(s["total"], 0);
     let a = c
         .post(env.url("/-/npm/v1/security/advisories/bulk"))
@@ -213,7 +261,15 @@ async fn service_endpoints_are_forwarded_and_ping_is_local() {
         .expect("send");
     assert_eq!(a.status().as_u16(), 200);
     assert!(json(a).await["fx-a"].is_array());
-    assert_eq!(env.registry.count("POST", "/-/npm/v1/security/advisories/bulk"), 1);
+    assert_eq!(
+        env.registry
+            .count("POST", "/-/npm/v1/security/advisories/bulk"),
+        1
+    );
     let keys = c.get(env.url("/-/npm/v1/keys")).send().await.expect("send");
-    assert_eq!(keys.status().as_u16(), 404, "the fixture upstream has no keys: its answer passes through");
+    assert_eq!(
+        keys.status().as_u16(),
+        404,
+        "the fixture upstream has no keys: its answer passes through"
+    );
 }

@@ -20,9 +20,18 @@ async fn served_tarballs(env: &Env) -> f64 {
 
 fn assert_installed(p: &Project) {
     assert_eq!(p.resolved_version(None, "fx-a").as_deref(), Some("2.0.0"));
-    assert_eq!(p.resolved_version(None, "fx-big").as_deref(), Some("1.0.399"));
-    assert_eq!(p.resolved_version(Some("fx-a"), "@fx/b").as_deref(), Some("1.0.1"));
-    assert_eq!(p.resolved_version(Some("fx-a"), "fx-c").as_deref(), Some("1.0.0"));
+    assert_eq!(
+        p.resolved_version(None, "fx-big").as_deref(),
+        Some("1.0.399")
+    );
+    assert_eq!(
+        p.resolved_version(Some("fx-a"), "@fx/b").as_deref(),
+        Some("1.0.1")
+    );
+    assert_eq!(
+        p.resolved_version(Some("fx-a"), "fx-c").as_deref(),
+        Some("1.0.0")
+    );
 }
 
 async fn install(client: Client) -> (Env, Project) {
@@ -94,7 +103,10 @@ async fn yarn1_install() {
         .collect();
     assert_eq!(resolved.len(), TARBALLS as usize, "{lock}");
     for r in resolved {
-        assert!(r.contains(&env.dp.url()), "yarn.lock points past nproxy: {r}");
+        assert!(
+            r.contains(&env.dp.url()),
+            "yarn.lock points past nproxy: {r}"
+        );
     }
 }
 

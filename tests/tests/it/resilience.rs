@@ -36,7 +36,10 @@ async fn upstream_down_still_installs_from_stale_copies() {
         .await;
     let stale_before = env
         .dp
-        .metric("nproxy_cache_total", &["kind=\"packument\"", "result=\"stale\""])
+        .metric(
+            "nproxy_cache_total",
+            &["kind=\"packument\"", "result=\"stale\""],
+        )
         .await;
 
     // npm ci from a fresh cache (lockfile → tarballs only).
@@ -47,7 +50,11 @@ async fn upstream_down_still_installs_from_stale_copies() {
         (project, r)
     })
     .await;
-    assert!(run.ok, "npm ci with the upstream down failed:\n{}", run.output);
+    assert!(
+        run.ok,
+        "npm ci with the upstream down failed:\n{}",
+        run.output
+    );
     assert_eq!(project.installed_version("fx-a").as_deref(), Some("2.0.0"));
 
     // A project without a lockfile needs the packuments: served stale.
@@ -65,11 +72,20 @@ async fn upstream_down_still_installs_from_stale_copies() {
         - errors_before;
     let stale = env
         .dp
-        .metric("nproxy_cache_total", &["kind=\"packument\"", "result=\"stale\""])
+        .metric(
+            "nproxy_cache_total",
+            &["kind=\"packument\"", "result=\"stale\""],
+        )
         .await
         - stale_before;
-    assert!(errors >= 1.0, "nproxy must have tried the upstream ({errors} errors)");
-    assert!(stale >= 4.0, "nproxy must have served stale packuments ({stale})");
+    assert!(
+        errors >= 1.0,
+        "nproxy must have tried the upstream ({errors} errors)"
+    );
+    assert!(
+        stale >= 4.0,
+        "nproxy must have served stale packuments ({stale})"
+    );
     assert!(env.dp.log_text().contains("serving the cached packument"));
 }
 
@@ -80,7 +96,11 @@ async fn vanished_versions_and_packages_stay_installable() {
         .start()
         .await;
     install(
-        Project::new(&env.dir.path().join("warm"), &env.dp.url(), &[("fx-a", "1.1.0"), ("fx-c", "1.0.0")]),
+        Project::new(
+            &env.dir.path().join("warm"),
+            &env.dp.url(),
+            &[("fx-a", "1.1.0"), ("fx-c", "1.0.0")],
+        ),
         Client::Npm,
     )
     .await;
@@ -98,7 +118,11 @@ async fn vanished_versions_and_packages_stay_installable() {
         .await
         .expect("json");
     let versions = doc["versions"].as_object().expect("versions");
-    assert!(versions.contains_key("1.1.0"), "cached version kept: {:?}", versions.keys());
+    assert!(
+        versions.contains_key("1.1.0"),
+        "cached version kept: {:?}",
+        versions.keys()
+    );
     assert!(versions.contains_key("2.0.0"));
     assert!(doc["time"].get("1.1.0").is_some());
 
@@ -113,7 +137,11 @@ async fn vanished_versions_and_packages_stay_installable() {
     assert!(doc["versions"].get("1.0.0").is_some(), "{doc}");
 
     let project = install(
-        Project::new(&env.dir.path().join("after"), &env.dp.url(), &[("fx-a", "1.1.0"), ("fx-c", "^1.0.0")]),
+        Project::new(
+            &env.dir.path().join("after"),
+            &env.dp.url(),
+            &[("fx-a", "1.1.0"), ("fx-c", "^1.0.0")],
+        ),
         Client::Npm,
     )
     .await;

@@ -11,7 +11,11 @@ async fn fifty_at_once(env: &Env, pkg: &FixturePackage, version: &str) {
     let path = pkg.tarball_path(version);
     let want = pkg.versions[version].tarball.bytes.clone();
     // Warm the packument so only the tarball is cold.
-    let r = raw_http().get(env.url(&format!("/{}", pkg.name))).send().await.expect("get");
+    let r = raw_http()
+        .get(env.url(&format!("/{}", pkg.name)))
+        .send()
+        .await
+        .expect("get");
     assert_eq!(r.status().as_u16(), 200);
 
     env.registry.hold_tarballs(true);
@@ -38,7 +42,11 @@ async fn fifty_at_once(env: &Env, pkg: &FixturePackage, version: &str) {
     for t in tasks {
         let (status, body) = t.await.expect("task");
         assert_eq!(status, 200);
-        assert!(body == want, "a client got wrong bytes ({} bytes)", body.len());
+        assert!(
+            body == want,
+            "a client got wrong bytes ({} bytes)",
+            body.len()
+        );
     }
     assert_eq!(
         env.registry.count("GET", &path),

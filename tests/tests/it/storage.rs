@@ -45,7 +45,11 @@ async fn npm_installs_through_a_data_plane_on_s3() {
         })
         .start()
         .await;
-    let project = Project::new(&env.dir.path().join("p"), &env.dp.url(), &[("fx-a", "^2.0.0")]);
+    let project = Project::new(
+        &env.dir.path().join("p"),
+        &env.dp.url(),
+        &[("fx-a", "^2.0.0")],
+    );
     let (project, run) = blocking(move || {
         let r = project.install(Client::Npm);
         (project, r)
@@ -58,7 +62,11 @@ async fn npm_installs_through_a_data_plane_on_s3() {
     let staging = tempfile::tempdir().expect("tempdir");
     let reader = s3_store(&weed, "registry", staging.path()).await;
     let mut reader_keys = Vec::new();
-    for k in ["public/tarballs/fx-a/", "public/tarballs/@fx/b/", "public/packuments/"] {
+    for k in [
+        "public/tarballs/fx-a/",
+        "public/tarballs/@fx/b/",
+        "public/packuments/",
+    ] {
         let cfg_prefix = "";
         let _ = cfg_prefix;
         reader_keys.extend(reader.list(k).await.expect("list"));
@@ -79,8 +87,17 @@ async fn npm_installs_through_a_data_plane_on_s3() {
     .expect("store");
     let keys = raw.list("public/").await.expect("list");
     let names: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
-    assert!(names.contains(&"public/tarballs/fx-a/fx-a-2.0.0.tgz"), "{names:?}");
-    assert!(names.contains(&"public/tarballs/@fx/b/b-1.0.1.tgz"), "{names:?}");
+    assert!(
+        names.contains(&"public/tarballs/fx-a/fx-a-2.0.0.tgz"),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"public/tarballs/@fx/b/b-1.0.1.tgz"),
+        "{names:?}"
+    );
     assert!(names.contains(&"public/packuments/@fx/b.json"), "{names:?}");
-    assert!(reader_keys.is_empty(), "prefixed store sees nothing: {reader_keys:?}");
+    assert!(
+        reader_keys.is_empty(),
+        "prefixed store sees nothing: {reader_keys:?}"
+    );
 }

@@ -9,7 +9,9 @@ fn stored_files(root: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -37,7 +39,9 @@ async fn small_corrupt_tarball_gets_a_clean_502_and_is_refetched() {
         "{body}"
     );
     assert!(
-        !stored_files(&env.local_store()).iter().any(|f| f.ends_with("fx-a-2.0.0.tgz")),
+        !stored_files(&env.local_store())
+            .iter()
+            .any(|f| f.ends_with("fx-a-2.0.0.tgz")),
         "a corrupt tarball was stored"
     );
 
@@ -76,7 +80,9 @@ async fn large_corrupt_tarball_is_cut_off_before_its_end() {
         Err(_) => {} // the connection was cut: the client knows the response is broken
     }
     assert!(
-        !stored_files(&env.local_store()).iter().any(|f| f.ends_with("fx-large-1.0.0.tgz")),
+        !stored_files(&env.local_store())
+            .iter()
+            .any(|f| f.ends_with("fx-large-1.0.0.tgz")),
         "a corrupt tarball was stored"
     );
     let again = raw_http().get(env.url(&path)).send().await.expect("send");
