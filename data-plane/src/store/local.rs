@@ -66,6 +66,11 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| StoreError::Backend(format!("blocking task failed: {e}")))?
 }
 
+enum Contents {
+    Small(Bytes),
+    Large(std::fs::File),
+}
+
 fn stage_bytes(dir: &Path, bytes: &Bytes) -> io::Result<tempfile::TempPath> {
     use std::io::Write;
     let mut f = tempfile::Builder::new().prefix("put-").tempfile_in(dir)?;
@@ -77,19 +82,34 @@ fn stage_bytes(dir: &Path, bytes: &Bytes) -> io::Result<tempfile::TempPath> {
 #[async_trait::async_trait]
 impl BlobStore for LocalStore {
     async fn get(&self, key: &Key) -> Result<Option<Object>, StoreError> {
-        let Some(file) = not_found_is_none(tokio::fs::File::open(self.path(key)).await)? else {
+        let path = self.path(key);
+        // One trip to the blocking pool: open, stat and (for small objects) read together.
+        let opened = blocking(move || {
+            let Some(mut file) = not_found_is_none(std::fs::File::open(&path))? else {
+                return Ok(None);
+            };
+            // Meta from the open handle, so etag and bytes describe the same version.
+            let meta = file.metadata()?;
+            if !meta.is_file() {
+                return Ok(None);
+            }
+            if meta.len() <= READ_CHUNK as u64 {
+                let mut buf = Vec::with_capacity(meta.len() as usize);
+                std::io::Read::read_to_end(&mut file, &mut buf)?;
+                return Ok(Some((meta, Contents::Small(Bytes::from(buf)))));
+            }
+            Ok(Some((meta, Contents::Large(file))))
+        })
+        .await?;
+        let Some((meta, contents)) = opened else {
             return Ok(None);
         };
-        // Meta from the open handle, so etag and bytes describe the same version.
-        let meta = file.metadata().await?;
-        if !meta.is_file() {
-            return Ok(None);
-        }
-        let size = meta.len();
-        let cap = usize::try_from(size)
-            .unwrap_or(READ_CHUNK)
-            .clamp(1, READ_CHUNK);
-        let body = ReaderStream::with_capacity(file, cap).boxed();
+        let body = match contents {
+            Contents::Small(b) => futures::stream::once(async move { Ok(b) }).boxed(),
+            Contents::Large(file) => {
+                ReaderStream::with_capacity(tokio::fs::File::from_std(file), READ_CHUNK).boxed()
+            }
+        };
         Ok(Some(Object {
             meta: object_meta(&meta),
             body,

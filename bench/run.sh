@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# nproxy (warm cache) next to nginx serving the same bytes, with wrk on loopback.
+# Usage: bench/run.sh   (env: DURATION=10s CONNECTIONS=64 COLD_MB=500)
+# Needs nginx and wrk (scripts/install-test-tools.sh installs them). Loopback only.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+out="$root/bench/out"
+DURATION="${DURATION:-10s}"
+CONNECTIONS="${CONNECTIONS:-64}"
+COLD_MB="${COLD_MB:-500}"
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+rm -rf "$out" && mkdir -p "$out/upstream" "$out/same" "$out/store"
+echo "== building (release)"
+cargo build --release -q -p nproxy-data-plane --manifest-path "$root/Cargo.toml"
+echo "== generating fixtures (cold tarball: ${COLD_MB} MB)"
+python3 "$root/bench/gen_fixtures.py" "$out/upstream" "$COLD_MB"
+
+nginx_conf() { # $1 = port, $2 = root, $3 = file for name-only paths
+  cat <<CONF
+worker_processes 2;
+pid $out/nginx-$1.pid;
+error_log $out/nginx-$1.err warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on; tcp_nopush on; keepalive_requests 1000000;
+  client_body_temp_path $out/tmp-$1; proxy_temp_path $out/tmp-$1; fastcgi_temp_path $out/tmp-$1;
+  uwsgi_temp_path $out/tmp-$1; scgi_temp_path $out/tmp-$1;
+  default_type application/octet-stream;
+  server {
+    listen 127.0.0.1:$1;
+    root $2;
+    location ~ ^/([^/]+)$ { default_type application/json; try_files /\$1/$3 =404; }
+  }
+}
+CONF
+}
+
+up_port=$(free_port); same_port=$(free_port); np_port=$(free_port); np_metrics=$(free_port)
+nginx_conf "$up_port" "$out/upstream" index.json > "$out/nginx-up.conf"
+"$NGINX" -c "$out/nginx-up.conf" -g 'daemon off;' & pids+=($!)
+
+NPROXY_STORAGE__PATH="$out/store" RUST_LOG=warn "$root/target/release/nproxy-data-plane" \
+  --upstream "http://127.0.0.1:$up_port" --listen "127.0.0.1:$np_port" \
+  --metrics-listen "127.0.0.1:$np_metrics" > "$out/nproxy.log" 2>&1 & np_pid=$!; pids+=($np_pid)
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$np_port/-/ping" >/dev/null && break; sleep 0.1; done
+
+np="http://127.0.0.1:$np_port"
+abbr='Accept: application/vnd.npm.install-v1+json'
+echo "== warming nproxy and capturing the exact bytes it serves"
+mkdir -p "$out/same/bench-big" "$out/same/abbr" "$out/same/bench-tar/-"
+curl -sf "$np/bench-big" -o "$out/same/bench-big/index.json"
+curl -sf -H "$abbr" "$np/bench-big" -o "$out/same/abbr/index.json"
+for v in 1.0.0 2.0.0; do curl -sf "$np/bench-tar/-/bench-tar-$v.tgz" -o "$out/same/bench-tar/-/bench-tar-$v.tgz"; done
+printf "full packument %s bytes, abbreviated %s bytes\n" "$(stat -c %s "$out/same/bench-big/index.json")" "$(stat -c %s "$out/same/abbr/index.json")"
+
+nginx_conf "$same_port" "$out/same" index.json > "$out/nginx-same.conf"
+"$NGINX" -c "$out/nginx-same.conf" -g 'daemon off;' & pids+=($!)
+sleep 0.5
+ng="http://127.0.0.1:$same_port"
+
+run_wrk() { # $1 = url, extra args → "rps p50 p99"
+  local url="$1"; shift
+  wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$url" > "$out/wrk.txt" 2>&1
+  local rps p50 p99
+  rps=$(awk '/Requests\/sec/ {print $2}' "$out/wrk.txt")
+  p50=$(awk '$1=="50%" {print $2}' "$out/wrk.txt")
+  p99=$(awk '$1=="99%" {print $2}' "$out/wrk.txt")
+  if grep -q "Non-2xx" "$out/wrk.txt"; then echo "ERROR: non-2xx answers for $url" >&2; cat "$out/wrk.txt" >&2; fi
+  echo "$rps $p50 $p99"
+}
+
+printf "\n%-28s %12s %9s %9s %12s %9s %9s %7s\n" case "nginx rps" p50 p99 "nproxy rps" p50 p99 ratio
+bench_case() { # name, nginx url, nproxy url, extra wrk args
+  local name="$1" nu="$2" pu="$3"; shift 3
+  read -r nr n50 n99 < <(run_wrk "$nu" "$@")
+  read -r pr p50 p99 < <(run_wrk "$pu" "$@")
+  printf "%-28s %12s %9s %9s %12s %9s %9s %7.2f\n" "$name" "$nr" "$n50" "$n99" "$pr" "$p50" "$p99" "$(echo "$pr / $nr" | bc -l)"
+}
+bench_case "full packument (13 MB)" "$ng/bench-big" "$np/bench-big"
+bench_case "abbreviated packument" "$ng/abbr" "$np/bench-big" -H "$abbr"
+bench_case "tarball 80 KB" "$ng/bench-tar/-/bench-tar-1.0.0.tgz" "$np/bench-tar/-/bench-tar-1.0.0.tgz"
+bench_case "tarball 4 MB" "$ng/bench-tar/-/bench-tar-2.0.0.tgz" "$np/bench-tar/-/bench-tar-2.0.0.tgz"
+printf "\nnproxy RSS after the runs: %s MB\n" "$(( $(rss_kb $np_pid) / 1024 ))"
+
+echo "== cold ${COLD_MB} MB tarball through nproxy (streamed from upstream, verified on the fly)"
+before=$(rss_kb $np_pid); peak=$before
+curl -sf "$np/bench-tar/-/bench-tar-3.0.0.tgz" -o /dev/null & curl_pid=$!
+while kill -0 $curl_pid 2>/dev/null; do r=$(rss_kb $np_pid); [ "$r" -gt "$peak" ] && peak=$r; sleep 0.05; done
+wait $curl_pid && ok=yes || ok=no
+printf "completed: %s; RSS before %s MB, peak during %s MB\n" "$ok" "$((before / 1024))" "$((peak / 1024))"
