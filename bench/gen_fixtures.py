@@ -38,7 +38,7 @@ for i in range(2000):
         "author": {"name": "Bench Author", "email": "bench@example.test"},
         "maintainers": [{"name": f"maint{j}", "email": f"m{j}@example.test"} for j in range(3)],
         "_npmUser": {"name": "maint0", "email": "m0@example.test"},
-        "dependencies": {f"dep-{j}": f"^{j}.0.0" for j in range(12)},
+        "dependencies": {f"dep-{j}": f"^{j}.0.0" for j in range(22)},
         "engines": {"node": ">=14"},
         "dist": {"tarball": f"{base}/bench-big/-/bench-big-{v}.tgz",
                  "integrity": "sha512-" + base64.b64encode(hashlib.sha512(v.encode()).digest()).decode(),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # nproxy (warm cache) next to nginx serving the same bytes, with wrk on loopback.
-# Usage: bench/run.sh   (env: DURATION=10s CONNECTIONS=64 COLD_MB=500)
+# Usage: bench/run.sh   (env: DURATION=10s CONNECTIONS=64 COLD_MB=500 REUSE_FIXTURES=1)
 # Needs nginx and wrk (scripts/install-test-tools.sh installs them). Loopback only.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -16,11 +16,15 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-rm -rf "$out" && mkdir -p "$out/upstream" "$out/same" "$out/store"
 echo "== building (release)"
 cargo build --release -q -p nproxy-data-plane --manifest-path "$root/Cargo.toml"
-echo "== generating fixtures (cold tarball: ${COLD_MB} MB)"
-python3 "$root/bench/gen_fixtures.py" "$out/upstream" "$COLD_MB"
+if [ "${REUSE_FIXTURES:-0}" = 1 ] && [ -f "$out/upstream/bench-tar/index.json" ]; then
+  rm -rf "$out/same" "$out/store" && mkdir -p "$out/same" "$out/store"
+else
+  rm -rf "$out" && mkdir -p "$out/upstream" "$out/same" "$out/store"
+  echo "== generating fixtures (cold tarball: ${COLD_MB} MB)"
+  python3 "$root/bench/gen_fixtures.py" "$out/upstream" "$COLD_MB"
+fi
 
 nginx_conf() { # $1 = port, $2 = root, $3 = file for name-only paths
   cat <<CONF

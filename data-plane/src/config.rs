@@ -43,6 +43,8 @@ pub struct Config {
     pub negative_cache_secs: u64,
     /// Bound on the in-memory cache of ready-to-send packuments, bytes.
     pub memory_cache_bytes: u64,
+    /// Bound on small tarballs kept in memory (each at most 512 KiB), bytes; 0 disables.
+    pub tarball_memory_cache_bytes: u64,
     /// Cold tarballs up to this size are verified before the first byte goes out, so a bad
     /// one gets a clean 502; larger ones stream while verified and are cut off on mismatch.
     pub verify_before_send_bytes: u64,
@@ -116,6 +118,7 @@ impl Default for Config {
             packument_max_age_secs: 300,
             negative_cache_secs: 30,
             memory_cache_bytes: 64 * 1024 * 1024,
+            tarball_memory_cache_bytes: 32 * 1024 * 1024,
             verify_before_send_bytes: 1024 * 1024,
             threads: 0,
             log_format: LogFormat::Text,
@@ -147,6 +150,7 @@ pub struct Settings {
     pub packument_max_age: Duration,
     pub negative_cache: Duration,
     pub memory_cache_bytes: u64,
+    pub tarball_memory_cache_bytes: u64,
     pub verify_before_send_bytes: u64,
     pub threads: usize,
     pub log_format: LogFormat,
@@ -315,6 +319,7 @@ impl Config {
             packument_max_age: Duration::from_secs(self.packument_max_age_secs),
             negative_cache: Duration::from_secs(self.negative_cache_secs),
             memory_cache_bytes: self.memory_cache_bytes,
+            tarball_memory_cache_bytes: self.tarball_memory_cache_bytes,
             verify_before_send_bytes: self.verify_before_send_bytes,
             threads: self.threads,
             log_format: self.log_format,

@@ -64,6 +64,7 @@ pub fn build_app(settings: Settings, metrics: Metrics) -> Result<server::App, St
         upstream.clone(),
         packuments.clone(),
         metrics.clone(),
+        settings.tarball_memory_cache_bytes,
     ));
     Ok(server::App {
         settings: Arc::new(settings),

@@ -17,7 +17,7 @@ use crate::names::{PackageName, TarballFile};
 use crate::packument::Form;
 use crate::packuments::Packuments;
 use crate::route::{self, Route};
-use crate::store::Object;
+use crate::store::{Object, ObjectMeta};
 use crate::tarballs::{Download, Outcome, Source, Tarballs};
 use crate::tenant::{self, RequestFacts};
 use crate::upstream::Upstream;
@@ -259,6 +259,7 @@ impl App {
         file: &TarballFile,
     ) -> Handled {
         match self.tarballs.open(name, file).await? {
+            Source::Memory(meta, bytes) => self.send_memory(session, &meta, bytes, "hit").await,
             Source::Stored(obj) => self.send_stored(session, obj, "hit").await,
             Source::Downloading(d) => self.send_download(session, &d, name, file).await,
         }
@@ -283,6 +284,33 @@ impl App {
             insert(&mut resp, "etag", format!("\"{e}\""))?;
         }
         Ok(resp)
+    }
+
+    async fn send_memory(
+        &self,
+        session: &mut Session,
+        meta: &ObjectMeta,
+        bytes: Bytes,
+        cache: &'static str,
+    ) -> Handled {
+        let not_modified = etag_matches(header(session, "if-none-match").as_deref(), &meta.etag);
+        let head = session.req_header().method == http::Method::HEAD;
+        let mut resp = self.tarball_header(
+            if not_modified { 304 } else { 200 },
+            Some(&meta.etag),
+            cache,
+        )?;
+        if not_modified {
+            send_header(session, resp).await?;
+            return send_body(session, Bytes::new(), true).await;
+        }
+        insert(&mut resp, "content-length", bytes.len())?;
+        send_header(session, resp).await?;
+        if head {
+            return send_body(session, Bytes::new(), true).await;
+        }
+        self.metrics.tarball_bytes(bytes.len() as u64);
+        send_body(session, bytes, true).await
     }
 
     async fn send_stored(
@@ -426,15 +454,13 @@ impl App {
                 }
             }
         }
-        let key = crate::store::Key::public_tarball(name, file);
-        let obj = self
-            .tarballs
-            .store()
-            .get(&key)
-            .await
-            .map_err(NpmError::from)?
-            .ok_or_else(|| NpmError::Internal("stored tarball vanished".into()))?;
-        self.send_stored(session, obj, "miss").await
+        match self.tarballs.open(name, file).await? {
+            Source::Memory(meta, bytes) => self.send_memory(session, &meta, bytes, "miss").await,
+            Source::Stored(obj) => self.send_stored(session, obj, "miss").await,
+            Source::Downloading(_) => {
+                Err(NpmError::Internal("the stored tarball vanished".into()).into())
+            }
+        }
     }
 
     async fn forward(

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
@@ -21,7 +22,7 @@ use crate::integrity::Verifier;
 use crate::metrics::Metrics;
 use crate::names::{PackageName, TarballFile};
 use crate::packuments::Packuments;
-use crate::store::{BlobStore, Key, Object, PutBody, PutMode, StoreError};
+use crate::store::{BlobStore, ByteStream, Key, Object, ObjectMeta, PutBody, PutMode, StoreError};
 use crate::upstream::Upstream;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,9 +47,15 @@ pub struct Download {
 }
 
 pub enum Source {
+    /// A small tarball served from memory.
+    Memory(ObjectMeta, Bytes),
     Stored(Object),
     Downloading(Arc<Download>),
 }
+
+/// Tarballs up to this size are kept in memory once read: they are immutable, and for small
+/// files the trip to the disk (a blocking-pool handoff) costs more than sending them.
+pub const MEMORY_TARBALL_MAX: u64 = 512 * 1024;
 
 pub struct Tarballs {
     store: Arc<dyn BlobStore>,
@@ -56,6 +63,8 @@ pub struct Tarballs {
     packuments: Arc<Packuments>,
     metrics: Metrics,
     downloads: Mutex<HashMap<Key, Arc<Download>>>,
+    hot: moka::sync::Cache<Key, (ObjectMeta, Bytes)>,
+    hot_enabled: bool,
 }
 
 impl Tarballs {
@@ -64,6 +73,7 @@ impl Tarballs {
         upstream: Arc<Upstream>,
         packuments: Arc<Packuments>,
         metrics: Metrics,
+        memory_bytes: u64,
     ) -> Self {
         Self {
             store,
@@ -71,6 +81,11 @@ impl Tarballs {
             packuments,
             metrics,
             downloads: Mutex::default(),
+            hot: moka::sync::Cache::builder()
+                .weigher(|_k, v: &(ObjectMeta, Bytes)| u32::try_from(v.1.len()).unwrap_or(u32::MAX))
+                .max_capacity(memory_bytes)
+                .build(),
+            hot_enabled: memory_bytes > 0,
         }
     }
 
@@ -84,8 +99,18 @@ impl Tarballs {
         file: &TarballFile,
     ) -> Result<Source, NpmError> {
         let key = Key::public_tarball(name, file);
+        if let Some((meta, bytes)) = self.hot.get(&key) {
+            self.metrics.cache("tarball", "hit");
+            return Ok(Source::Memory(meta, bytes));
+        }
         if let Some(obj) = self.store.get(&key).await? {
             self.metrics.cache("tarball", "hit");
+            if obj.meta.size <= MEMORY_TARBALL_MAX && self.hot_enabled {
+                let meta = obj.meta.clone();
+                let bytes = collect(obj.body, obj.meta.size).await?;
+                self.hot.insert(key, (meta.clone(), bytes.clone()));
+                return Ok(Source::Memory(meta, bytes));
+            }
             return Ok(Source::Stored(obj));
         }
         if let Some(d) = self.joinable(&key) {
@@ -223,4 +248,18 @@ impl Tarballs {
             Err(e) => Outcome::Failed(format!("cannot store the tarball: {e}")),
         }
     }
+}
+
+async fn collect(mut body: ByteStream, size: u64) -> Result<Bytes, NpmError> {
+    let mut buf = BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
+    while let Some(chunk) = body.next().await {
+        buf.extend_from_slice(&chunk.map_err(StoreError::from)?);
+    }
+    if buf.len() as u64 != size {
+        return Err(NpmError::Internal(format!(
+            "store returned {} of {size} bytes",
+            buf.len()
+        )));
+    }
+    Ok(buf.freeze())
 }

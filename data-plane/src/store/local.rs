@@ -15,7 +15,7 @@ use super::{BlobStore, Key, Object, ObjectMeta, PutBody, PutMode, StoreError};
 
 const STAGING: &str = ".tmp";
 const LOCKS: &str = ".locks";
-const READ_CHUNK: usize = 256 * 1024;
+const READ_CHUNK: usize = 128 * 1024;
 
 pub struct LocalStore {
     root: PathBuf,
