@@ -12,6 +12,11 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::listening::Service;
 
+// jemalloc returns freed memory to the OS on a timer: rendering a large packument allocates
+// a lot briefly, and glibc's malloc keeps such memory resident (see bench/README.md).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "nproxy-data-plane",

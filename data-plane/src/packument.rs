@@ -1,12 +1,23 @@
 //! Pure transformations of package documents ("packuments"): merging an upstream answer
 //! into the copy nproxy holds, rewriting tarball URLs to nproxy's own, and deriving the
 //! abbreviated install form. These run only when a document changes, never per request.
+//!
+//! A packument can be tens of MB, almost all of it per-version manifests that no transform
+//! reads in full. So a document is held as raw JSON pieces: top-level fields and one raw
+//! manifest per version. A transform parses only the few fields it touches, one version at
+//! a time, which keeps memory near the document's own size.
 
 use std::collections::HashMap;
 
+use indexmap::IndexMap;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::names::{PackageName, TarballFile};
+
+type RawMap = IndexMap<String, Box<RawValue>>;
 
 /// Which representation a client asked for (by `Accept`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,6 +56,32 @@ pub struct DistInfo {
     pub shasum: Option<String>,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum PackumentError {
+    #[error("not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("`versions` is not an object")]
+    Versions,
+}
+
+/// A packument as raw JSON pieces.
+#[derive(Debug, Clone)]
+pub struct Packument {
+    /// Top-level fields in document order. The `versions` slot holds `null`; the manifests
+    /// live in `versions` and are written back in that slot.
+    fields: RawMap,
+    versions: RawMap,
+}
+
+fn raw(v: &impl Serialize) -> Box<RawValue> {
+    // Serializing plain JSON values to JSON cannot fail.
+    serde_json::value::to_raw_value(v).unwrap_or_else(|_| null())
+}
+
+fn null() -> Box<RawValue> {
+    RawValue::from_string("null".to_owned()).expect("`null` is JSON")
+}
+
 /// Per-version fields kept in the abbreviated form (npm's registry set, plus nothing else).
 const ABBREVIATED_VERSION_FIELDS: &[&str] = &[
     "name",
@@ -71,35 +108,144 @@ const ABBREVIATED_VERSION_FIELDS: &[&str] = &[
     "_hasShrinkwrap",
 ];
 
-fn versions(doc: &Value) -> Option<&Map<String, Value>> {
-    doc.get("versions").and_then(Value::as_object)
+#[derive(Deserialize)]
+struct DistOnly {
+    dist: Option<DistFields>,
+}
+
+#[derive(Deserialize)]
+struct DistFields {
+    tarball: Option<String>,
+    integrity: Option<String>,
+    shasum: Option<String>,
+}
+
+impl Packument {
+    pub fn parse(bytes: &[u8]) -> Result<Packument, PackumentError> {
+        let mut fields: RawMap = serde_json::from_slice(bytes)?;
+        let versions = match fields.get_mut("versions") {
+            Some(v) => {
+                let map: RawMap =
+                    serde_json::from_str(v.get()).map_err(|_| PackumentError::Versions)?;
+                *v = null();
+                map
+            }
+            None => RawMap::new(),
+        };
+        Ok(Packument { fields, versions })
+    }
+
+    /// Builds a document from a JSON value (tests and small documents).
+    pub fn from_value(v: &Value) -> Result<Packument, PackumentError> {
+        Self::parse(&serde_json::to_vec(v)?)
+    }
+
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(
+            self.versions
+                .values()
+                .map(|v| v.get().len() + 16)
+                .sum::<usize>()
+                + self
+                    .fields
+                    .values()
+                    .map(|v| v.get().len() + 16)
+                    .sum::<usize>()
+                + 64,
+        );
+        out.push(b'{');
+        let mut wrote_versions = false;
+        for (i, (k, v)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_key(&mut out, k);
+            if k == "versions" {
+                write_map(&mut out, &self.versions);
+                wrote_versions = true;
+            } else {
+                out.extend_from_slice(v.get().as_bytes());
+            }
+        }
+        if !wrote_versions {
+            if !self.fields.is_empty() {
+                out.push(b',');
+            }
+            write_key(&mut out, "versions");
+            write_map(&mut out, &self.versions);
+        }
+        out.push(b'}');
+        out
+    }
+
+    pub fn to_value(&self) -> Value {
+        serde_json::from_slice(&self.to_vec()).unwrap_or(Value::Null)
+    }
+
+    pub fn has_versions(&self) -> bool {
+        !self.versions.is_empty()
+    }
+
+    pub fn version_keys(&self) -> impl Iterator<Item = &String> {
+        self.versions.keys()
+    }
+
+    pub fn has_version(&self, v: &str) -> bool {
+        self.versions.contains_key(v)
+    }
+
+    fn field<T: for<'de> Deserialize<'de>>(&self, key: &str) -> Option<T> {
+        self.fields
+            .get(key)
+            .and_then(|r| serde_json::from_str(r.get()).ok())
+    }
+
+    fn set_field(&mut self, key: &str, value: &impl Serialize) {
+        self.fields.insert(key.to_string(), raw(value));
+    }
+
+    fn time(&self) -> Map<String, Value> {
+        self.field("time").unwrap_or_default()
+    }
+}
+
+fn write_key(out: &mut Vec<u8>, k: &str) {
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, k);
+    out.push(b':');
+}
+
+fn write_map(out: &mut Vec<u8>, map: &RawMap) {
+    out.push(b'{');
+    for (i, (k, v)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_key(out, k);
+        out.extend_from_slice(v.get().as_bytes());
+    }
+    out.push(b'}');
 }
 
 /// The tarball index of a document: canonical file name → where to fetch it and its hashes.
 /// Versions whose key is not valid semver get no entry (they can't be addressed safely).
-pub fn tarball_index(name: &PackageName, doc: &Value) -> HashMap<String, DistInfo> {
-    let mut out = HashMap::new();
-    let Some(vs) = versions(doc) else {
-        return out;
-    };
-    for (v, manifest) in vs {
+pub fn tarball_index(name: &PackageName, doc: &Packument) -> HashMap<String, DistInfo> {
+    let mut out = HashMap::with_capacity(doc.versions.len());
+    for (v, manifest) in &doc.versions {
         let Ok(version) = semver::Version::parse(v) else {
             continue;
         };
-        let dist = manifest.get("dist");
-        let field = |k: &str| {
-            dist.and_then(|d| d.get(k))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        };
+        let dist = serde_json::from_str::<DistOnly>(manifest.get())
+            .ok()
+            .and_then(|d| d.dist);
         out.insert(
             TarballFile::for_version(name, &version)
                 .as_str()
                 .to_string(),
             DistInfo {
-                upstream_url: field("tarball"),
-                integrity: field("integrity"),
-                shasum: field("shasum"),
+                upstream_url: dist.as_ref().and_then(|d| d.tarball.clone()),
+                integrity: dist.as_ref().and_then(|d| d.integrity.clone()),
+                shasum: dist.and_then(|d| d.shasum),
             },
         );
     }
@@ -112,54 +258,37 @@ pub fn tarball_index(name: &PackageName, doc: &Value) -> HashMap<String, DistInf
 ///
 /// Returns `None` when nothing is left to serve.
 pub fn merge(
-    held: Option<Value>,
-    upstream: Option<Value>,
+    held: Option<Packument>,
+    upstream: Option<Packument>,
     keep: impl Fn(&str) -> bool,
-) -> Option<Value> {
+) -> Option<Packument> {
     let (mut base, held) = match (upstream, held) {
         (Some(up), held) => (up, held),
         (None, Some(held)) => {
             let mut base = held.clone();
-            if let Some(vs) = base.get_mut("versions").and_then(Value::as_object_mut) {
-                vs.clear();
-            }
+            base.versions.clear();
             (base, Some(held))
         }
         (None, None) => return None,
     };
     if let Some(held) = held {
-        let held_versions = versions(&held).cloned().unwrap_or_default();
-        let held_time = held.get("time").and_then(Value::as_object).cloned();
-        let obj = base.as_object_mut()?;
-        let vs = obj
-            .entry("versions")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(vs) = vs {
-            for (v, manifest) in held_versions {
-                if !vs.contains_key(&v) && keep(&v) {
-                    vs.insert(v, manifest);
+        let held_time = held.time();
+        let mut time = base.time();
+        let mut time_changed = false;
+        for (v, manifest) in held.versions {
+            if !base.versions.contains_key(&v) && keep(&v) {
+                if let Some(t) = held_time.get(&v) {
+                    time.insert(v.clone(), t.clone());
+                    time_changed = true;
                 }
+                base.versions.insert(v, manifest);
             }
         }
-        if let Some(held_time) = held_time {
-            let live: Vec<String> = versions(&base)
-                .map(|vs| vs.keys().cloned().collect())
-                .unwrap_or_default();
-            if let Some(Value::Object(time)) = base
-                .as_object_mut()
-                .map(|o| o.entry("time").or_insert_with(|| Value::Object(Map::new())))
-            {
-                for v in live {
-                    if !time.contains_key(&v) {
-                        if let Some(t) = held_time.get(&v) {
-                            time.insert(v, t.clone());
-                        }
-                    }
-                }
-            }
+        if time_changed {
+            base.set_field("time", &time);
         }
     }
-    if versions(&base).is_none_or(Map::is_empty) {
+    if !base.has_versions() {
         return None;
     }
     repair_dist_tags(&mut base);
@@ -168,25 +297,19 @@ pub fn merge(
 
 /// Points every dist-tag at a version the document still has; `latest` falls back to the
 /// highest remaining stable version (or the highest at all), other dangling tags are dropped.
-pub fn repair_dist_tags(doc: &mut Value) {
-    let present: Vec<semver::Version> = versions(doc)
-        .map(|vs| {
-            vs.keys()
-                .filter_map(|v| semver::Version::parse(v).ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    let has = |v: &str| versions(doc).is_some_and(|vs| vs.contains_key(v));
-    let Some(tags) = doc.get("dist-tags").and_then(Value::as_object).cloned() else {
-        return;
-    };
+pub fn repair_dist_tags(doc: &mut Packument) {
+    let tags: Map<String, Value> = doc.field("dist-tags").unwrap_or_default();
     let mut fixed = Map::new();
     for (tag, v) in tags {
-        if v.as_str().is_some_and(has) {
+        if v.as_str().is_some_and(|v| doc.has_version(v)) {
             fixed.insert(tag, v);
         }
     }
     if !fixed.contains_key("latest") {
+        let present: Vec<semver::Version> = doc
+            .version_keys()
+            .filter_map(|v| semver::Version::parse(v).ok())
+            .collect();
         let best = present
             .iter()
             .filter(|v| v.pre.is_empty())
@@ -196,9 +319,7 @@ pub fn repair_dist_tags(doc: &mut Value) {
             fixed.insert("latest".into(), Value::String(best.to_string()));
         }
     }
-    if let Some(obj) = doc.as_object_mut() {
-        obj.insert("dist-tags".into(), Value::Object(fixed));
-    }
+    doc.set_field("dist-tags", &fixed);
 }
 
 /// Builds the URL nproxy serves a tarball at. `base` has no trailing slash.
@@ -208,65 +329,90 @@ pub fn tarball_url(base: &str, name: &PackageName, file: &TarballFile) -> String
 }
 
 /// Rewrites every `dist.tarball` to point through nproxy, dropping versions that can't be
-/// addressed (non-semver keys).
-pub fn rewrite_tarballs(doc: &mut Value, base: &str, name: &PackageName) {
-    let Some(vs) = doc.get_mut("versions").and_then(Value::as_object_mut) else {
-        return;
-    };
-    vs.retain(|v, _| semver::Version::parse(v).is_ok());
-    for (v, manifest) in vs.iter_mut() {
+/// addressed (non-semver keys) or whose manifest is not an object.
+pub fn rewrite_tarballs(doc: &mut Packument, base: &str, name: &PackageName) {
+    doc.versions.retain(|v, manifest| {
         let Ok(version) = semver::Version::parse(v) else {
-            continue;
+            return false;
         };
+        let Ok(mut m) = serde_json::from_str::<RawMap>(manifest.get()) else {
+            return false;
+        };
+        let mut dist: Map<String, Value> = m
+            .get("dist")
+            .and_then(|d| serde_json::from_str(d.get()).ok())
+            .unwrap_or_default();
         let url = tarball_url(base, name, &TarballFile::for_version(name, &version));
-        if let Some(m) = manifest.as_object_mut() {
-            let dist = m.entry("dist").or_insert_with(|| Value::Object(Map::new()));
-            if let Value::Object(dist) = dist {
-                dist.insert("tarball".into(), Value::String(url));
-            }
-        }
-    }
+        dist.insert("tarball".into(), Value::String(url));
+        m.insert("dist".into(), raw(&dist));
+        *manifest = raw(&m);
+        true
+    });
 }
 
 /// The abbreviated ("corgi") form. Keeps `time` so pnpm's minimum-release-age check needs no
 /// second, full fetch.
-pub fn abbreviate(doc: &Value) -> Value {
-    let mut out = Map::new();
+pub fn abbreviate(doc: &Packument) -> Packument {
+    let mut fields = RawMap::new();
     for key in ["name", "dist-tags"] {
-        if let Some(v) = doc.get(key) {
-            out.insert(key.into(), v.clone());
+        if let Some(v) = doc.fields.get(key) {
+            fields.insert(key.into(), v.clone());
         }
     }
-    let time = doc.get("time");
-    if let Some(modified) = time.and_then(|t| t.get("modified")) {
-        out.insert("modified".into(), modified.clone());
+    let time = doc.fields.get("time");
+    if let Some(modified) = time
+        .and_then(|t| serde_json::from_str::<HashMap<String, IgnoredOr>>(t.get()).ok())
+        .and_then(|mut t| t.remove("modified"))
+        .and_then(|m| m.0)
+    {
+        fields.insert("modified".into(), raw(&modified));
     }
-    let mut vs_out = Map::new();
-    if let Some(vs) = versions(doc) {
-        for (v, manifest) in vs {
-            let mut m = Map::new();
-            for field in ABBREVIATED_VERSION_FIELDS {
-                if let Some(x) = manifest.get(*field) {
-                    m.insert((*field).into(), x.clone());
-                }
+    fields.insert("versions".into(), null());
+    let mut versions = RawMap::with_capacity(doc.versions.len());
+    for (v, manifest) in &doc.versions {
+        let Ok(m) = serde_json::from_str::<RawMap>(manifest.get()) else {
+            continue;
+        };
+        let mut out = RawMap::new();
+        for field in ABBREVIATED_VERSION_FIELDS {
+            if let Some(x) = m.get(*field) {
+                out.insert((*field).into(), x.clone());
             }
-            if !m.contains_key("hasInstallScript") && has_install_script(manifest) {
-                m.insert("hasInstallScript".into(), Value::Bool(true));
-            }
-            vs_out.insert(v.clone(), Value::Object(m));
         }
+        if !out.contains_key("hasInstallScript") && has_install_script(&m) {
+            out.insert("hasInstallScript".into(), raw(&true));
+        }
+        versions.insert(v.clone(), raw(&out));
     }
-    out.insert("versions".into(), Value::Object(vs_out));
     if let Some(t) = time {
-        out.insert("time".into(), t.clone());
+        fields.insert("time".into(), t.clone());
     }
-    Value::Object(out)
+    Packument { fields, versions }
 }
 
-fn has_install_script(manifest: &Value) -> bool {
+/// A `time` entry: a string we want, or anything else we skip without allocating.
+struct IgnoredOr(Option<String>);
+
+impl<'de> Deserialize<'de> for IgnoredOr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            S(String),
+            #[allow(dead_code)]
+            Other(IgnoredAny),
+        }
+        Ok(match Either::deserialize(d)? {
+            Either::S(s) => IgnoredOr(Some(s)),
+            Either::Other(_) => IgnoredOr(None),
+        })
+    }
+}
+
+fn has_install_script(manifest: &RawMap) -> bool {
     manifest
         .get("scripts")
-        .and_then(Value::as_object)
+        .and_then(|s| serde_json::from_str::<HashMap<String, IgnoredAny>>(s.get()).ok())
         .is_some_and(|s| {
             ["preinstall", "install", "postinstall"]
                 .iter()
@@ -279,15 +425,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn doc() -> Value {
+    fn doc_value() -> Value {
         json!({
             "_id": "@acme/utils",
             "name": "@acme/utils",
             "readme": "long text",
             "dist-tags": {"latest": "1.1.0", "beta": "2.0.0-beta.1"},
-            "time": {"created": "2020-01-01T00:00:00.000Z", "modified": "2021-01-01T00:00:00.000Z",
-                     "1.0.0": "2020-01-01T00:00:00.000Z", "1.1.0": "2020-06-01T00:00:00.000Z",
-                     "2.0.0-beta.1": "2021-01-01T00:00:00.000Z"},
             "versions": {
                 "1.0.0": {"name": "@acme/utils", "version": "1.0.0", "readme": "x",
                           "scripts": {"postinstall": "node x"},
@@ -299,12 +442,35 @@ mod tests {
                                    "integrity": "sha512-bbb"}},
                 "2.0.0-beta.1": {"name": "@acme/utils", "version": "2.0.0-beta.1",
                           "dist": {"tarball": "https://up.example/x.tgz"}}
-            }
+            },
+            "time": {"created": "2020-01-01T00:00:00.000Z", "modified": "2021-01-01T00:00:00.000Z",
+                     "1.0.0": "2020-01-01T00:00:00.000Z", "1.1.0": "2020-06-01T00:00:00.000Z",
+                     "2.0.0-beta.1": "2021-01-01T00:00:00.000Z"}
         })
+    }
+
+    fn doc() -> Packument {
+        Packument::from_value(&doc_value()).unwrap()
     }
 
     fn name() -> PackageName {
         PackageName::parse("@acme/utils").unwrap()
+    }
+
+    #[test]
+    fn round_trips_and_keeps_field_order() {
+        let d = doc();
+        assert_eq!(d.to_value(), doc_value());
+        let text = String::from_utf8(d.to_vec()).unwrap();
+        let pos = |k: &str| text.find(&format!("\"{k}\":")).unwrap();
+        assert!(pos("dist-tags") < pos("versions") && pos("versions") < pos("time"));
+    }
+
+    #[test]
+    fn rejects_non_documents() {
+        assert!(Packument::parse(b"[]").is_err());
+        assert!(Packument::parse(b"{\"versions\": []}").is_err());
+        assert!(Packument::parse(b"{\"versions\": {").is_err());
     }
 
     #[test]
@@ -323,16 +489,21 @@ mod tests {
     fn rewrites_tarballs_to_the_public_url() {
         let mut d = doc();
         rewrite_tarballs(&mut d, "http://127.0.0.1:1234/acme", &name());
+        let v = d.to_value();
         assert_eq!(
-            d["versions"]["1.0.0"]["dist"]["tarball"],
+            v["versions"]["1.0.0"]["dist"]["tarball"],
             "http://127.0.0.1:1234/acme/@acme/utils/-/utils-1.0.0.tgz"
         );
-        assert_eq!(d["versions"]["1.0.0"]["dist"]["integrity"], "sha512-aaa");
+        assert_eq!(v["versions"]["1.0.0"]["dist"]["integrity"], "sha512-aaa");
+        assert_eq!(
+            v["versions"]["1.0.0"]["readme"], "x",
+            "other fields untouched"
+        );
     }
 
     #[test]
     fn abbreviated_keeps_install_fields_and_time() {
-        let a = abbreviate(&doc());
+        let a = abbreviate(&doc()).to_value();
         assert_eq!(a["name"], "@acme/utils");
         assert_eq!(a["modified"], "2021-01-01T00:00:00.000Z");
         assert!(a.get("readme").is_none());
@@ -346,19 +517,25 @@ mod tests {
 
     #[test]
     fn merge_keeps_cached_versions_the_upstream_dropped() {
-        let mut up = doc();
+        let mut up = doc_value();
         up["versions"].as_object_mut().unwrap().remove("1.0.0");
-        let merged = merge(Some(doc()), Some(up.clone()), |v| v == "1.0.0").unwrap();
+        up["time"].as_object_mut().unwrap().remove("1.0.0");
+        let up = Packument::from_value(&up).unwrap();
+        let merged = merge(Some(doc()), Some(up.clone()), |v| v == "1.0.0")
+            .unwrap()
+            .to_value();
         assert!(merged["versions"].get("1.0.0").is_some());
         assert_eq!(merged["time"]["1.0.0"], "2020-01-01T00:00:00.000Z");
         // Not cached: the upstream's word stands.
-        let merged = merge(Some(doc()), Some(up), |_| false).unwrap();
+        let merged = merge(Some(doc()), Some(up), |_| false).unwrap().to_value();
         assert!(merged["versions"].get("1.0.0").is_none());
     }
 
     #[test]
     fn merge_of_a_vanished_package_keeps_only_cached_versions() {
-        let merged = merge(Some(doc()), None, |v| v == "1.0.0").unwrap();
+        let merged = merge(Some(doc()), None, |v| v == "1.0.0")
+            .unwrap()
+            .to_value();
         let vs = merged["versions"].as_object().unwrap();
         assert_eq!(vs.keys().collect::<Vec<_>>(), vec!["1.0.0"]);
         assert_eq!(merged["dist-tags"]["latest"], "1.0.0");
@@ -369,9 +546,11 @@ mod tests {
 
     #[test]
     fn dist_tags_repair_prefers_stable() {
-        let mut d = doc();
-        d["dist-tags"]["latest"] = json!("9.9.9");
+        let mut v = doc_value();
+        v["dist-tags"]["latest"] = json!("9.9.9");
+        let mut d = Packument::from_value(&v).unwrap();
         repair_dist_tags(&mut d);
+        let d = d.to_value();
         assert_eq!(d["dist-tags"]["latest"], "1.1.0");
         assert_eq!(d["dist-tags"]["beta"], "2.0.0-beta.1");
     }

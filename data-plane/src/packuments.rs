@@ -16,13 +16,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::error::NpmError;
 use crate::metrics::Metrics;
 use crate::names::{PackageName, TarballFile};
-use crate::packument::{self, DistInfo, Form};
+use crate::packument::{self, DistInfo, Form, Packument};
 use crate::singleflight::SingleFlight;
 use crate::store::{get_bytes, BlobStore, Key, PutBody, PutMode};
 use crate::upstream::{PackumentFetch, Upstream, Validators};
@@ -237,16 +236,14 @@ impl Packuments {
                     return self.touch(&name, held, meta).await;
                 }
                 self.metrics.cache("packument", "miss");
-                let upstream_doc: Value = serde_json::from_slice(&body).map_err(|e| {
-                    shared_err(NpmError::BadGateway(format!(
-                        "upstream sent invalid JSON for {name}: {e}"
-                    )))
-                })?;
-                if !upstream_doc.get("versions").is_some_and(Value::is_object) {
-                    return Err(shared_err(NpmError::BadGateway(format!(
-                        "upstream packument for {name} has no versions object"
-                    ))));
-                }
+                let upstream_doc = tokio::task::spawn_blocking(move || Packument::parse(&body))
+                    .await
+                    .map_err(|_| shared_err(NpmError::Internal("parse task failed".into())))?
+                    .map_err(|e| {
+                        shared_err(NpmError::BadGateway(format!(
+                            "upstream sent an invalid packument for {name}: {e}"
+                        )))
+                    })?;
                 self.merge_and_store(&name, Some(upstream_doc), validators, up_sha)
                     .await
             }
@@ -358,7 +355,7 @@ impl Packuments {
         };
         let name2 = name.clone();
         let state = tokio::task::spawn_blocking(move || -> Shared<PackageState> {
-            let doc: Value = serde_json::from_slice(&body).map_err(|e| {
+            let doc = Packument::parse(&body).map_err(|e| {
                 shared_err(NpmError::Internal(format!(
                     "stored packument is corrupt: {e}"
                 )))
@@ -379,33 +376,24 @@ impl Packuments {
     async fn merge_and_store(
         &self,
         name: &PackageName,
-        upstream_doc: Option<Value>,
+        upstream_doc: Option<Packument>,
         validators: Validators,
         upstream_sha256: String,
     ) -> Shared<Arc<PackageState>> {
-        let held_doc: Option<Value> =
+        let held_doc: Option<Packument> =
             match get_bytes(self.store.as_ref(), &Key::public_packument(name)).await {
-                Ok(Some((_, b))) => serde_json::from_slice(&b).ok(),
+                Ok(Some((_, b))) => Packument::parse(&b).ok(),
                 Ok(None) => None,
                 Err(e) => return Err(shared_err(e)),
             };
         // Versions the upstream dropped survive if their tarball is cached here.
         let mut cached = std::collections::HashSet::new();
         if let Some(held) = &held_doc {
-            let live = upstream_doc
-                .as_ref()
-                .and_then(|d| d.get("versions"))
-                .and_then(Value::as_object);
-            let dropped = held
-                .get("versions")
-                .and_then(Value::as_object)
-                .map(|vs| {
-                    vs.keys()
-                        .filter(|v| live.is_none_or(|l| !l.contains_key(*v)))
-                        .cloned()
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default();
+            let dropped: Vec<String> = held
+                .version_keys()
+                .filter(|v| upstream_doc.as_ref().is_none_or(|u| !u.has_version(v)))
+                .cloned()
+                .collect();
             for v in dropped {
                 let Ok(version) = semver::Version::parse(&v) else {
                     continue;
@@ -419,7 +407,7 @@ impl Packuments {
         let name2 = name.clone();
         let built = tokio::task::spawn_blocking(move || {
             let merged = packument::merge(held_doc, upstream_doc, |v| cached.contains(v))?;
-            let bytes = serde_json::to_vec(&merged).ok()?;
+            let bytes = merged.to_vec();
             let tarballs = packument::tarball_index(&name2, &merged);
             Some((Bytes::from(bytes), tarballs))
         })
@@ -501,7 +489,7 @@ fn gzip(bytes: &[u8]) -> Bytes {
 
 fn render(key: &ServedKey, stored: &[u8]) -> Shared<Vec<(Form, Served)>> {
     let version = sha256_hex(stored);
-    let mut doc: Value = serde_json::from_slice(stored).map_err(|e| {
+    let mut doc = Packument::parse(stored).map_err(|e| {
         shared_err(NpmError::Internal(format!(
             "stored packument is corrupt: {e}"
         )))
@@ -510,8 +498,7 @@ fn render(key: &ServedKey, stored: &[u8]) -> Shared<Vec<(Form, Served)>> {
     let abbreviated = packument::abbreviate(&doc);
     let mut out = Vec::with_capacity(2);
     for (form, value) in [(Form::Full, &doc), (Form::Abbreviated, &abbreviated)] {
-        let body = serde_json::to_vec(value)
-            .map_err(|e| shared_err(NpmError::Internal(format!("serialize: {e}"))))?;
+        let body = value.to_vec();
         // Keyed by content, which already embeds the base URL, the form and (later) rules.
         let etag = format!("\"{}\"", &sha256_hex(&body)[..32]);
         out.push((
