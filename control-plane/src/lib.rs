@@ -1,2 +1,144 @@
-//! The control plane (tonic gRPC server). It arrives with the control-plane issue; until
-//! then every org is anonymous and the data plane needs no configuration from here.
+//! nproxy's control plane: the tonic gRPC server that owns orgs, internal scopes, API tokens,
+//! Ed25519 signing keys and the audit log, and publishes each org's config to Redis.
+//! See ARCHITECTURE.md at the repository root.
+
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod keys;
+pub mod secrets;
+pub mod service;
+pub mod sink;
+pub mod snapshot;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use nproxy_proto::v1::audit_server::AuditServer;
+use nproxy_proto::v1::data_plane_server::DataPlaneServer;
+use nproxy_proto::v1::keys_server::KeysServer;
+use nproxy_proto::v1::orgs_server::OrgsServer;
+use nproxy_proto::v1::tokens_server::TokensServer;
+use tokio::net::TcpListener;
+
+use crate::auth::Authenticator;
+use crate::config::Settings;
+use crate::error::CpResult;
+use crate::secrets::{new_api_token, sha256};
+use crate::service::{Api, State};
+use crate::sink::ConfigSink;
+use crate::store::Db;
+
+pub struct ControlPlane {
+    state: Arc<State>,
+    reconcile_interval: std::time::Duration,
+}
+
+/// What `open` did that the operator must know about.
+pub struct Opened {
+    pub control_plane: ControlPlane,
+    /// Set when no admin credential existed and none was configured: the first one, to be
+    /// shown once.
+    pub created_admin_token: Option<String>,
+}
+
+impl ControlPlane {
+    pub async fn open(settings: &Settings, sink: Arc<dyn ConfigSink>) -> CpResult<Opened> {
+        let db = Db::open(&settings.database).await?;
+        if let Some(t) = &settings.admin_token {
+            db.insert_admin("configured", &sha256(t)).await?;
+        }
+        let mut created = None;
+        if db.admin_credentials().await?.is_empty() {
+            let token = new_api_token().replacen("nproxy_", "nproxy_admin_", 1);
+            db.insert_admin("initial", &sha256(&token)).await?;
+            created = Some(token);
+        }
+        let auth = Authenticator::new(settings.data_plane_token.as_deref());
+        auth.set_admins(
+            db.admin_credentials()
+                .await?
+                .into_iter()
+                .map(|a| (a.sha256, a.name)),
+        );
+        let (events, _) = tokio::sync::broadcast::channel(1024);
+        Ok(Opened {
+            control_plane: ControlPlane {
+                state: Arc::new(State {
+                    db,
+                    master_key: settings.master_key.clone(),
+                    sink,
+                    auth,
+                    events,
+                }),
+                reconcile_interval: settings.reconcile_interval,
+            },
+            created_admin_token: created,
+        })
+    }
+
+    pub fn state(&self) -> Arc<State> {
+        self.state.clone()
+    }
+
+    /// Serves gRPC on `listener` until `shutdown` resolves; reconciles Redis at start and
+    /// every interval meanwhile.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let state = self.state.clone();
+        let interval = self.reconcile_interval;
+        let reconciler = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = service::reconcile_once(&state).await {
+                    tracing::warn!(error = %e, "reconcile failed");
+                }
+            }
+        });
+
+        let api = Api(self.state.clone());
+        let auth = self.state.auth.clone();
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<OrgsServer<Api>>().await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(nproxy_proto::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        macro_rules! guarded {
+            ($server:ident) => {{
+                let auth = auth.clone();
+                $server::with_interceptor(api.clone(), move |req| auth.intercept(req))
+            }};
+        }
+        let result = tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(guarded!(OrgsServer))
+            .add_service(guarded!(TokensServer))
+            .add_service(guarded!(KeysServer))
+            .add_service(guarded!(AuditServer))
+            .add_service(guarded!(DataPlaneServer))
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                shutdown,
+            )
+            .await;
+        reconciler.abort();
+        result.map_err(Into::into)
+    }
+}
+
+/// Connects the configured sink: Redis if a URL is set, else none.
+pub async fn connect_sink(settings: &Settings) -> Result<Arc<dyn ConfigSink>, redis::RedisError> {
+    Ok(match &settings.redis_url {
+        Some(url) => Arc::new(sink::RedisSink::connect(url).await?),
+        None => Arc::new(sink::NoSink),
+    })
+}

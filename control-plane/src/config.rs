@@ -1,0 +1,129 @@
+//! The control plane's configuration: defaults, a TOML file, `NPROXY_*` variables, flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::secrets::MasterKey;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// gRPC listen address.
+    pub listen: String,
+    /// SQLite database file.
+    pub database: PathBuf,
+    /// Redis URL (`redis://host:port/db`); empty runs without publishing (tests, dev).
+    pub redis_url: String,
+    /// Base64 of 32 random bytes (`openssl rand -base64 32`): encrypts private signing keys
+    /// and anchors the audit chain. Losing it loses every signing key.
+    pub master_key: String,
+    /// An admin bearer token to accept (hashed at start). If no admin credential exists and
+    /// none is configured, one is created and printed once on first start.
+    pub admin_token: Option<String>,
+    /// The data plane's bearer token: allowed only to sign, hand over audit events and read
+    /// org config.
+    pub data_plane_token: Option<String>,
+    /// How often every org is written to Redis again, so a flushed Redis recovers.
+    pub reconcile_interval_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:7443".into(),
+            database: PathBuf::from("./nproxy-control.db"),
+            redis_url: String::new(),
+            master_key: String::new(),
+            admin_token: None,
+            data_plane_token: None,
+            reconcile_interval_secs: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database: PathBuf,
+    pub redis_url: Option<String>,
+    pub master_key: MasterKey,
+    pub admin_token: Option<String>,
+    pub data_plane_token: Option<String>,
+    pub reconcile_interval: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl Config {
+    pub fn figment(file: Option<&std::path::Path>) -> Figment {
+        let mut f = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            f = f.merge(Toml::file_exact(file));
+        }
+        f.merge(Env::prefixed("NPROXY_").split("__"))
+    }
+
+    pub fn load(f: Figment) -> Result<Config, ConfigError> {
+        f.extract().map_err(|e| ConfigError::Load(Box::new(e)))
+    }
+
+    pub fn validate(self) -> Result<Settings, ConfigError> {
+        let invalid = |key, message: String| ConfigError::Invalid { key, message };
+        let listen = self
+            .listen
+            .parse()
+            .map_err(|e| invalid("listen", format!("{:?} is not host:port: {e}", self.listen)))?;
+        if self.master_key.is_empty() {
+            return Err(invalid(
+                "master_key",
+                "is required: base64 of 32 random bytes (openssl rand -base64 32)".into(),
+            ));
+        }
+        let master_key =
+            MasterKey::from_base64(&self.master_key).map_err(|m| invalid("master_key", m))?;
+        let redis_url = Some(self.redis_url).filter(|u| !u.is_empty());
+        if let Some(u) = &redis_url {
+            if !(u.starts_with("redis://") || u.starts_with("rediss://") || u.starts_with("unix:"))
+            {
+                return Err(invalid(
+                    "redis_url",
+                    format!("{u:?} must be a redis:// URL"),
+                ));
+            }
+        }
+        for (key, tok) in [
+            ("admin_token", &self.admin_token),
+            ("data_plane_token", &self.data_plane_token),
+        ] {
+            if tok.as_ref().is_some_and(|t| t.len() < 24) {
+                return Err(invalid(key, "must be at least 24 characters".into()));
+            }
+        }
+        if self.reconcile_interval_secs == 0 {
+            return Err(invalid(
+                "reconcile_interval_secs",
+                "must be at least 1".into(),
+            ));
+        }
+        Ok(Settings {
+            listen,
+            database: self.database,
+            redis_url,
+            master_key,
+            admin_token: self.admin_token,
+            data_plane_token: self.data_plane_token,
+            reconcile_interval: Duration::from_secs(self.reconcile_interval_secs),
+        })
+    }
+}

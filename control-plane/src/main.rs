@@ -1,0 +1,75 @@
+//! `nproxy-control-plane`: the gRPC server admins and data planes talk to.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use figment::providers::Serialized;
+use nproxy_control_plane::config::Config;
+use nproxy_control_plane::{connect_sink, ControlPlane};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "nproxy-control-plane",
+    version,
+    about = "nproxy's control plane (gRPC)"
+)]
+struct Cli {
+    /// TOML configuration file.
+    #[arg(long, env = "NPROXY_CONFIG")]
+    config: Option<PathBuf>,
+    /// gRPC listen address (host:port).
+    #[arg(long)]
+    listen: Option<String>,
+    /// SQLite database file.
+    #[arg(long)]
+    database: Option<PathBuf>,
+    /// Redis URL the org config is published to.
+    #[arg(long)]
+    redis_url: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut f = Config::figment(cli.config.as_deref());
+    if let Some(v) = cli.listen {
+        f = f.merge(Serialized::default("listen", v));
+    }
+    if let Some(v) = cli.database {
+        f = f.merge(Serialized::default("database", v));
+    }
+    if let Some(v) = cli.redis_url {
+        f = f.merge(Serialized::default("redis_url", v));
+    }
+    let settings = Config::load(f)?.validate()?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+
+    let sink = connect_sink(&settings)
+        .await
+        .context("cannot connect to Redis")?;
+    let opened = ControlPlane::open(&settings, sink).await?;
+    if let Some(token) = &opened.created_admin_token {
+        // Shown once: only its hash is stored.
+        eprintln!("Created the first admin credential. Store it now; it is not shown again:\n\n    {token}\n");
+    }
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, "nproxy control plane listening");
+    opened
+        .control_plane
+        .serve(listener, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    Ok(())
+}

@@ -1,0 +1,58 @@
+use nproxy_proto::v1 as pb;
+use nproxy_proto::v1::data_plane_server::DataPlane;
+use tonic::{Request, Response, Status};
+
+use super::{Api, State};
+use crate::auth::require_any;
+use crate::error::CpResult;
+use crate::snapshot;
+
+#[tonic::async_trait]
+impl DataPlane for Api {
+    async fn get_org_config(
+        &self,
+        req: Request<pb::GetOrgConfigRequest>,
+    ) -> Result<Response<pb::OrgConfigSnapshot>, Status> {
+        require_any(&req)?;
+        let st = &self.0;
+        let org = st.db.org(&req.into_inner().org).await?;
+        let mut w = st.db.write().await?;
+        let snap = snapshot::build(w.conn(), &org).await?;
+        w.commit().await?;
+        Ok(Response::new(snap))
+    }
+}
+
+/// Writes every org whose published snapshot is missing or outdated, and removes deleted
+/// ones, so a flushed or restarted Redis recovers by itself. Returns how many were written.
+pub async fn reconcile_once(st: &State) -> CpResult<usize> {
+    let mut written = 0;
+    for org in st.db.all_live_orgs().await? {
+        let published = match st.sink.published_version(&org.slug).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "reconcile: cannot read Redis");
+                return Ok(written);
+            }
+        };
+        if published == Some(u64::try_from(org.config_version).unwrap_or(0)) {
+            continue;
+        }
+        let bytes = st.snapshot_bytes(&org.id).await?;
+        if let Err(e) = st.sink.publish(&org.slug, bytes).await {
+            tracing::warn!(org = %org.slug, error = %e, "reconcile: cannot publish");
+            return Ok(written);
+        }
+        written += 1;
+    }
+    for slug in st.db.dead_slugs().await? {
+        if matches!(st.sink.published_version(&slug).await, Ok(Some(_))) {
+            let _ = st.sink.publish(&slug, None).await;
+            written += 1;
+        }
+    }
+    if written > 0 {
+        tracing::info!(written, "reconcile: republished org config");
+    }
+    Ok(written)
+}

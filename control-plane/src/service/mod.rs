@@ -1,0 +1,148 @@
+//! The gRPC services. Each mutation: validate, one write transaction with its audit event,
+//! then publish the org's snapshot to the config sink and the new events to followers.
+
+mod audit;
+mod dataplane;
+mod keys;
+mod orgs;
+mod tokens;
+
+use std::sync::Arc;
+
+use base64::Engine;
+use nproxy_proto::v1 as pb;
+use tokio::sync::broadcast;
+
+use crate::audit::NewEvent;
+use crate::auth::Authenticator;
+use crate::error::{CpError, CpResult};
+use crate::secrets::MasterKey;
+use crate::sink::ConfigSink;
+use crate::store::{Db, EventRow, OrgRow, Write};
+use crate::{audit as chain, snapshot};
+
+pub struct State {
+    pub db: Db,
+    pub master_key: MasterKey,
+    pub sink: Arc<dyn ConfigSink>,
+    pub auth: Authenticator,
+    pub events: broadcast::Sender<EventRow>,
+}
+
+/// The one struct behind every service.
+#[derive(Clone)]
+pub struct Api(pub Arc<State>);
+
+pub(crate) fn page_token(last: Option<&str>, full_page: bool) -> String {
+    match last {
+        Some(id) if full_page => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id),
+        _ => String::new(),
+    }
+}
+
+pub(crate) fn after(token: &str) -> CpResult<String> {
+    if token.is_empty() {
+        return Ok(String::new());
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| {
+            CpError::Invalid(nproxy_proto::validate::FieldError::new(
+                "page_token",
+                "is not a token returned by a previous page",
+            ))
+        })
+}
+
+pub(crate) fn org_pb(o: &OrgRow) -> pb::Org {
+    pb::Org {
+        id: o.id.clone(),
+        slug: o.slug.clone(),
+        display_name: o.display_name.clone(),
+        created_at_ms: o.created_at_ms,
+    }
+}
+
+pub(crate) fn event_pb(e: &EventRow) -> pb::AuditEvent {
+    pb::AuditEvent {
+        id: e.id.clone(),
+        org_id: e.org_id.clone(),
+        seq: u64::try_from(e.seq).unwrap_or(0),
+        time_ms: e.time_ms,
+        r#type: e.kind.clone(),
+        actor: e.actor.clone(),
+        details_json: e.details_json.clone(),
+        hash: e.hash.clone(),
+        prev_hash: e.prev_hash.clone(),
+    }
+}
+
+impl State {
+    /// Appends an audit event in `w`; the caller commits, then calls `after_commit`.
+    pub(crate) async fn record(
+        &self,
+        w: &mut Write<'_>,
+        org_id: &str,
+        kind: &str,
+        actor: &str,
+        details: serde_json::Value,
+    ) -> CpResult<Option<EventRow>> {
+        chain::append(
+            w,
+            &self.master_key,
+            NewEvent {
+                org_id,
+                kind,
+                actor,
+                details,
+                time_ms: crate::store::now_ms(),
+                idempotency_key: None,
+            },
+        )
+        .await
+    }
+
+    /// After a commit: publish the org's config (or its removal) and the new events. A sink
+    /// failure is logged, not returned: the change is durable, and reconciliation repairs
+    /// Redis.
+    pub(crate) async fn after_commit(&self, org_id: &str, slug: &str, events: &[EventRow]) {
+        let snapshot = match self.snapshot_bytes(org_id).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(org = %slug, error = %e, "cannot build the org's snapshot");
+                return;
+            }
+        };
+        if let Err(e) = self.sink.publish(slug, snapshot).await {
+            tracing::warn!(org = %slug, error = %e, "cannot publish org config; the reconcile loop will retry");
+        }
+        for e in events {
+            self.announce(e).await;
+        }
+    }
+
+    pub(crate) async fn announce(&self, e: &EventRow) {
+        tracing::info!(org = %e.org_id, seq = e.seq, kind = %e.kind, actor = %e.actor, head = %e.hash, "audit event");
+        if let Err(err) = self.sink.set_audit_head(&e.org_id, e.seq, &e.hash).await {
+            tracing::warn!(error = %err, "cannot publish the audit head");
+        }
+        let _ = self.events.send(e.clone());
+    }
+
+    /// The org's encoded snapshot, or `None` if it no longer exists.
+    pub(crate) async fn snapshot_bytes(&self, org_id: &str) -> CpResult<Option<Vec<u8>>> {
+        let mut w = self.db.write().await?;
+        let org = match Db::org_in(w.conn(), org_id).await {
+            Ok(o) => o,
+            Err(CpError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let snap = snapshot::build(w.conn(), &org).await?;
+        w.commit().await?;
+        Ok(Some(snapshot::encode(&snap)))
+    }
+}
+
+pub use self::dataplane::reconcile_once;

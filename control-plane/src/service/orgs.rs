@@ -1,0 +1,174 @@
+use nproxy_proto::v1 as pb;
+use nproxy_proto::v1::orgs_server::Orgs;
+use nproxy_proto::validate;
+use serde_json::json;
+use tonic::{Request, Response, Status};
+
+use super::{after, org_pb, page_token, Api};
+use crate::auth::require_admin;
+use crate::keys;
+use crate::store::{new_id, now_ms, Db, OrgRow};
+
+#[tonic::async_trait]
+impl Orgs for Api {
+    async fn create_org(
+        &self,
+        req: Request<pb::CreateOrgRequest>,
+    ) -> Result<Response<pb::Org>, Status> {
+        let actor = require_admin(&req)?.actor();
+        let r = req.into_inner();
+        let slug = validate::slug("slug", &r.slug)?;
+        let display_name = validate::display_name("display_name", &r.display_name)?;
+        let org = OrgRow {
+            id: new_id(),
+            display_name: if display_name.is_empty() {
+                slug.clone()
+            } else {
+                display_name
+            },
+            slug,
+            created_at_ms: now_ms(),
+            config_version: 1,
+            internal_scopes: Vec::new(),
+            public_reads: true,
+        };
+        let st = &self.0;
+        let mut w = st.db.write().await?;
+        Db::insert_org(w.conn(), &org).await?;
+        let key = keys::new_key(&st.master_key, &org.id)?;
+        Db::insert_key(w.conn(), &key).await?;
+        let mut events = Vec::new();
+        events.extend(
+            st.record(
+                &mut w,
+                &org.id,
+                "org.created",
+                &actor,
+                json!({"slug": org.slug, "display_name": org.display_name}),
+            )
+            .await?,
+        );
+        events.extend(
+            st.record(
+                &mut w,
+                &org.id,
+                "key.created",
+                &actor,
+                json!({"key_id": key.key_id}),
+            )
+            .await?,
+        );
+        w.commit().await?;
+        st.after_commit(&org.id, &org.slug, &events).await;
+        Ok(Response::new(org_pb(&org)))
+    }
+
+    async fn get_org(&self, req: Request<pb::GetOrgRequest>) -> Result<Response<pb::Org>, Status> {
+        require_admin(&req)?;
+        let org = self.0.db.org(&req.into_inner().org).await?;
+        Ok(Response::new(org_pb(&org)))
+    }
+
+    async fn list_orgs(
+        &self,
+        req: Request<pb::ListOrgsRequest>,
+    ) -> Result<Response<pb::ListOrgsResponse>, Status> {
+        require_admin(&req)?;
+        let r = req.into_inner();
+        let size = validate::page_size("page_size", r.page_size)?;
+        let rows = self.0.db.list_orgs(&after(&r.page_token)?, size).await?;
+        Ok(Response::new(pb::ListOrgsResponse {
+            next_page_token: page_token(
+                rows.last().map(|o| o.id.as_str()),
+                rows.len() as u32 == size,
+            ),
+            orgs: rows.iter().map(org_pb).collect(),
+        }))
+    }
+
+    async fn delete_org(
+        &self,
+        req: Request<pb::DeleteOrgRequest>,
+    ) -> Result<Response<pb::DeleteOrgResponse>, Status> {
+        let actor = require_admin(&req)?.actor();
+        let st = &self.0;
+        let org = st.db.org(&req.into_inner().org).await?;
+        let mut w = st.db.write().await?;
+        Db::delete_org(w.conn(), &org.id).await?;
+        let events: Vec<_> = st
+            .record(
+                &mut w,
+                &org.id,
+                "org.deleted",
+                &actor,
+                json!({"slug": org.slug}),
+            )
+            .await?
+            .into_iter()
+            .collect();
+        w.commit().await?;
+        // The snapshot is gone, so this removes the key from Redis and tells data planes.
+        st.after_commit(&org.id, &org.slug, &events).await;
+        Ok(Response::new(pb::DeleteOrgResponse {}))
+    }
+
+    async fn get_settings(
+        &self,
+        req: Request<pb::GetSettingsRequest>,
+    ) -> Result<Response<pb::OrgSettings>, Status> {
+        require_admin(&req)?;
+        let org = self.0.db.org(&req.into_inner().org).await?;
+        Ok(Response::new(pb::OrgSettings {
+            org_id: org.id,
+            internal_scopes: org.internal_scopes,
+            public_reads: org.public_reads,
+        }))
+    }
+
+    async fn update_settings(
+        &self,
+        req: Request<pb::UpdateSettingsRequest>,
+    ) -> Result<Response<pb::OrgSettings>, Status> {
+        let actor = require_admin(&req)?.actor();
+        let r = req.into_inner();
+        let st = &self.0;
+        let org = st.db.org(&r.org).await?;
+        let scopes = match r.internal_scopes {
+            Some(list) => {
+                let mut out: Vec<String> = Vec::new();
+                for s in &list.scopes {
+                    let s = validate::npm_scope("internal_scopes", s)?;
+                    if !out.contains(&s) {
+                        out.push(s);
+                    }
+                }
+                out
+            }
+            None => org.internal_scopes.clone(),
+        };
+        let public_reads = r.public_reads.unwrap_or(org.public_reads);
+        let mut w = st.db.write().await?;
+        Db::update_settings(w.conn(), &org.id, &scopes, public_reads).await?;
+        let events: Vec<_> = st
+            .record(
+                &mut w,
+                &org.id,
+                "org.settings_changed",
+                &actor,
+                json!({
+                    "internal_scopes": {"from": org.internal_scopes, "to": scopes},
+                    "public_reads": {"from": org.public_reads, "to": public_reads},
+                }),
+            )
+            .await?
+            .into_iter()
+            .collect();
+        w.commit().await?;
+        st.after_commit(&org.id, &org.slug, &events).await;
+        Ok(Response::new(pb::OrgSettings {
+            org_id: org.id,
+            internal_scopes: scopes,
+            public_reads,
+        }))
+    }
+}

@@ -1,0 +1,55 @@
+//! Builds an org's config snapshot (what data planes see) from the database.
+
+use nproxy_proto::v1::{OrgConfigSnapshot, PublicKey, TokenEntry, TokenScope};
+use nproxy_proto::SNAPSHOT_SCHEMA_VERSION;
+use prost::Message;
+use sqlx::SqliteConnection;
+
+use crate::error::CpResult;
+use crate::store::{now_ms, Db, OrgRow};
+
+pub async fn build(conn: &mut SqliteConnection, org: &OrgRow) -> CpResult<OrgConfigSnapshot> {
+    let now = now_ms();
+    let tokens = Db::live_tokens(&mut *conn, &org.id)
+        .await?
+        .into_iter()
+        // Expired tokens are refused by data planes anyway; leaving them out keeps it small.
+        .filter(|t| t.expires_at_ms.is_none_or(|e| e > now))
+        .map(|t| TokenEntry {
+            token_id: t.id,
+            name: t.name,
+            sha256: t.sha256,
+            scopes: t
+                .scopes
+                .iter()
+                .filter_map(|s| TokenScope::from_label(s))
+                .map(|s| s as i32)
+                .collect(),
+            expires_at_ms: t.expires_at_ms,
+        })
+        .collect();
+    let signing_keys = Db::keys(conn, &org.id)
+        .await?
+        .into_iter()
+        .map(|k| PublicKey {
+            active: k.retired_at_ms.is_none(),
+            key_id: k.key_id,
+            public_key: k.public_key,
+        })
+        .collect();
+    Ok(OrgConfigSnapshot {
+        schema_version: SNAPSHOT_SCHEMA_VERSION,
+        org_id: org.id.clone(),
+        slug: org.slug.clone(),
+        version: u64::try_from(org.config_version).unwrap_or(0),
+        internal_scopes: org.internal_scopes.clone(),
+        public_reads: org.public_reads,
+        tokens,
+        signing_keys,
+        generated_at_ms: now,
+    })
+}
+
+pub fn encode(s: &OrgConfigSnapshot) -> Vec<u8> {
+    s.encode_to_vec()
+}

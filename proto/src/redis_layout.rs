@@ -1,0 +1,19 @@
+//! Where org config lives in Redis: the one place both sides agree on names.
+
+/// Key of an org's `OrgConfigSnapshot` (protobuf bytes), by slug: data planes find orgs by
+/// the host or path they are addressed as.
+pub fn org_snapshot_key(slug: &str) -> String {
+    format!("nproxy:v1:org:{slug}")
+}
+
+/// Channel on which the control plane announces a changed or deleted org; the message is
+/// the org's slug, or `*` for "reload everything".
+pub const INVALIDATION_CHANNEL: &str = "nproxy:v1:invalidate";
+
+/// The message that asks data planes to drop every cached org.
+pub const INVALIDATE_ALL: &str = "*";
+
+/// Latest audit chain head of an org (`<seq>:<hex hash>`), an anchor outside the database.
+pub fn audit_head_key(org_id: &str) -> String {
+    format!("nproxy:v1:audit-head:{org_id}")
+}

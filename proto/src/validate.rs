@@ -1,0 +1,168 @@
+//! Validation of what arrives over gRPC. Errors name the field, and map to
+//! `InvalidArgument`.
+
+use crate::v1::TokenScope;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<FieldError> for tonic::Status {
+    fn from(e: FieldError) -> Self {
+        tonic::Status::invalid_argument(e.to_string())
+    }
+}
+
+/// An org slug: a DNS label (lowercase letters, digits and inner hyphens, 1–63 chars).
+pub fn slug(field: &'static str, s: &str) -> Result<String, FieldError> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(FieldError::new(
+            field,
+            format!("{s:?} must be a DNS label: 1-63 lowercase letters, digits or inner hyphens"),
+        ))
+    }
+}
+
+/// An npm scope such as `@acme`.
+pub fn npm_scope(field: &'static str, s: &str) -> Result<String, FieldError> {
+    let name = s
+        .strip_prefix('@')
+        .ok_or_else(|| FieldError::new(field, format!("{s:?} must start with '@' (e.g. @acme)")))?;
+    let ok = !name.is_empty()
+        && name.len() <= 213
+        && !name.starts_with('.')
+        && !name.starts_with('_')
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'_' | b'~')
+        });
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(FieldError::new(
+            field,
+            format!("{s:?} is not a valid npm scope (lowercase, URL-safe, e.g. @acme)"),
+        ))
+    }
+}
+
+pub fn display_name(field: &'static str, s: &str) -> Result<String, FieldError> {
+    let s = s.trim();
+    if s.chars().count() > 200 || s.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            field,
+            "must be at most 200 characters, without control characters",
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// Token scopes: at least one, no unspecified values, no duplicates.
+pub fn token_scopes(field: &'static str, raw: &[i32]) -> Result<Vec<TokenScope>, FieldError> {
+    let mut out = Vec::new();
+    for v in raw {
+        match TokenScope::try_from(*v) {
+            Ok(TokenScope::Unspecified) | Err(_) => {
+                return Err(FieldError::new(
+                    field,
+                    format!("{v} is not a token scope (proxy or publish)"),
+                ))
+            }
+            Ok(s) => {
+                if !out.contains(&s) {
+                    out.push(s);
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(FieldError::new(
+            field,
+            "at least one scope (proxy or publish) is required",
+        ));
+    }
+    Ok(out)
+}
+
+pub fn page_size(field: &'static str, n: u32) -> Result<u32, FieldError> {
+    match n {
+        0 => Ok(50),
+        1..=1000 => Ok(n),
+        _ => Err(FieldError::new(field, "must be at most 1000")),
+    }
+}
+
+impl TokenScope {
+    /// Whether a token with this scope may do what `needed` allows (publish includes read).
+    pub fn covers(self, needed: TokenScope) -> bool {
+        self == needed || (self == TokenScope::Publish && needed == TokenScope::Proxy)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            TokenScope::Proxy => "proxy",
+            TokenScope::Publish => "publish",
+            TokenScope::Unspecified => "unspecified",
+        }
+    }
+
+    pub fn from_label(s: &str) -> Option<TokenScope> {
+        match s {
+            "proxy" => Some(TokenScope::Proxy),
+            "publish" => Some(TokenScope::Publish),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_and_scopes() {
+        assert!(slug("slug", "acme").is_ok());
+        let e = slug("slug", "Acme").unwrap_err();
+        assert_eq!(e.field, "slug");
+        assert!(npm_scope("s", "@acme").is_ok());
+        assert!(npm_scope("s", "acme").is_err());
+        assert!(npm_scope("s", "@Acme").is_err());
+        assert!(npm_scope("s", "@").is_err());
+        assert!(npm_scope("s", "@a/b").is_err());
+    }
+
+    #[test]
+    fn scopes() {
+        assert_eq!(
+            token_scopes("scopes", &[1, 1, 2]).unwrap(),
+            vec![TokenScope::Proxy, TokenScope::Publish]
+        );
+        assert!(token_scopes("scopes", &[]).is_err());
+        assert!(token_scopes("scopes", &[0]).is_err());
+        assert!(token_scopes("scopes", &[9]).is_err());
+        assert!(TokenScope::Publish.covers(TokenScope::Proxy));
+        assert!(!TokenScope::Proxy.covers(TokenScope::Publish));
+        let status: tonic::Status = FieldError::new("slug", "bad").into();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(status.message().starts_with("slug:"));
+    }
+}
