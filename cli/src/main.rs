@@ -1,13 +1,136 @@
-//! `nproxyctl`: the admins' tool. Its commands arrive with the control plane; for now it
-//! only knows its own version, so that the binary and its packaging exist from day one.
-use clap::Parser;
+//! `nproxyctl`: the admins' tool. Talks to the control plane over gRPC only; `nproxyctl dev`
+//! (default feature `dev`) runs a whole nproxy in one process for trying it out.
+
+mod commands;
+#[cfg(feature = "dev")]
+mod dev;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use serde::Deserialize;
+
+use output::Format;
 
 #[derive(Parser)]
 #[command(name = "nproxyctl", version, about = "Administer an nproxy registry")]
-struct Cli {}
+pub struct Cli {
+    /// Control plane gRPC endpoint.
+    #[arg(long, global = true, env = "NPROXY_ENDPOINT")]
+    endpoint: Option<String>,
+    /// Admin bearer token.
+    #[arg(
+        long,
+        global = true,
+        env = "NPROXY_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
+    /// Config file with `endpoint` and `token` (default: ~/.config/nproxy/nproxyctl.toml).
+    #[arg(long, global = true, env = "NPROXY_CTL_CONFIG")]
+    config: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, short = 'o', global = true, value_enum, default_value = "table")]
+    output: Format,
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _ = Cli::parse();
-    eprintln!("nproxyctl: no commands yet; the control plane is not built. See README.md.");
-    std::process::exit(2);
+#[derive(Subcommand)]
+pub enum Command {
+    /// Orgs and their settings.
+    #[command(subcommand)]
+    Org(commands::OrgCmd),
+    /// API tokens for npm clients.
+    #[command(subcommand)]
+    Token(commands::TokenCmd),
+    /// Ed25519 signing keys.
+    #[command(subcommand)]
+    Key(commands::KeyCmd),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(commands::AuditCmd),
+    /// Prints shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Runs control plane and data plane in one process, with an org and a token.
+    #[cfg(feature = "dev")]
+    Dev(dev::DevArgs),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    endpoint: Option<String>,
+    token: Option<String>,
+}
+
+pub struct Target {
+    pub endpoint: String,
+    pub token: Option<String>,
+    pub output: Format,
+}
+
+fn target(cli: &Cli) -> anyhow::Result<Target> {
+    use figment::providers::{Format as _, Toml};
+    let path = cli.config.clone().or_else(|| {
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/nproxy/nproxyctl.toml"))
+    });
+    let file: FileConfig = match &path {
+        Some(p) if p.exists() => figment::Figment::from(Toml::file_exact(p))
+            .extract()
+            .map_err(|e| anyhow::anyhow!("config file {}: {e}", p.display()))?,
+        Some(p) if cli.config.is_some() => {
+            anyhow::bail!("config file {} does not exist", p.display())
+        }
+        _ => FileConfig::default(),
+    };
+    Ok(Target {
+        endpoint: cli
+            .endpoint
+            .clone()
+            .or(file.endpoint)
+            .unwrap_or_else(|| "http://127.0.0.1:7443".into()),
+        token: cli.token.clone().or(file.token),
+        output: cli.output,
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Completions { shell } = &cli.command {
+        clap_complete::generate(
+            *shell,
+            &mut Cli::command(),
+            "nproxyctl",
+            &mut std::io::stdout(),
+        );
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        #[cfg(feature = "dev")]
+        if let Command::Dev(args) = &cli.command {
+            return dev::run(args).await;
+        }
+        let t = target(&cli)?;
+        commands::run(&t, cli.command).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", commands::describe(&e));
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -52,6 +52,11 @@ pub struct Config {
     pub threads: usize,
     /// `text` or `json`.
     pub log_format: LogFormat,
+    /// Redis the control plane publishes org config to (`redis://host:port`). Unset: every
+    /// org is open (anonymous, public packages only).
+    pub redis_url: Option<String>,
+    /// How often held org configs are re-read even without an invalidation, seconds.
+    pub org_config_refresh_secs: u64,
     pub storage: StorageConfig,
 }
 
@@ -122,6 +127,8 @@ impl Default for Config {
             verify_before_send_bytes: 1024 * 1024,
             threads: 0,
             log_format: LogFormat::Text,
+            redis_url: None,
+            org_config_refresh_secs: 30,
             storage: StorageConfig {
                 kind: StorageKind::Local,
                 path: PathBuf::from("./nproxy-data"),
@@ -154,6 +161,8 @@ pub struct Settings {
     pub verify_before_send_bytes: u64,
     pub threads: usize,
     pub log_format: LogFormat,
+    pub redis_url: Option<String>,
+    pub org_config_refresh: Duration,
     pub storage: StorageConfig,
 }
 
@@ -305,6 +314,19 @@ impl Config {
         if let Some(ep) = &self.storage.s3.endpoint {
             parse_http_url("storage.s3.endpoint", ep)?;
         }
+        let redis_url = self.redis_url.filter(|u| !u.is_empty());
+        if let Some(u) = &redis_url {
+            if !(u.starts_with("redis://") || u.starts_with("rediss://") || u.starts_with("unix:"))
+            {
+                return Err(invalid(
+                    "redis_url",
+                    format!("{u:?} must be a redis:// URL"),
+                ));
+            }
+        }
+        if self.org_config_refresh_secs == 0 {
+            return Err(invalid("org_config_refresh_secs", "must be at least 1"));
+        }
         Ok(Settings {
             listen,
             metrics_listen,
@@ -323,6 +345,8 @@ impl Config {
             verify_before_send_bytes: self.verify_before_send_bytes,
             threads: self.threads,
             log_format: self.log_format,
+            redis_url,
+            org_config_refresh: Duration::from_secs(self.org_config_refresh_secs),
             storage: self.storage,
         })
     }

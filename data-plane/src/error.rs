@@ -10,6 +10,10 @@ pub enum NpmError {
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     NotFound(String),
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -17,6 +21,8 @@ pub enum NpmError {
     BadGateway(String),
     #[error("upstream registry timed out: {0}")]
     GatewayTimeout(String),
+    #[error("{0}")]
+    Unavailable(String),
     #[error("storage failed: {0}")]
     Storage(#[from] StoreError),
     #[error("internal error: {0}")]
@@ -27,6 +33,9 @@ impl NpmError {
     pub fn status(&self) -> u16 {
         match self {
             NpmError::BadRequest(_) => 400,
+            NpmError::Unauthorized(_) => 401,
+            NpmError::Forbidden(_) => 403,
+            NpmError::Unavailable(_) => 503,
             NpmError::NotFound(_) => 404,
             NpmError::MethodNotAllowed => 405,
             NpmError::BadGateway(_) => 502,
@@ -39,6 +48,9 @@ impl NpmError {
     pub fn from_shared(e: &std::sync::Arc<NpmError>) -> NpmError {
         match &**e {
             NpmError::BadRequest(m) => NpmError::BadRequest(m.clone()),
+            NpmError::Unauthorized(m) => NpmError::Unauthorized(m.clone()),
+            NpmError::Forbidden(m) => NpmError::Forbidden(m.clone()),
+            NpmError::Unavailable(m) => NpmError::Unavailable(m.clone()),
             NpmError::NotFound(m) => NpmError::NotFound(m.clone()),
             NpmError::MethodNotAllowed => NpmError::MethodNotAllowed,
             NpmError::BadGateway(m) => NpmError::BadGateway(m.clone()),

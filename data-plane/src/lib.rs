@@ -6,6 +6,7 @@ pub mod error;
 pub mod integrity;
 pub mod metrics;
 pub mod names;
+pub mod orgs;
 pub mod packument;
 pub mod packuments;
 pub mod route;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 
 use config::{Settings, StorageKind};
 use metrics::Metrics;
+use orgs::{ConfigSource, OrgConfigs, RedisSource};
 use packuments::{Packuments, PackumentsConfig};
 use store::{BlobStore, LocalStore, S3Store};
 use tarballs::Tarballs;
@@ -31,6 +33,8 @@ pub enum StartError {
     Storage(#[from] std::io::Error),
     #[error("upstream client: {0}")]
     Upstream(#[from] reqwest::Error),
+    #[error("cannot connect to Redis: {0}")]
+    Redis(#[from] redis::RedisError),
 }
 
 /// Opens the configured blob store.
@@ -45,8 +49,63 @@ pub fn open_store(settings: &Settings) -> Result<Arc<dyn BlobStore>, StartError>
     })
 }
 
+/// Connects the configured org config source (Redis) and starts following it. Must run
+/// inside a tokio runtime that outlives the server: its tasks keep the config current.
+pub async fn org_configs(settings: &Settings) -> Result<Arc<OrgConfigs>, StartError> {
+    let source: Option<Arc<dyn ConfigSource>> = match &settings.redis_url {
+        Some(url) => Some(Arc::new(RedisSource::connect(url).await?)),
+        None => None,
+    };
+    Ok(OrgConfigs::new(source, settings.org_config_refresh))
+}
+
+/// The pingora server with the npm service and (if configured) the metrics service.
+pub fn build_server(
+    settings: Settings,
+    orgs: Arc<OrgConfigs>,
+) -> Result<pingora::server::Server, StartError> {
+    use pingora::server::configuration::ServerConf;
+    let threads = if settings.threads == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    } else {
+        settings.threads
+    };
+    let conf = ServerConf {
+        threads,
+        // pingora's defaults wait minutes before exiting; in-flight requests get 5 s.
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(5),
+        ..ServerConf::default()
+    };
+    let mut server = pingora::server::Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    let listen = settings.listen;
+    let metrics_listen = settings.metrics_listen;
+    let metrics = Metrics::new();
+    let app = build_app(settings, metrics.clone(), orgs)?;
+    let conf = server.configuration.clone();
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(&conf, app, "nproxy npm");
+    proxy.add_tcp(&listen.to_string());
+    server.add_service(proxy);
+    if let Some(addr) = metrics_listen {
+        let mut svc = pingora::services::listening::Service::new(
+            "nproxy metrics".to_string(),
+            metrics::MetricsApp(metrics),
+        );
+        svc.add_tcp(&addr.to_string());
+        server.add_service(svc);
+    }
+    Ok(server)
+}
+
 /// Builds the request-handling application from validated settings.
-pub fn build_app(settings: Settings, metrics: Metrics) -> Result<server::App, StartError> {
+pub fn build_app(
+    settings: Settings,
+    metrics: Metrics,
+    orgs: Arc<OrgConfigs>,
+) -> Result<server::App, StartError> {
     let store = open_store(&settings)?;
     let upstream = Arc::new(Upstream::new(&settings, metrics.clone())?);
     let packuments = Arc::new(Packuments::new(
@@ -67,6 +126,7 @@ pub fn build_app(settings: Settings, metrics: Metrics) -> Result<server::App, St
         settings.tarball_memory_cache_bytes,
     ));
     Ok(server::App {
+        orgs,
         settings: Arc::new(settings),
         packuments,
         tarballs,

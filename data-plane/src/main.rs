@@ -7,10 +7,6 @@ use anyhow::Context;
 use clap::Parser;
 use figment::providers::Serialized;
 use nproxy_data_plane::config::{Config, LogFormat};
-use nproxy_data_plane::metrics::{Metrics, MetricsApp};
-use pingora::server::configuration::ServerConf;
-use pingora::server::Server;
-use pingora::services::listening::Service;
 
 // jemalloc returns freed memory to the OS on a timer: rendering a large packument allocates
 // a lot briefly, and glibc's malloc keeps such memory resident (see bench/README.md).
@@ -42,6 +38,9 @@ struct Cli {
     /// Public URL clients use to reach this server (with any path prefix).
     #[arg(long)]
     public_url: Option<String>,
+    /// Redis the control plane publishes org config to.
+    #[arg(long)]
+    redis_url: Option<String>,
 }
 
 fn init_logs(format: LogFormat) {
@@ -72,43 +71,27 @@ fn main() -> anyhow::Result<()> {
     if let Some(d) = cli.storage_dir {
         figment = figment.merge(Serialized::default("storage.path", d));
     }
+    if let Some(r) = cli.redis_url {
+        figment = figment.merge(Serialized::default("redis_url", r));
+    }
     if let Some(p) = cli.public_url {
         figment = figment.merge(Serialized::default("public_url", p));
     }
     let settings = Config::load(figment)?.validate()?;
     init_logs(settings.log_format);
 
-    let threads = if settings.threads == 0 {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-    } else {
-        settings.threads
-    };
-    let conf = ServerConf {
-        threads,
-        // pingora's defaults wait minutes before exiting; in-flight requests get 5 s.
-        grace_period_seconds: Some(0),
-        graceful_shutdown_timeout_seconds: Some(5),
-        ..ServerConf::default()
-    };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
-    server.bootstrap();
-
-    let listen = settings.listen;
-    let metrics_listen = settings.metrics_listen;
-    let metrics = Metrics::new();
-    let app = nproxy_data_plane::build_app(settings, metrics.clone())
-        .context("cannot start the data plane")?;
-    let conf = server.configuration.clone();
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(&conf, app, "nproxy npm");
-    proxy.add_tcp(&listen.to_string());
-    server.add_service(proxy);
-    if let Some(addr) = metrics_listen {
-        let mut svc = Service::new("nproxy metrics".to_string(), MetricsApp(metrics));
-        svc.add_tcp(&addr.to_string());
-        server.add_service(svc);
-    }
+    // A small runtime of our own for Redis and config-following tasks: pingora builds its
+    // runtimes only when the server runs, and these must run for the whole process.
+    let background = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("nproxy-config")
+        .enable_all()
+        .build()
+        .context("cannot start the background runtime")?;
+    let orgs = background.block_on(nproxy_data_plane::org_configs(&settings))?;
+    let (listen, metrics_listen) = (settings.listen, settings.metrics_listen);
+    let server =
+        nproxy_data_plane::build_server(settings, orgs).context("cannot start the data plane")?;
     tracing::info!(%listen, ?metrics_listen, "nproxy data plane listening");
     server.run_forever();
 }

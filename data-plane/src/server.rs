@@ -10,10 +10,13 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
+use nproxy_proto::v1::TokenScope;
+
 use crate::config::Settings;
 use crate::error::NpmError;
 use crate::metrics::Metrics;
 use crate::names::{PackageName, TarballFile};
+use crate::orgs::OrgConfigs;
 use crate::packument::Form;
 use crate::packuments::Packuments;
 use crate::route::{self, Route};
@@ -27,6 +30,7 @@ const MAX_FORWARD_BODY: usize = 16 * 1024 * 1024;
 const FILE_READ_CHUNK: usize = 256 * 1024;
 
 pub struct App {
+    pub orgs: Arc<OrgConfigs>,
     pub settings: Arc<Settings>,
     pub packuments: Arc<Packuments>,
     pub tarballs: Arc<Tarballs>,
@@ -160,6 +164,11 @@ impl App {
         )?;
         let route = route::route(&tenant.path).map_err(NpmError::from)?;
         let read_only = matches!(method, http::Method::GET | http::Method::HEAD);
+        if !matches!(route, Route::Ping) {
+            let view = self.orgs.view(&tenant.org).await?;
+            let authorization = header(session, "authorization");
+            view.authorize(authorization.as_deref(), TokenScope::Proxy)?;
+        }
         match route {
             Route::Ping => {
                 ctx.route = "ping";

@@ -1,0 +1,357 @@
+//! `nproxyctl dev`: a whole nproxy in one process, for trying it out and for local work.
+//! Control plane (SQLite in the dev folder) and data plane (local blob folder) share an
+//! in-process config bus instead of Redis. First start creates an org and a token with both
+//! scopes and keeps them in `<dir>/dev-credentials.json` (readable by you only), so later
+//! starts print the same lines.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use nproxy_control_plane::config::Settings as CpSettings;
+use nproxy_control_plane::secrets::MasterKey;
+use nproxy_control_plane::sink::ConfigSink;
+use nproxy_control_plane::ControlPlane;
+use nproxy_data_plane::config::Config as DpConfig;
+use nproxy_data_plane::orgs::{ConfigSource, Invalidation, OrgConfigs};
+use nproxy_proto::v1 as pb;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+#[derive(clap::Args)]
+pub struct DevArgs {
+    /// Folder for the database, the blob store, the master key and the dev credentials.
+    #[arg(long, default_value = "./nproxy-dev")]
+    dir: PathBuf,
+    /// Where npm clients connect.
+    #[arg(long, default_value = "127.0.0.1:4873")]
+    listen: String,
+    /// Where nproxyctl connects (gRPC).
+    #[arg(long, default_value = "127.0.0.1:7443")]
+    grpc_listen: String,
+    /// Upstream registry, e.g. --upstream "$(npm config get registry)". Defaults to what
+    /// `npm config get registry` prints.
+    #[arg(long)]
+    upstream: Option<String>,
+    /// Slug of the org created on first start.
+    #[arg(long, default_value = "dev")]
+    org: String,
+}
+
+/// The in-process replacement for Redis: snapshots by slug plus invalidation messages.
+#[derive(Default)]
+struct MemoryBus {
+    snapshots: Mutex<HashMap<String, Vec<u8>>>,
+    subscribers: Mutex<Vec<mpsc::UnboundedSender<Invalidation>>>,
+    heads: Mutex<HashMap<String, (i64, String)>>,
+}
+
+#[async_trait::async_trait]
+impl ConfigSink for MemoryBus {
+    async fn publish(&self, slug: &str, snapshot: Option<Vec<u8>>) -> Result<(), String> {
+        {
+            let mut map = self.snapshots.lock().unwrap_or_else(|p| p.into_inner());
+            match snapshot {
+                Some(s) => map.insert(slug.to_string(), s),
+                None => map.remove(slug),
+            };
+        }
+        self.subscribers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|tx| tx.send(Invalidation::Org(slug.to_string())).is_ok());
+        Ok(())
+    }
+
+    async fn published_version(&self, slug: &str) -> Result<Option<u64>, String> {
+        use prost::Message;
+        let map = self.snapshots.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(map
+            .get(slug)
+            .and_then(|b| pb::OrgConfigSnapshot::decode(b.as_slice()).ok())
+            .map(|s| s.version))
+    }
+
+    async fn set_audit_head(&self, org_id: &str, seq: i64, hash: &str) -> Result<(), String> {
+        self.heads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(org_id.to_string(), (seq, hash.to_string()));
+        Ok(())
+    }
+
+    async fn audit_head(&self, org_id: &str) -> Result<Option<(i64, String)>, String> {
+        Ok(self
+            .heads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(org_id)
+            .cloned())
+    }
+}
+
+#[async_trait::async_trait]
+impl ConfigSource for MemoryBus {
+    async fn fetch(&self, slug: &str) -> Result<Option<Vec<u8>>, String> {
+        Ok(self
+            .snapshots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(slug)
+            .cloned())
+    }
+
+    fn invalidations(&self) -> Option<mpsc::UnboundedReceiver<Invalidation>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.subscribers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(tx);
+        Some(rx)
+    }
+}
+
+/// Bridges the control plane's sink to the shared bus.
+struct SinkHandle(Arc<MemoryBus>);
+
+#[async_trait::async_trait]
+impl ConfigSink for SinkHandle {
+    async fn publish(&self, slug: &str, snapshot: Option<Vec<u8>>) -> Result<(), String> {
+        self.0.publish(slug, snapshot).await
+    }
+    async fn published_version(&self, slug: &str) -> Result<Option<u64>, String> {
+        self.0.published_version(slug).await
+    }
+    async fn set_audit_head(&self, org_id: &str, seq: i64, hash: &str) -> Result<(), String> {
+        self.0.set_audit_head(org_id, seq, hash).await
+    }
+    async fn audit_head(&self, org_id: &str) -> Result<Option<(i64, String)>, String> {
+        self.0.audit_head(org_id).await
+    }
+}
+
+struct SourceHandle(Arc<MemoryBus>);
+
+#[async_trait::async_trait]
+impl ConfigSource for SourceHandle {
+    async fn fetch(&self, slug: &str) -> Result<Option<Vec<u8>>, String> {
+        self.0.fetch(slug).await
+    }
+    fn invalidations(&self) -> Option<mpsc::UnboundedReceiver<Invalidation>> {
+        self.0.invalidations()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct DevCredentials {
+    admin_token: String,
+    org: String,
+    token: String,
+}
+
+fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(contents)?;
+    Ok(())
+}
+
+fn master_key(dir: &Path) -> anyhow::Result<MasterKey> {
+    let path = dir.join("master.key");
+    if path.exists() {
+        let s = std::fs::read_to_string(&path)?;
+        return MasterKey::from_base64(&s).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
+    }
+    let k = MasterKey::generate();
+    write_private(&path, k.to_base64().as_bytes())?;
+    Ok(k)
+}
+
+fn default_upstream() -> anyhow::Result<String> {
+    let out = std::process::Command::new("npm")
+        .args(["config", "get", "registry"])
+        .output()
+        .context("no --upstream given and `npm config get registry` could not run")?;
+    let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    anyhow::ensure!(
+        out.status.success() && url.starts_with("http"),
+        "no --upstream given and `npm config get registry` printed nothing usable"
+    );
+    Ok(url)
+}
+
+/// pingora's shutdown hook, fired by the dev command on Ctrl-C.
+struct Shutdown(tokio::sync::watch::Receiver<bool>);
+
+#[async_trait::async_trait]
+impl pingora::server::ShutdownSignalWatch for Shutdown {
+    async fn recv(&self) -> pingora::server::ShutdownSignal {
+        let mut rx = self.0.clone();
+        while !*rx.borrow_and_update() {
+            if rx.changed().await.is_err() {
+                break;
+            }
+        }
+        pingora::server::ShutdownSignal::FastShutdown
+    }
+}
+
+async fn bootstrap(grpc: &str, admin: &str, org: &str) -> anyhow::Result<DevCredentials> {
+    use nproxy_proto::v1::orgs_client::OrgsClient;
+    use nproxy_proto::v1::tokens_client::TokensClient;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc}"))?
+        .connect()
+        .await?;
+    let auth: tonic::metadata::MetadataValue<_> = format!("Bearer {admin}").parse()?;
+    let req = |m| {
+        let mut r = tonic::Request::new(m);
+        r.metadata_mut().insert("authorization", auth.clone());
+        r
+    };
+    let mut orgs = OrgsClient::new(channel.clone());
+    let mut created = orgs
+        .create_org(req(pb::CreateOrgRequest {
+            slug: org.to_string(),
+            display_name: "nproxy dev".into(),
+        }))
+        .await;
+    if let Err(s) = &created {
+        if s.code() == tonic::Code::AlreadyExists {
+            created = orgs
+                .get_org({
+                    let mut r = tonic::Request::new(pb::GetOrgRequest {
+                        org: org.to_string(),
+                    });
+                    r.metadata_mut().insert("authorization", auth.clone());
+                    r
+                })
+                .await;
+        }
+    }
+    created?;
+    let mut tokens = TokensClient::new(channel);
+    let t = tokens
+        .create_token({
+            let mut r = tonic::Request::new(pb::CreateTokenRequest {
+                org: org.to_string(),
+                name: "dev".into(),
+                scopes: vec![pb::TokenScope::Proxy as i32, pb::TokenScope::Publish as i32],
+                expires_at_ms: None,
+            });
+            r.metadata_mut().insert("authorization", auth.clone());
+            r
+        })
+        .await?
+        .into_inner();
+    Ok(DevCredentials {
+        admin_token: admin.to_string(),
+        org: org.to_string(),
+        token: t.secret,
+    })
+}
+
+pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("cannot create {}", args.dir.display()))?;
+    let upstream = match &args.upstream {
+        Some(u) => u.clone(),
+        None => default_upstream()?,
+    };
+    let creds_path = args.dir.join("dev-credentials.json");
+    let saved: Option<DevCredentials> = std::fs::read(&creds_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+
+    let bus = Arc::new(MemoryBus::default());
+    let cp_settings = CpSettings {
+        listen: args
+            .grpc_listen
+            .parse()
+            .with_context(|| format!("--grpc-listen {:?}", args.grpc_listen))?,
+        database: args.dir.join("control.db"),
+        redis_url: None,
+        master_key: master_key(&args.dir)?,
+        admin_token: saved.as_ref().map(|c| c.admin_token.clone()),
+        data_plane_token: None,
+        reconcile_interval: std::time::Duration::from_secs(30),
+    };
+    let opened = ControlPlane::open(&cp_settings, Arc::new(SinkHandle(bus.clone()))).await?;
+    let listener = tokio::net::TcpListener::bind(cp_settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cp_settings.listen))?;
+    let grpc_addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut cp_stop = stop_rx.clone();
+    let cp = tokio::spawn(opened.control_plane.serve(listener, async move {
+        let _ = cp_stop.wait_for(|v| *v).await;
+    }));
+
+    let creds = match saved {
+        Some(c) => c,
+        None => {
+            let admin = opened
+                .created_admin_token
+                .context("the dev database has an admin credential but no dev-credentials.json; remove the folder to start over")?;
+            let c = bootstrap(&grpc_addr.to_string(), &admin, &args.org).await?;
+            write_private(&creds_path, &serde_json::to_vec_pretty(&c)?)?;
+            c
+        }
+    };
+
+    let dp_settings = DpConfig {
+        listen: args.listen.clone(),
+        metrics_listen: String::new(),
+        upstream,
+        default_org: Some(creds.org.clone()),
+        storage: nproxy_data_plane::config::StorageConfig {
+            path: args.dir.join("blobs"),
+            ..DpConfig::default().storage
+        },
+        ..DpConfig::default()
+    }
+    .validate()?;
+    let orgs = OrgConfigs::new(
+        Some(Arc::new(SourceHandle(bus.clone()))),
+        dp_settings.org_config_refresh,
+    );
+    let registry = format!("http://{}", dp_settings.listen);
+    let server = nproxy_data_plane::build_server(dp_settings, orgs)?;
+    let dp = std::thread::spawn(move || {
+        server.run(pingora::server::RunArgs {
+            shutdown_signal: Box::new(Shutdown(stop_rx)),
+        })
+    });
+
+    let host = registry.trim_start_matches("http://");
+    println!(
+        "nproxy dev is running (data in {dir}).\n\n  registry:  {registry}/\n  org:       {org}\n  token:     {token}  (scopes: proxy, publish)\n  admin:     nproxyctl --endpoint http://{grpc_addr} --token {admin} org list\n\nnpm and pnpm: put these lines in your project's .npmrc\n\n  registry={registry}/\n  //{host}/:_authToken={token}\n\nyarn 4: put these lines in your project's .yarnrc.yml\n\n  npmRegistryServer: \"{registry}\"\n  npmAlwaysAuth: true\n  npmAuthToken: \"{token}\"\n  unsafeHttpWhitelist:\n    - \"{unsafe_host}\"\n\nPress Ctrl-C to stop.",
+        dir = args.dir.display(),
+        org = creds.org,
+        token = creds.token,
+        admin = creds.admin_token,
+        unsafe_host = host.split(':').next().unwrap_or("127.0.0.1"),
+    );
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+
+    let _ = tokio::signal::ctrl_c().await;
+    let _ = stop_tx.send(true);
+    let _ = cp.await;
+    let _ = tokio::task::spawn_blocking(move || dp.join()).await;
+    Ok(())
+}

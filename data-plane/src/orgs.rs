@@ -1,0 +1,472 @@
+//! What the data plane knows about orgs: their config snapshots, published by the control
+//! plane to Redis (or an in-process bus under `nproxyctl dev`). A snapshot is loaded on first
+//! use, kept in memory (no Redis round-trip per request), dropped when an invalidation names
+//! its org, and kept while Redis is unreachable. Without a config source every org is open:
+//! anonymous, public packages only.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nproxy_proto::redis_layout::{org_snapshot_key, INVALIDATE_ALL, INVALIDATION_CHANNEL};
+use nproxy_proto::v1::{OrgConfigSnapshot, TokenScope};
+use prost::Message;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use crate::error::NpmError;
+use crate::names::{OrgSlug, PackageName};
+use crate::singleflight::SingleFlight;
+
+pub enum Invalidation {
+    Org(String),
+    /// Messages may have been missed (reconnect): re-check everything held.
+    All,
+}
+
+#[async_trait::async_trait]
+pub trait ConfigSource: Send + Sync + 'static {
+    /// The org's encoded snapshot, `None` if the org does not exist.
+    async fn fetch(&self, slug: &str) -> Result<Option<Vec<u8>>, String>;
+    /// The stream of invalidations; taken once, by `OrgConfigs`.
+    fn invalidations(&self) -> Option<mpsc::UnboundedReceiver<Invalidation>>;
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenGrant {
+    pub token_id: String,
+    pub name: String,
+    pub scopes: Vec<TokenScope>,
+    pub expires_at_ms: Option<i64>,
+}
+
+#[derive(Debug)]
+pub struct OrgConfig {
+    pub org_id: String,
+    pub slug: String,
+    pub version: u64,
+    pub internal_scopes: Vec<String>,
+    pub public_reads: bool,
+    tokens: HashMap<[u8; 32], TokenGrant>,
+}
+
+impl OrgConfig {
+    pub fn from_snapshot(s: OrgConfigSnapshot) -> OrgConfig {
+        let tokens = s
+            .tokens
+            .into_iter()
+            .filter_map(|t| {
+                let hash: [u8; 32] = t.sha256.as_slice().try_into().ok()?;
+                Some((
+                    hash,
+                    TokenGrant {
+                        token_id: t.token_id,
+                        name: t.name,
+                        scopes: t
+                            .scopes
+                            .iter()
+                            .filter_map(|v| TokenScope::try_from(*v).ok())
+                            .collect(),
+                        expires_at_ms: t.expires_at_ms,
+                    },
+                ))
+            })
+            .collect();
+        OrgConfig {
+            org_id: s.org_id,
+            slug: s.slug,
+            version: s.version,
+            internal_scopes: s.internal_scopes,
+            public_reads: s.public_reads,
+            tokens,
+        }
+    }
+
+    /// Whether a package belongs to the org's own scopes (exact scope match).
+    pub fn is_internal(&self, name: &PackageName) -> bool {
+        name.scope()
+            .is_some_and(|s| self.internal_scopes.iter().any(|i| i == s))
+    }
+}
+
+/// How a request's org is known.
+#[derive(Clone)]
+pub enum OrgView {
+    /// No config source: anonymous access to public packages.
+    Open,
+    Configured(Arc<OrgConfig>),
+}
+
+/// The outcome of checking a request's credentials.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    Anonymous,
+    Token(TokenGrant),
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The bearer token of a request, if it is an nproxy token. Other tokens (a user's own
+/// upstream token) are not ours to judge: to nproxy they are anonymous.
+pub fn nproxy_bearer(authorization: Option<&str>) -> Option<&str> {
+    let v = authorization?.trim();
+    let token = v
+        .strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))?
+        .trim();
+    token.starts_with("nproxy_").then_some(token)
+}
+
+impl OrgView {
+    /// Checks the request's token for `needed` access to public packages.
+    pub fn authorize(
+        &self,
+        authorization: Option<&str>,
+        needed: TokenScope,
+    ) -> Result<Principal, NpmError> {
+        let OrgView::Configured(cfg) = self else {
+            return Ok(Principal::Anonymous);
+        };
+        let principal = match nproxy_bearer(authorization) {
+            Some(token) => {
+                let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+                let grant = cfg
+                    .tokens
+                    .get(&hash)
+                    .ok_or_else(|| NpmError::Unauthorized("invalid or revoked token".into()))?;
+                if grant.expires_at_ms.is_some_and(|e| e <= now_ms()) {
+                    return Err(NpmError::Unauthorized(format!(
+                        "token {:?} has expired",
+                        grant.name
+                    )));
+                }
+                Principal::Token(grant.clone())
+            }
+            None => Principal::Anonymous,
+        };
+        match &principal {
+            Principal::Token(g) if g.scopes.iter().any(|s| s.covers(needed)) => Ok(principal),
+            Principal::Token(g) => Err(NpmError::Forbidden(format!(
+                "token {:?} lacks the `{}` scope",
+                g.name,
+                needed.label()
+            ))),
+            Principal::Anonymous if cfg.public_reads && needed == TokenScope::Proxy => {
+                Ok(principal)
+            }
+            Principal::Anonymous => Err(NpmError::Unauthorized(format!(
+                "authentication required: this registry needs a token with the `{}` scope",
+                needed.label()
+            ))),
+        }
+    }
+}
+
+pub struct OrgConfigs {
+    source: Option<Arc<dyn ConfigSource>>,
+    known: moka::sync::Cache<String, Arc<OrgConfig>>,
+    unknown: moka::sync::Cache<String, ()>,
+    loads: SingleFlight<String, Result<Option<Arc<OrgConfig>>, String>>,
+}
+
+impl OrgConfigs {
+    /// Builds the registry of org configs and, with a source, starts following its
+    /// invalidations and re-checking held orgs every `refresh`.
+    pub fn new(source: Option<Arc<dyn ConfigSource>>, refresh: Duration) -> Arc<OrgConfigs> {
+        let this = Arc::new(OrgConfigs {
+            known: moka::sync::Cache::builder().max_capacity(100_000).build(),
+            unknown: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(5))
+                .build(),
+            loads: SingleFlight::default(),
+            source,
+        });
+        if let Some(rx) = this.source.as_ref().and_then(|s| s.invalidations()) {
+            let weak = Arc::downgrade(&this);
+            tokio::spawn(follow(weak, rx));
+            let weak = Arc::downgrade(&this);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(refresh);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let Some(this) = weak.upgrade() else { return };
+                    this.recheck_all().await;
+                }
+            });
+        }
+        this
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.source.is_none()
+    }
+
+    pub async fn view(&self, org: &OrgSlug) -> Result<OrgView, NpmError> {
+        let Some(source) = &self.source else {
+            return Ok(OrgView::Open);
+        };
+        let slug = org.as_str();
+        if let Some(cfg) = self.known.get(slug) {
+            return Ok(OrgView::Configured(cfg));
+        }
+        if self.unknown.contains_key(slug) {
+            return Err(NpmError::NotFound(format!("unknown org {slug:?}")));
+        }
+        let source = source.clone();
+        let key = slug.to_string();
+        let loaded = self
+            .loads
+            .run(
+                key.clone(),
+                move || async move { load(source.as_ref(), &key).await },
+                || Err("org config load panicked".into()),
+            )
+            .await;
+        match loaded {
+            Ok(Some(cfg)) => {
+                self.known.insert(slug.to_string(), cfg.clone());
+                Ok(OrgView::Configured(cfg))
+            }
+            Ok(None) => {
+                self.unknown.insert(slug.to_string(), ());
+                Err(NpmError::NotFound(format!("unknown org {slug:?}")))
+            }
+            Err(e) => {
+                tracing::warn!(org = %slug, error = %e, "cannot load org config");
+                Err(NpmError::Unavailable(
+                    "org configuration is unavailable; try again shortly".into(),
+                ))
+            }
+        }
+    }
+
+    fn invalidate(&self, slug: &str) {
+        self.known.invalidate(slug);
+        self.unknown.invalidate(slug);
+    }
+
+    /// Re-reads every held org; keeps the old snapshot when the source is unreachable.
+    async fn recheck_all(&self) {
+        let Some(source) = &self.source else { return };
+        self.unknown.invalidate_all();
+        let held: Vec<(Arc<String>, Arc<OrgConfig>)> = self.known.iter().collect();
+        for (slug, old) in held {
+            match load(source.as_ref(), &slug).await {
+                Ok(Some(cfg)) if cfg.version != old.version => {
+                    self.known.insert(slug.to_string(), cfg);
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => self.known.invalidate(slug.as_str()),
+                Err(e) => {
+                    tracing::warn!(org = %slug, error = %e, "cannot re-check org config; keeping the last known");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn load(source: &dyn ConfigSource, slug: &str) -> Result<Option<Arc<OrgConfig>>, String> {
+    let Some(bytes) = source.fetch(slug).await? else {
+        return Ok(None);
+    };
+    let snap = OrgConfigSnapshot::decode(bytes.as_slice())
+        .map_err(|e| format!("undecodable snapshot for {slug}: {e}"))?;
+    Ok(Some(Arc::new(OrgConfig::from_snapshot(snap))))
+}
+
+async fn follow(this: std::sync::Weak<OrgConfigs>, mut rx: mpsc::UnboundedReceiver<Invalidation>) {
+    while let Some(msg) = rx.recv().await {
+        let Some(this) = this.upgrade() else { return };
+        match msg {
+            Invalidation::Org(slug) => {
+                tracing::debug!(org = %slug, "org config invalidated");
+                this.invalidate(&slug);
+            }
+            Invalidation::All => this.recheck_all().await,
+        }
+    }
+}
+
+/// Org config from Redis: snapshots by key, invalidations by pub/sub (RESP3 push messages on
+/// a connection that resubscribes by itself after a reconnect).
+pub struct RedisSource {
+    conn: redis::aio::ConnectionManager,
+    rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<Invalidation>>>,
+}
+
+impl RedisSource {
+    pub async fn connect(url: &str) -> Result<RedisSource, redis::RedisError> {
+        let url = if url.contains("protocol=") {
+            url.to_string()
+        } else if url.contains('?') {
+            format!("{url}&protocol=resp3")
+        } else {
+            format!("{url}?protocol=resp3")
+        };
+        let client = redis::Client::open(url)?;
+        let (push_tx, mut push_rx) = mpsc::unbounded_channel::<redis::PushInfo>();
+        let cfg = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_push_sender(push_tx)
+            .set_automatic_resubscription();
+        let mut conn = redis::aio::ConnectionManager::new_with_config(client, cfg).await?;
+        conn.subscribe(INVALIDATION_CHANNEL).await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut subscribed_once = false;
+            while let Some(push) = push_rx.recv().await {
+                let msg = match push.kind {
+                    redis::PushKind::Message => {
+                        let payload = push.data.get(1).and_then(|v| match v {
+                            redis::Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+                            redis::Value::SimpleString(s) => Some(s.clone()),
+                            _ => None,
+                        });
+                        match payload {
+                            Some(p) if p == INVALIDATE_ALL => Invalidation::All,
+                            Some(p) => Invalidation::Org(p),
+                            None => continue,
+                        }
+                    }
+                    // After a reconnect the subscription is renewed; what was published
+                    // meanwhile is lost, so everything held is re-checked.
+                    redis::PushKind::Subscribe if subscribed_once => Invalidation::All,
+                    redis::PushKind::Subscribe => {
+                        subscribed_once = true;
+                        continue;
+                    }
+                    redis::PushKind::Disconnection => {
+                        tracing::warn!(
+                            "lost the Redis connection; serving the last known org config"
+                        );
+                        continue;
+                    }
+                    _ => continue,
+                };
+                if tx.send(msg).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(RedisSource {
+            conn,
+            rx: std::sync::Mutex::new(Some(rx)),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl ConfigSource for RedisSource {
+    async fn fetch(&self, slug: &str) -> Result<Option<Vec<u8>>, String> {
+        let mut conn = self.conn.clone();
+        redis::cmd("GET")
+            .arg(org_snapshot_key(slug))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    fn invalidations(&self) -> Option<mpsc::UnboundedReceiver<Invalidation>> {
+        self.rx.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nproxy_proto::v1::TokenEntry;
+
+    fn view(public_reads: bool, tokens: Vec<(&str, Vec<TokenScope>, Option<i64>)>) -> OrgView {
+        let snap = OrgConfigSnapshot {
+            org_id: "o1".into(),
+            slug: "acme".into(),
+            version: 3,
+            internal_scopes: vec!["@acme".into()],
+            public_reads,
+            tokens: tokens
+                .into_iter()
+                .map(|(secret, scopes, exp)| TokenEntry {
+                    token_id: format!("id-{secret}"),
+                    name: format!("name-{secret}"),
+                    sha256: Sha256::digest(secret.as_bytes()).to_vec(),
+                    scopes: scopes.into_iter().map(|s| s as i32).collect(),
+                    expires_at_ms: exp,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        OrgView::Configured(Arc::new(OrgConfig::from_snapshot(snap)))
+    }
+
+    #[test]
+    fn public_reads_and_tokens() {
+        let open = view(true, vec![("nproxy_a", vec![TokenScope::Proxy], None)]);
+        assert!(matches!(
+            open.authorize(None, TokenScope::Proxy),
+            Ok(Principal::Anonymous)
+        ));
+        assert!(matches!(
+            open.authorize(Some("Bearer nproxy_a"), TokenScope::Proxy),
+            Ok(Principal::Token(_))
+        ));
+        // A wrong nproxy token is refused even where anonymous reads are allowed.
+        assert!(matches!(
+            open.authorize(Some("Bearer nproxy_b"), TokenScope::Proxy),
+            Err(NpmError::Unauthorized(_))
+        ));
+        // Someone else's token is not ours to judge.
+        assert!(matches!(
+            open.authorize(Some("Bearer npm_xyz"), TokenScope::Proxy),
+            Ok(Principal::Anonymous)
+        ));
+
+        let closed = view(
+            false,
+            vec![
+                ("nproxy_a", vec![TokenScope::Proxy], None),
+                ("nproxy_p", vec![TokenScope::Publish], None),
+                ("nproxy_old", vec![TokenScope::Proxy], Some(1)),
+            ],
+        );
+        assert!(matches!(
+            closed.authorize(None, TokenScope::Proxy),
+            Err(NpmError::Unauthorized(_))
+        ));
+        assert!(closed
+            .authorize(Some("Bearer nproxy_a"), TokenScope::Proxy)
+            .is_ok());
+        assert!(
+            closed
+                .authorize(Some("Bearer nproxy_p"), TokenScope::Proxy)
+                .is_ok(),
+            "publish includes read"
+        );
+        assert!(matches!(
+            closed.authorize(Some("Bearer nproxy_a"), TokenScope::Publish),
+            Err(NpmError::Forbidden(_))
+        ));
+        assert!(matches!(
+            closed.authorize(Some("Bearer nproxy_old"), TokenScope::Proxy),
+            Err(NpmError::Unauthorized(m)) if m.contains("expired")
+        ));
+    }
+
+    #[test]
+    fn internal_scopes_match_exactly() {
+        let OrgView::Configured(c) = view(true, vec![]) else {
+            unreachable!()
+        };
+        assert!(c.is_internal(&PackageName::parse("@acme/utils").unwrap()));
+        assert!(!c.is_internal(&PackageName::parse("@acme-corp/utils").unwrap()));
+        assert!(!c.is_internal(&PackageName::parse("acme").unwrap()));
+    }
+}
