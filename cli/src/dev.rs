@@ -260,10 +260,7 @@ async fn bootstrap(grpc: &str, admin: &str, org: &str) -> anyhow::Result<DevCred
 
 pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
+        .with_env_filter(nproxy_data_plane::log_filter("warn"))
         .with_writer(std::io::stderr)
         .try_init();
     std::fs::create_dir_all(&args.dir)

@@ -37,6 +37,32 @@ pub enum StartError {
     Redis(#[from] redis::RedisError),
 }
 
+/// Log filter from `RUST_LOG` (default `info`), with third-party crates that print raw
+/// request headers (pingora at trace prints `Authorization`) capped at debug whatever it
+/// says: tokens must never reach a log.
+pub fn log_filter(default: &str) -> tracing_subscriber::EnvFilter {
+    let mut f = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    for capped in [
+        "pingora_proxy=debug",
+        "pingora_core=debug",
+        "pingora_cache=debug",
+        "h2=debug",
+        "hyper=debug",
+        "hyper_util=debug",
+        "reqwest=debug",
+        "tonic=debug",
+        "aws_smithy_runtime=debug",
+        "aws_smithy_runtime_api=debug",
+        "aws_sigv4=debug",
+    ] {
+        if let Ok(d) = capped.parse() {
+            f = f.add_directive(d);
+        }
+    }
+    f
+}
+
 /// Opens the configured blob store.
 pub fn open_store(settings: &Settings) -> Result<Arc<dyn BlobStore>, StartError> {
     Ok(match settings.storage.kind {

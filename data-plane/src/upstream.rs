@@ -206,6 +206,12 @@ impl Upstream {
             ) {
                 continue;
             }
+            // nproxy's own tokens never leave for the upstream.
+            if name == http::header::AUTHORIZATION
+                && crate::orgs::nproxy_bearer(value.to_str().ok()).is_some()
+            {
+                continue;
+            }
             req = req.header(name, value);
         }
         let started = Instant::now();

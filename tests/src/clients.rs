@@ -79,6 +79,19 @@ impl Project {
         }
     }
 
+    /// Adds an `_authToken` line for the registry to the user .npmrc (what `npm login` or a
+    /// pasted config line would do).
+    pub fn set_token(&self, token: &str) {
+        let host_path = self
+            .registry
+            .trim_start_matches("http://")
+            .trim_start_matches("https://");
+        let path = self.home.join(".npmrc");
+        let mut rc = std::fs::read_to_string(&path).unwrap_or_default();
+        rc.push_str(&format!("//{host_path}:_authToken={token}\n"));
+        std::fs::write(path, rc).expect(".npmrc");
+    }
+
     fn command(&self, program: &Path) -> Command {
         let mut c = Command::new(program);
         c.current_dir(&self.dir)

@@ -2,6 +2,7 @@
 //! real data plane processes, a real S3-compatible server and real npm clients.
 
 pub mod clients;
+pub mod control;
 pub mod fixtures;
 pub mod procs;
 pub mod registry;

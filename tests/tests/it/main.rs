@@ -2,6 +2,7 @@
 
 mod support;
 
+mod control_plane;
 mod http_api;
 mod installs;
 mod resilience;
