@@ -45,6 +45,7 @@ struct MemoryBus {
     snapshots: Mutex<HashMap<String, Vec<u8>>>,
     subscribers: Mutex<Vec<mpsc::UnboundedSender<Invalidation>>>,
     heads: Mutex<HashMap<String, (i64, String)>>,
+    usage: Mutex<HashMap<String, HashMap<String, i64>>>,
 }
 
 #[async_trait::async_trait]
@@ -89,6 +90,16 @@ impl ConfigSink for MemoryBus {
             .get(org_id)
             .cloned())
     }
+
+    async fn token_usage(&self, org_id: &str) -> Result<HashMap<String, i64>, String> {
+        Ok(self
+            .usage
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(org_id)
+            .cloned()
+            .unwrap_or_default())
+    }
 }
 
 #[async_trait::async_trait]
@@ -100,6 +111,14 @@ impl ConfigSource for MemoryBus {
             .unwrap_or_else(|p| p.into_inner())
             .get(slug)
             .cloned())
+    }
+
+    async fn report_usage(&self, used: Vec<(String, String, i64)>) -> Result<(), String> {
+        let mut usage = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        for (org, token, ms) in used {
+            usage.entry(org).or_default().insert(token, ms);
+        }
+        Ok(())
     }
 
     fn invalidations(&self) -> Option<mpsc::UnboundedReceiver<Invalidation>> {
@@ -129,6 +148,9 @@ impl ConfigSink for SinkHandle {
     async fn audit_head(&self, org_id: &str) -> Result<Option<(i64, String)>, String> {
         self.0.audit_head(org_id).await
     }
+    async fn token_usage(&self, org_id: &str) -> Result<HashMap<String, i64>, String> {
+        self.0.token_usage(org_id).await
+    }
 }
 
 struct SourceHandle(Arc<MemoryBus>);
@@ -140,6 +162,9 @@ impl ConfigSource for SourceHandle {
     }
     fn invalidations(&self) -> Option<mpsc::UnboundedReceiver<Invalidation>> {
         self.0.invalidations()
+    }
+    async fn report_usage(&self, used: Vec<(String, String, i64)>) -> Result<(), String> {
+        self.0.report_usage(used).await
     }
 }
 

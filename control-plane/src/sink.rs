@@ -2,7 +2,11 @@
 //! invalidation message), or an in-process bus for `nproxyctl dev`. Layout in
 //! `nproxy_proto::redis_layout`.
 
-use nproxy_proto::redis_layout::{audit_head_key, org_snapshot_key, INVALIDATION_CHANNEL};
+use std::collections::HashMap;
+
+use nproxy_proto::redis_layout::{
+    audit_head_key, org_snapshot_key, token_usage_key, INVALIDATION_CHANNEL,
+};
 use prost::Message;
 
 #[async_trait::async_trait]
@@ -14,6 +18,8 @@ pub trait ConfigSink: Send + Sync + 'static {
     /// Publishes an audit chain head outside the database.
     async fn set_audit_head(&self, org_id: &str, seq: i64, hash: &str) -> Result<(), String>;
     async fn audit_head(&self, org_id: &str) -> Result<Option<(i64, String)>, String>;
+    /// Token id → last use (Unix ms) as reported by data planes.
+    async fn token_usage(&self, org_id: &str) -> Result<HashMap<String, i64>, String>;
 }
 
 /// For a control plane run without Redis (tests of the API alone).
@@ -32,6 +38,9 @@ impl ConfigSink for NoSink {
     }
     async fn audit_head(&self, _org_id: &str) -> Result<Option<(i64, String)>, String> {
         Ok(None)
+    }
+    async fn token_usage(&self, _org_id: &str) -> Result<HashMap<String, i64>, String> {
+        Ok(HashMap::new())
     }
 }
 
@@ -102,5 +111,14 @@ impl ConfigSink for RedisSink {
             let (seq, hash) = v.split_once(':')?;
             Some((seq.parse().ok()?, hash.to_string()))
         }))
+    }
+
+    async fn token_usage(&self, org_id: &str) -> Result<HashMap<String, i64>, String> {
+        let mut conn = self.conn.clone();
+        redis::cmd("HGETALL")
+            .arg(token_usage_key(org_id))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())
     }
 }

@@ -410,6 +410,31 @@ impl Db {
         }
     }
 
+    /// Moves tokens' last-use times forward (never back).
+    pub async fn record_token_use(
+        &self,
+        org_id: &str,
+        used: &std::collections::HashMap<String, i64>,
+    ) -> CpResult<()> {
+        if used.is_empty() {
+            return Ok(());
+        }
+        let mut w = self.write().await?;
+        for (id, ms) in used {
+            sqlx::query(
+                "UPDATE tokens SET last_used_at_ms = ? WHERE org_id = ? AND id = ?
+                 AND (last_used_at_ms IS NULL OR last_used_at_ms < ?)",
+            )
+            .bind(ms)
+            .bind(org_id)
+            .bind(id)
+            .bind(ms)
+            .execute(w.conn())
+            .await?;
+        }
+        w.commit().await
+    }
+
     pub async fn revoke_token(conn: &mut SqliteConnection, id: &str) -> CpResult<()> {
         sqlx::query("UPDATE tokens SET revoked_at_ms = ? WHERE id = ? AND revoked_at_ms IS NULL")
             .bind(now_ms())

@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nproxy_proto::redis_layout::{org_snapshot_key, INVALIDATE_ALL, INVALIDATION_CHANNEL};
+use nproxy_proto::redis_layout::{
+    org_snapshot_key, token_usage_key, INVALIDATE_ALL, INVALIDATION_CHANNEL,
+};
 use nproxy_proto::v1::{OrgConfigSnapshot, TokenScope};
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -30,7 +32,12 @@ pub trait ConfigSource: Send + Sync + 'static {
     async fn fetch(&self, slug: &str) -> Result<Option<Vec<u8>>, String>;
     /// The stream of invalidations; taken once, by `OrgConfigs`.
     fn invalidations(&self) -> Option<mpsc::UnboundedReceiver<Invalidation>>;
+    /// Reports when tokens were last used: (org id, token id, Unix ms).
+    async fn report_usage(&self, used: Vec<(String, String, i64)>) -> Result<(), String>;
 }
+
+/// How often token use is reported; a token is recorded at most once per interval.
+const USAGE_FLUSH: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct TokenGrant {
@@ -172,6 +179,8 @@ pub struct OrgConfigs {
     known: moka::sync::Cache<String, Arc<OrgConfig>>,
     unknown: moka::sync::Cache<String, ()>,
     loads: SingleFlight<String, Result<Option<Arc<OrgConfig>>, String>>,
+    /// (org id, token id) → last use, not yet reported.
+    usage: moka::sync::Cache<(String, String), i64>,
 }
 
 impl OrgConfigs {
@@ -185,11 +194,21 @@ impl OrgConfigs {
                 .time_to_live(Duration::from_secs(5))
                 .build(),
             loads: SingleFlight::default(),
+            usage: moka::sync::Cache::builder().max_capacity(1_000_000).build(),
             source,
         });
         if let Some(rx) = this.source.as_ref().and_then(|s| s.invalidations()) {
             let weak = Arc::downgrade(&this);
             tokio::spawn(follow(weak, rx));
+            let weak = Arc::downgrade(&this);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(USAGE_FLUSH);
+                loop {
+                    tick.tick().await;
+                    let Some(this) = weak.upgrade() else { return };
+                    this.flush_usage().await;
+                }
+            });
             let weak = Arc::downgrade(&this);
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(refresh);
@@ -244,6 +263,36 @@ impl OrgConfigs {
                     "org configuration is unavailable; try again shortly".into(),
                 ))
             }
+        }
+    }
+
+    /// Notes that a token was used (cheap: at most one entry per token per flush).
+    pub fn record_use(&self, org_id: &str, token_id: &str) {
+        if self.source.is_none() {
+            return;
+        }
+        let key = (org_id.to_string(), token_id.to_string());
+        if !self.usage.contains_key(&key) {
+            self.usage.insert(key, now_ms());
+        }
+    }
+
+    async fn flush_usage(&self) {
+        let Some(source) = &self.source else { return };
+        let batch: Vec<(String, String, i64)> = self
+            .usage
+            .iter()
+            .map(|(k, v)| (k.0.clone(), k.1.clone(), v))
+            .collect();
+        if batch.is_empty() {
+            return;
+        }
+        for (org, token, _) in &batch {
+            self.usage.invalidate(&(org.clone(), token.clone()));
+        }
+        if let Err(e) = source.report_usage(batch).await {
+            // Informational only: the next use is reported again.
+            tracing::debug!(error = %e, "cannot report token use");
         }
     }
 
@@ -377,6 +426,17 @@ impl ConfigSource for RedisSource {
 
     fn invalidations(&self) -> Option<mpsc::UnboundedReceiver<Invalidation>> {
         self.rx.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    async fn report_usage(&self, used: Vec<(String, String, i64)>) -> Result<(), String> {
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        for (org, token, ms) in used {
+            pipe.hset(token_usage_key(&org), token, ms).ignore();
+        }
+        pipe.query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 

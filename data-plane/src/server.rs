@@ -16,7 +16,7 @@ use crate::config::Settings;
 use crate::error::NpmError;
 use crate::metrics::Metrics;
 use crate::names::{PackageName, TarballFile};
-use crate::orgs::OrgConfigs;
+use crate::orgs::{OrgConfigs, OrgView, Principal};
 use crate::packument::Form;
 use crate::packuments::Packuments;
 use crate::route::{self, Route};
@@ -167,7 +167,10 @@ impl App {
         if !matches!(route, Route::Ping) {
             let view = self.orgs.view(&tenant.org).await?;
             let authorization = header(session, "authorization");
-            view.authorize(authorization.as_deref(), TokenScope::Proxy)?;
+            let principal = view.authorize(authorization.as_deref(), TokenScope::Proxy)?;
+            if let (OrgView::Configured(cfg), Principal::Token(grant)) = (&view, &principal) {
+                self.orgs.record_use(&cfg.org_id, &grant.token_id);
+            }
         }
         match route {
             Route::Ping => {

@@ -17,3 +17,9 @@ pub const INVALIDATE_ALL: &str = "*";
 pub fn audit_head_key(org_id: &str) -> String {
     format!("nproxy:v1:audit-head:{org_id}")
 }
+
+/// Hash of token id → last use (Unix ms) for an org, written by data planes in batches and
+/// folded into the database by the control plane.
+pub fn token_usage_key(org_id: &str) -> String {
+    format!("nproxy:v1:token-usage:{org_id}")
+}

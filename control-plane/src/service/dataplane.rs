@@ -28,6 +28,10 @@ impl DataPlane for Api {
 pub async fn reconcile_once(st: &State) -> CpResult<usize> {
     let mut written = 0;
     for org in st.db.all_live_orgs().await? {
+        // Token use reported to Redis outlives a flush once it is in the database.
+        if let Ok(used) = st.sink.token_usage(&org.id).await {
+            st.db.record_token_use(&org.id, &used).await?;
+        }
         let published = match st.sink.published_version(&org.slug).await {
             Ok(v) => v,
             Err(e) => {

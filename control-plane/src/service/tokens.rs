@@ -94,6 +94,11 @@ impl Tokens for Api {
         let r = req.into_inner();
         let size = validate::page_size("page_size", r.page_size)?;
         let org = self.0.db.org(&r.org).await?;
+        // Fold in what data planes reported since the last reconcile.
+        match self.0.sink.token_usage(&org.id).await {
+            Ok(used) => self.0.db.record_token_use(&org.id, &used).await?,
+            Err(e) => tracing::warn!(error = %e, "cannot read token use from Redis"),
+        }
         let rows = self
             .0
             .db
