@@ -300,6 +300,8 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
         .and_then(|b| serde_json::from_slice(&b).ok());
 
     let bus = Arc::new(MemoryBus::default());
+    // The data plane's service credential, fresh for each run: both ends live here.
+    let data_plane_token = nproxy_control_plane::secrets::new_api_token();
     let cp_settings = CpSettings {
         listen: args
             .grpc_listen
@@ -309,7 +311,7 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
         redis_url: None,
         master_key: master_key(&args.dir)?,
         admin_token: saved.as_ref().map(|c| c.admin_token.clone()),
-        data_plane_token: None,
+        data_plane_token: Some(data_plane_token.clone()),
         reconcile_interval: std::time::Duration::from_secs(30),
     };
     let opened = ControlPlane::open(&cp_settings, Arc::new(SinkHandle(bus.clone()))).await?;
@@ -340,6 +342,8 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
         metrics_listen: String::new(),
         upstream,
         default_org: Some(creds.org.clone()),
+        control_plane_url: Some(format!("http://{grpc_addr}")),
+        control_plane_token: Some(data_plane_token),
         storage: nproxy_data_plane::config::StorageConfig {
             path: args.dir.join("blobs"),
             ..DpConfig::default().storage
@@ -352,7 +356,8 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
         dp_settings.org_config_refresh,
     );
     let registry = format!("http://{}", dp_settings.listen);
-    let server = nproxy_data_plane::build_server(dp_settings, orgs)?;
+    let server =
+        nproxy_data_plane::build_server(dp_settings, orgs, &tokio::runtime::Handle::current())?;
     let dp = std::thread::spawn(move || {
         server.run(pingora::server::RunArgs {
             shutdown_signal: Box::new(Shutdown(stop_rx)),

@@ -57,6 +57,10 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// How often held org configs are re-read even without an invalidation, seconds.
     pub org_config_refresh_secs: u64,
+    /// The control plane's gRPC URL: publishing internal packages signs and audits there.
+    pub control_plane_url: Option<String>,
+    /// This data plane's credential for the control plane.
+    pub control_plane_token: Option<String>,
     pub storage: StorageConfig,
 }
 
@@ -129,6 +133,8 @@ impl Default for Config {
             log_format: LogFormat::Text,
             redis_url: None,
             org_config_refresh_secs: 30,
+            control_plane_url: None,
+            control_plane_token: None,
             storage: StorageConfig {
                 kind: StorageKind::Local,
                 path: PathBuf::from("./nproxy-data"),
@@ -163,6 +169,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub redis_url: Option<String>,
     pub org_config_refresh: Duration,
+    pub control_plane: Option<(Url, String)>,
     pub storage: StorageConfig,
 }
 
@@ -324,6 +331,19 @@ impl Config {
                 ));
             }
         }
+        let control_plane = match (
+            self.control_plane_url.filter(|u| !u.is_empty()),
+            self.control_plane_token,
+        ) {
+            (Some(u), Some(t)) => Some((parse_http_url("control_plane_url", &u)?, t)),
+            (Some(_), None) => {
+                return Err(invalid(
+                    "control_plane_token",
+                    "is required with control_plane_url",
+                ))
+            }
+            (None, _) => None,
+        };
         if self.org_config_refresh_secs == 0 {
             return Err(invalid("org_config_refresh_secs", "must be at least 1"));
         }
@@ -347,6 +367,7 @@ impl Config {
             log_format: self.log_format,
             redis_url,
             org_config_refresh: Duration::from_secs(self.org_config_refresh_secs),
+            control_plane,
             storage: self.storage,
         })
     }

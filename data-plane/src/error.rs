@@ -17,6 +17,10 @@ pub enum NpmError {
     NotFound(String),
     #[error("method not allowed")]
     MethodNotAllowed,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
     #[error("upstream registry failed: {0}")]
     BadGateway(String),
     #[error("upstream registry timed out: {0}")]
@@ -38,6 +42,8 @@ impl NpmError {
             NpmError::Unavailable(_) => 503,
             NpmError::NotFound(_) => 404,
             NpmError::MethodNotAllowed => 405,
+            NpmError::Conflict(_) => 409,
+            NpmError::PayloadTooLarge(_) => 413,
             NpmError::BadGateway(_) => 502,
             NpmError::GatewayTimeout(_) => 504,
             NpmError::Storage(_) | NpmError::Internal(_) => 500,
@@ -53,6 +59,8 @@ impl NpmError {
             NpmError::Unavailable(m) => NpmError::Unavailable(m.clone()),
             NpmError::NotFound(m) => NpmError::NotFound(m.clone()),
             NpmError::MethodNotAllowed => NpmError::MethodNotAllowed,
+            NpmError::Conflict(m) => NpmError::Conflict(m.clone()),
+            NpmError::PayloadTooLarge(m) => NpmError::PayloadTooLarge(m.clone()),
             NpmError::BadGateway(m) => NpmError::BadGateway(m.clone()),
             NpmError::GatewayTimeout(m) => NpmError::GatewayTimeout(m.clone()),
             NpmError::Storage(s) => NpmError::Internal(format!("storage failed: {s}")),

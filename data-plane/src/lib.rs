@@ -2,13 +2,19 @@
 //! See ARCHITECTURE.md at the repository root for the map and the invariants.
 
 pub mod config;
+pub mod cp_client;
 pub mod error;
 pub mod integrity;
+pub mod internal;
+pub mod internal_api;
+pub mod internal_store;
 pub mod metrics;
 pub mod names;
 pub mod orgs;
+pub mod outbox;
 pub mod packument;
 pub mod packuments;
+pub mod publish;
 pub mod route;
 pub mod server;
 pub mod singleflight;
@@ -35,6 +41,8 @@ pub enum StartError {
     Upstream(#[from] reqwest::Error),
     #[error("cannot connect to Redis: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error("control plane client: {0}")]
+    ControlPlane(String),
 }
 
 /// Log filter from `RUST_LOG` (default `info`), with third-party crates that print raw
@@ -86,9 +94,11 @@ pub async fn org_configs(settings: &Settings) -> Result<Arc<OrgConfigs>, StartEr
 }
 
 /// The pingora server with the npm service and (if configured) the metrics service.
+/// `background` runs the data plane's own tasks (the audit outbox drainer).
 pub fn build_server(
     settings: Settings,
     orgs: Arc<OrgConfigs>,
+    background: &tokio::runtime::Handle,
 ) -> Result<pingora::server::Server, StartError> {
     use pingora::server::configuration::ServerConf;
     let threads = if settings.threads == 0 {
@@ -111,6 +121,9 @@ pub fn build_server(
     let metrics_listen = settings.metrics_listen;
     let metrics = Metrics::new();
     let app = build_app(settings, metrics.clone(), orgs)?;
+    if let Some(outbox) = &app.outbox {
+        outbox.spawn_drainer(background, std::time::Duration::from_secs(2));
+    }
     let conf = server.configuration.clone();
     let mut proxy = pingora::proxy::http_proxy_service_with_name(&conf, app, "nproxy npm");
     proxy.add_tcp(&listen.to_string());
@@ -145,13 +158,27 @@ pub fn build_app(
         },
     ));
     let tarballs = Arc::new(Tarballs::new(
-        store,
+        store.clone(),
         upstream.clone(),
         packuments.clone(),
         metrics.clone(),
         settings.tarball_memory_cache_bytes,
     ));
+    let internal = Arc::new(internal_store::InternalStore::new(store.clone()));
+    let cp = match &settings.control_plane {
+        Some((url, token)) => Some(
+            cp_client::ControlPlaneClient::new(config::url_base(url).as_str(), token)
+                .map_err(StartError::ControlPlane)?,
+        ),
+        None => None,
+    };
+    let outbox = cp
+        .clone()
+        .map(|cp| outbox::Outbox::new(store.clone(), internal.clone(), cp));
     Ok(server::App {
+        internal,
+        outbox,
+        cp,
         orgs,
         settings: Arc::new(settings),
         packuments,

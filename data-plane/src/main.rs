@@ -89,8 +89,8 @@ fn main() -> anyhow::Result<()> {
         .context("cannot start the background runtime")?;
     let orgs = background.block_on(nproxy_data_plane::org_configs(&settings))?;
     let (listen, metrics_listen) = (settings.listen, settings.metrics_listen);
-    let server =
-        nproxy_data_plane::build_server(settings, orgs).context("cannot start the data plane")?;
+    let server = nproxy_data_plane::build_server(settings, orgs, background.handle())
+        .context("cannot start the data plane")?;
     tracing::info!(%listen, ?metrics_listen, "nproxy data plane listening");
     server.run_forever();
 }

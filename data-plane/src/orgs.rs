@@ -130,6 +130,22 @@ pub fn nproxy_bearer(authorization: Option<&str>) -> Option<&str> {
 }
 
 impl OrgView {
+    /// Internal packages always need a token, whatever the public-reads setting.
+    pub fn authorize_internal(
+        &self,
+        authorization: Option<&str>,
+        needed: TokenScope,
+        name: &PackageName,
+    ) -> Result<TokenGrant, NpmError> {
+        match self.authorize(authorization, needed)? {
+            Principal::Token(g) => Ok(g),
+            Principal::Anonymous => Err(NpmError::Unauthorized(format!(
+                "{name} is an internal package: it needs a token with the `{}` scope",
+                needed.label()
+            ))),
+        }
+    }
+
     /// Checks the request's token for `needed` access to public packages.
     pub fn authorize(
         &self,

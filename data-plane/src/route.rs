@@ -12,6 +12,15 @@ pub enum Route {
     /// An npm service endpoint this data plane does not own; passed to the upstream as is.
     /// Holds the path relative to the registry root, still percent-encoded.
     Forward(String),
+    /// `/<name>/-rev/<rev>`: whole-package unpublish (DELETE) or a document update (PUT).
+    PackumentRev(PackageName, String),
+    /// `/<name>/-/<file>/-rev/<rev>`: deleting one tarball (the end of a version unpublish).
+    TarballRev(PackageName, TarballFile, String),
+    /// `/-/package/<name>/dist-tags`
+    DistTags(PackageName),
+    /// `/-/package/<name>/dist-tags/<tag>`
+    DistTag(PackageName, String),
+    Whoami,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,6 +33,8 @@ pub enum RouteError {
     NotFound,
     #[error("invalid path encoding")]
     BadEncoding,
+    #[error("invalid revision")]
+    BadRevision,
 }
 
 /// Endpoints forwarded upstream untouched. Prefix match on the path after the org.
@@ -32,7 +43,26 @@ const FORWARDED_PREFIXES: &[&str] = &[
     "/-/v1/search",
     "/-/npm/v1/attestations/",
     "/-/npm/v1/keys",
+    // Logging in to the upstream (`npm login` / `npm adduser` through nproxy).
+    "/-/user/org.couchdb.user:",
+    "/-/v1/login",
 ];
+
+/// A CouchDB-style revision as nproxy issues them: `<n>-<hex>`.
+fn parse_rev(s: &str) -> Result<String, RouteError> {
+    let ok = s.len() <= 80
+        && s.split_once('-').is_some_and(|(n, h)| {
+            !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_digit())
+                && !h.is_empty()
+                && h.bytes().all(|b| b.is_ascii_alphanumeric())
+        });
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(RouteError::BadRevision)
+    }
+}
 
 /// Splits `/{org}/rest` for path-prefix mode. Returns the org and the rest (starting with `/`).
 pub fn split_org_prefix(path: &str) -> Option<(Result<OrgSlug, String>, &str)> {
@@ -61,6 +91,27 @@ pub fn route(path: &str) -> Result<Route, RouteError> {
     if path == "/-/ping" {
         return Ok(Route::Ping);
     }
+    if path == "/-/whoami" {
+        return Ok(Route::Whoami);
+    }
+    if let Some(rest) = path.strip_prefix("/-/package/") {
+        let decoded = decode(rest)?;
+        let (name, tail) = match decoded.split_once("/dist-tags") {
+            Some(x) => x,
+            None => return Err(RouteError::NotFound),
+        };
+        let name = PackageName::parse(name)?;
+        return match tail {
+            "" | "/" => Ok(Route::DistTags(name)),
+            t => {
+                let tag = t.strip_prefix('/').ok_or(RouteError::NotFound)?;
+                if tag.is_empty() || tag.contains('/') {
+                    return Err(RouteError::NotFound);
+                }
+                Ok(Route::DistTag(name, tag.to_string()))
+            }
+        };
+    }
     if FORWARDED_PREFIXES.iter().any(|p| path.starts_with(p)) {
         return Ok(Route::Forward(path.to_string()));
     }
@@ -81,6 +132,11 @@ pub fn route(path: &str) -> Result<Route, RouteError> {
         ["-", file] => {
             let file = TarballFile::parse(&name, file)?;
             Ok(Route::Tarball(name, file))
+        }
+        ["-rev", rev] => Ok(Route::PackumentRev(name, parse_rev(rev)?)),
+        ["-", file, "-rev", rev] => {
+            let file = TarballFile::parse(&name, file)?;
+            Ok(Route::TarballRev(name, file, parse_rev(rev)?))
         }
         _ => Err(RouteError::NotFound),
     }
@@ -156,6 +212,37 @@ mod tests {
             Ok(Route::Forward(_))
         ));
         assert!(matches!(route("/-/npm/v1/keys"), Ok(Route::Forward(_))));
+    }
+
+    #[test]
+    fn write_routes() {
+        assert_eq!(
+            route("/@acme%2futils/-rev/3-abc123"),
+            Ok(Route::PackumentRev(pkg("@acme/utils"), "3-abc123".into()))
+        );
+        assert!(matches!(
+            route("/@acme/utils/-/utils-1.0.1.tgz/-rev/4-ff"),
+            Ok(Route::TarballRev(_, _, r)) if r == "4-ff"
+        ));
+        assert_eq!(route("/x/-rev/../../etc"), Err(RouteError::NotFound));
+        assert_eq!(route("/x/-rev/abc"), Err(RouteError::BadRevision));
+        assert_eq!(
+            route("/-/package/@acme%2futils/dist-tags"),
+            Ok(Route::DistTags(pkg("@acme/utils")))
+        );
+        assert_eq!(
+            route("/-/package/@acme%2futils/dist-tags/beta"),
+            Ok(Route::DistTag(pkg("@acme/utils"), "beta".into()))
+        );
+        assert_eq!(
+            route("/-/package/lodash/dist-tags/a/b"),
+            Err(RouteError::NotFound)
+        );
+        assert_eq!(route("/-/whoami"), Ok(Route::Whoami));
+        assert!(matches!(
+            route("/-/user/org.couchdb.user:alice"),
+            Ok(Route::Forward(_))
+        ));
     }
 
     #[test]

@@ -13,10 +13,14 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use nproxy_proto::v1::TokenScope;
 
 use crate::config::Settings;
+use crate::cp_client::ControlPlaneClient;
 use crate::error::NpmError;
+use crate::internal_api::{needed_scope, Writer};
+use crate::internal_store::InternalStore;
 use crate::metrics::Metrics;
 use crate::names::{PackageName, TarballFile};
-use crate::orgs::{OrgConfigs, OrgView, Principal};
+use crate::orgs::{nproxy_bearer, OrgConfigs, OrgView, Principal};
+use crate::outbox::Outbox;
 use crate::packument::Form;
 use crate::packuments::Packuments;
 use crate::route::{self, Route};
@@ -25,11 +29,14 @@ use crate::tarballs::{Download, Outcome, Source, Tarballs};
 use crate::tenant::{self, RequestFacts};
 use crate::upstream::Upstream;
 
-/// Largest request body forwarded upstream (search and audit requests are small).
-const MAX_FORWARD_BODY: usize = 16 * 1024 * 1024;
+/// Largest request body forwarded upstream: a public publish can be as big as ours.
+const MAX_FORWARD_BODY: usize = crate::publish::MAX_PUBLISH_BODY;
 const FILE_READ_CHUNK: usize = 256 * 1024;
 
 pub struct App {
+    pub internal: Arc<InternalStore>,
+    pub outbox: Option<Arc<Outbox>>,
+    pub cp: Option<ControlPlaneClient>,
     pub orgs: Arc<OrgConfigs>,
     pub settings: Arc<Settings>,
     pub packuments: Arc<Packuments>,
@@ -44,7 +51,7 @@ pub struct Ctx {
 }
 
 /// Why a request ended without a complete answer.
-enum Failure {
+pub(crate) enum Failure {
     /// Nothing sent yet: answer with an npm-style error.
     Npm(NpmError),
     /// Headers already sent: the only honest thing left is to cut the connection, so the
@@ -58,9 +65,37 @@ impl From<NpmError> for Failure {
     }
 }
 
-type Handled = Result<(), Failure>;
+pub(crate) type Handled = Result<(), Failure>;
 
-fn header(session: &Session, name: &str) -> Option<String> {
+fn route_label(r: &Route) -> &'static str {
+    match r {
+        Route::Ping => "ping",
+        Route::Whoami => "whoami",
+        Route::Forward(_) => "forward",
+        Route::Packument(_) | Route::PackumentRev(..) => "packument",
+        Route::Tarball(..) | Route::TarballRev(..) => "tarball",
+        Route::DistTags(_) | Route::DistTag(..) => "dist-tags",
+    }
+}
+
+/// The package a route is about, if any.
+fn route_package(r: &Route) -> Option<&PackageName> {
+    match r {
+        Route::Packument(n)
+        | Route::PackumentRev(n, _)
+        | Route::Tarball(n, _)
+        | Route::TarballRev(n, _, _)
+        | Route::DistTags(n)
+        | Route::DistTag(n, _) => Some(n),
+        _ => None,
+    }
+}
+
+fn is_login(path: &str) -> bool {
+    path.starts_with("/-/user/org.couchdb.user:") || path.starts_with("/-/v1/login")
+}
+
+pub(crate) fn header(session: &Session, name: &str) -> Option<String> {
     session
         .req_header()
         .headers
@@ -164,49 +199,161 @@ impl App {
         )?;
         let route = route::route(&tenant.path).map_err(NpmError::from)?;
         let read_only = matches!(method, http::Method::GET | http::Method::HEAD);
-        if !matches!(route, Route::Ping) {
-            let view = self.orgs.view(&tenant.org).await?;
-            let authorization = header(session, "authorization");
-            let principal = view.authorize(authorization.as_deref(), TokenScope::Proxy)?;
-            if let (OrgView::Configured(cfg), Principal::Token(grant)) = (&view, &principal) {
+        ctx.route = route_label(&route);
+        if matches!(route, Route::Ping) {
+            if !read_only {
+                return Err(NpmError::MethodNotAllowed.into());
+            }
+            return self
+                .send_small(session, 200, "application/json", Bytes::from_static(b"{}"))
+                .await;
+        }
+        let view = self.orgs.view(&tenant.org).await?;
+        let authorization = header(session, "authorization");
+        let with_query = |p: &str| match &query {
+            Some(q) => format!("{p}?{q}"),
+            None => p.to_string(),
+        };
+        // Internal packages: the org's own storage, a token always required.
+        if let (OrgView::Configured(cfg), Some(name)) = (&view, route_package(&route)) {
+            if cfg.is_internal(name) {
+                let needed = needed_scope(&method);
+                let grant = view.authorize_internal(authorization.as_deref(), needed, name)?;
                 self.orgs.record_use(&cfg.org_id, &grant.token_id);
+                let secret = nproxy_bearer(authorization.as_deref()).unwrap_or("");
+                let writer = Writer::new(&grant, secret);
+                let write = query
+                    .as_deref()
+                    .is_some_and(|q| q.split('&').any(|kv| kv == "write=true"));
+                return match (route, method) {
+                    (Route::Packument(n), http::Method::GET | http::Method::HEAD) => {
+                        self.internal_packument(session, cfg, &n, &tenant.base_url, write)
+                            .await
+                    }
+                    (Route::Packument(n), http::Method::PUT) => {
+                        self.internal_put(session, cfg, &n, None, &writer).await
+                    }
+                    (Route::PackumentRev(n, rev), http::Method::PUT) => {
+                        self.internal_put(session, cfg, &n, Some(&rev), &writer)
+                            .await
+                    }
+                    (Route::PackumentRev(n, rev), http::Method::DELETE) => {
+                        self.internal_delete_package(session, cfg, &n, &rev, &writer)
+                            .await
+                    }
+                    (Route::Tarball(n, f), http::Method::GET | http::Method::HEAD) => {
+                        self.internal_tarball(session, cfg, &n, &f).await
+                    }
+                    (Route::TarballRev(n, f, _), http::Method::DELETE) => {
+                        self.internal_delete_tarball(session, cfg, &n, &f).await
+                    }
+                    (Route::DistTags(n), http::Method::GET) => {
+                        self.internal_dist_tags(session, cfg, &n).await
+                    }
+                    (Route::DistTag(n, tag), http::Method::PUT | http::Method::DELETE) => {
+                        self.internal_dist_tag_change(session, cfg, &n, &tag, &writer)
+                            .await
+                    }
+                    _ => Err(NpmError::MethodNotAllowed.into()),
+                };
             }
         }
         match route {
-            Route::Ping => {
-                ctx.route = "ping";
-                if !read_only {
-                    return Err(NpmError::MethodNotAllowed.into());
-                }
-                self.send_small(session, 200, "application/json", Bytes::from_static(b"{}"))
+            Route::Whoami => match (&view, nproxy_bearer(authorization.as_deref())) {
+                (OrgView::Configured(_), Some(_)) => {
+                    let principal = view.authorize(authorization.as_deref(), TokenScope::Proxy)?;
+                    let Principal::Token(grant) = principal else {
+                        return Err(NpmError::Unauthorized("not logged in".into()).into());
+                    };
+                    let body = serde_json::json!({"username": grant.name});
+                    self.send_small(
+                        session,
+                        200,
+                        "application/json",
+                        Bytes::from(body.to_string()),
+                    )
                     .await
+                }
+                // Someone else's token (or none): the upstream knows who that is.
+                _ => {
+                    self.forward(session, method, &with_query(&tenant.path))
+                        .await
+                }
+            },
+            // Logging in to the upstream needs no nproxy token: it is how users get theirs.
+            Route::Forward(p) if is_login(&p) => {
+                self.forward(session, method, &with_query(&p)).await
             }
             Route::Forward(p) => {
-                ctx.route = "forward";
-                let pq = match query {
-                    Some(q) => format!("{p}?{q}"),
-                    None => p,
-                };
-                self.forward(session, method, &pq).await
+                self.authorize_public(&view, authorization.as_deref())?;
+                self.forward(session, method, &with_query(&p)).await
             }
-            Route::Packument(name) => {
-                ctx.route = "packument";
-                if !read_only {
-                    return Err(NpmError::MethodNotAllowed.into());
-                }
+            Route::Packument(name) if read_only => {
+                self.authorize_public(&view, authorization.as_deref())?;
                 self.packument(session, &name, &tenant.base_url).await
             }
-            Route::Tarball(name, file) => {
-                ctx.route = "tarball";
-                if !read_only {
-                    return Err(NpmError::MethodNotAllowed.into());
-                }
+            Route::Tarball(name, file) if read_only => {
+                self.authorize_public(&view, authorization.as_deref())?;
                 self.tarball(session, &name, &file).await
             }
+            Route::DistTags(_) if read_only => {
+                self.authorize_public(&view, authorization.as_deref())?;
+                self.forward(session, method, &with_query(&tenant.path))
+                    .await
+            }
+            // Writes to public packages belong to the upstream: its own token (never an
+            // nproxy one, which is stripped) authenticates them there.
+            Route::Packument(_)
+            | Route::PackumentRev(..)
+            | Route::TarballRev(..)
+            | Route::DistTag(..)
+                if matches!(method, http::Method::PUT | http::Method::DELETE) =>
+            {
+                self.forward(session, method, &with_query(&tenant.path))
+                    .await
+            }
+            _ => Err(NpmError::MethodNotAllowed.into()),
         }
     }
 
-    async fn send_small(
+    fn authorize_public(
+        &self,
+        view: &OrgView,
+        authorization: Option<&str>,
+    ) -> Result<(), NpmError> {
+        let principal = view.authorize(authorization, TokenScope::Proxy)?;
+        if let (OrgView::Configured(cfg), Principal::Token(grant)) = (view, &principal) {
+            self.orgs.record_use(&cfg.org_id, &grant.token_id);
+        }
+        Ok(())
+    }
+
+    /// A small JSON document with validators (internal packuments).
+    pub(crate) async fn send_json_doc(
+        &self,
+        session: &mut Session,
+        form: Form,
+        body: Bytes,
+        etag: &str,
+        cache_control: &'static str,
+    ) -> Handled {
+        let not_modified = etag_matches(header(session, "if-none-match").as_deref(), etag);
+        let mut resp = response(if not_modified { 304 } else { 200 })?;
+        insert(&mut resp, "etag", etag)?;
+        insert(&mut resp, "vary", "Accept, Accept-Encoding, Authorization")?;
+        insert(&mut resp, "cache-control", cache_control)?;
+        if not_modified {
+            send_header(session, resp).await?;
+            return send_body(session, Bytes::new(), true).await;
+        }
+        insert(&mut resp, "content-type", form.content_type())?;
+        insert(&mut resp, "content-length", body.len())?;
+        let head = session.req_header().method == http::Method::HEAD;
+        send_header(session, resp).await?;
+        send_body(session, if head { Bytes::new() } else { body }, true).await
+    }
+
+    pub(crate) async fn send_small(
         &self,
         session: &mut Session,
         status: u16,
@@ -325,7 +472,7 @@ impl App {
         send_body(session, bytes, true).await
     }
 
-    async fn send_stored(
+    pub(crate) async fn send_stored(
         &self,
         session: &mut Session,
         obj: Object,
@@ -481,27 +628,11 @@ impl App {
         method: http::Method,
         path_and_query: &str,
     ) -> Handled {
-        if session.req_header().headers.contains_key("expect") {
-            session
-                .write_continue_response()
-                .await
-                .map_err(|e| Failure::Abort(e.to_string()))?;
-        }
-        let mut body = BytesMut::new();
-        while let Some(chunk) = session
-            .read_request_body()
-            .await
-            .map_err(|e| NpmError::BadRequest(format!("cannot read request body: {e}")))?
-        {
-            if body.len() + chunk.len() > MAX_FORWARD_BODY {
-                return Err(NpmError::BadRequest("request body too large".into()).into());
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = crate::internal_api::read_body(session, MAX_FORWARD_BODY).await?;
         let headers = session.req_header().headers.clone();
         let res = self
             .upstream
-            .forward(method, path_and_query, &headers, body.freeze())
+            .forward(method, path_and_query, &headers, body)
             .await
             .map_err(NpmError::from)?;
         let mut resp = response(res.status().as_u16())?;

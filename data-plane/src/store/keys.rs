@@ -42,6 +42,30 @@ impl Key {
         Key(format!("public/packument-meta/{name}.json"))
     }
 
+    /// An internal package's document (compare-and-swap updated), namespaced by org id.
+    pub fn internal_packument(org_id: &str, name: &PackageName) -> Option<Key> {
+        Key::parse(&format!("orgs/{org_id}/packages/{name}/packument.json"))
+    }
+
+    /// An internal tarball, addressed by its sha512: racing publishes never share a key.
+    pub fn internal_blob(org_id: &str, name: &PackageName, sha512_hex: &str) -> Option<Key> {
+        Key::parse(&format!(
+            "orgs/{org_id}/packages/{name}/blobs/{sha512_hex}.tgz"
+        ))
+    }
+
+    /// Everything stored for one internal package.
+    pub fn internal_package_prefix(org_id: &str, name: &PackageName) -> String {
+        format!("orgs/{org_id}/packages/{name}/")
+    }
+
+    /// An audit hand-off waiting to reach the control plane.
+    pub fn outbox(org_id: &str, id: &str) -> Option<Key> {
+        Key::parse(&format!("outbox/{org_id}/{id}.json"))
+    }
+
+    pub const OUTBOX_PREFIX: &'static str = "outbox/";
+
     /// A public tarball: immutable once written, shared by all orgs.
     pub fn public_tarball(name: &PackageName, file: &TarballFile) -> Key {
         Key(format!("public/tarballs/{name}/{}", file.as_str()))

@@ -28,13 +28,21 @@ async fn bad_input_gets_npm_style_errors() {
         assert!(body["error"].is_string(), "{path}: {body}");
     }
     let res = c
-        .put(env.url("/fx-a"))
+        .post(env.url("/fx-a"))
         .body("{}")
         .send()
         .await
         .expect("send");
     assert_eq!(res.status().as_u16(), 405);
     assert!(json(res).await["error"].is_string());
+    // A write to a public package belongs to the upstream.
+    let _ = c
+        .put(env.url("/fx-a"))
+        .body("{}")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(env.registry.count("PUT", "/fx-a"), 1);
     // Nothing for invalid names ever reached the upstream.
     assert!(env
         .registry

@@ -1,0 +1,69 @@
+//! The data plane's client for the control plane: signing published versions and handing
+//! over audit events. It authenticates with the data plane's own credential, which the
+//! control plane allows nothing else.
+
+use std::time::Duration;
+
+use nproxy_proto::v1 as pb;
+use nproxy_proto::v1::audit_client::AuditClient;
+use nproxy_proto::v1::keys_client::KeysClient;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::Channel;
+
+use crate::error::NpmError;
+
+#[derive(Clone)]
+pub struct ControlPlaneClient {
+    channel: Channel,
+    auth: MetadataValue<Ascii>,
+}
+
+impl ControlPlaneClient {
+    pub fn new(url: &str, token: &str) -> Result<Self, String> {
+        let channel = tonic::transport::Endpoint::from_shared(url.to_string())
+            .map_err(|e| format!("control_plane_url: {e}"))?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(10))
+            .connect_lazy();
+        let auth = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| "control_plane_token has characters a header can't carry".to_string())?;
+        Ok(Self { channel, auth })
+    }
+
+    fn req<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(msg);
+        r.metadata_mut().insert("authorization", self.auth.clone());
+        r
+    }
+
+    /// Signs with the org's active key: (key id, signature).
+    pub async fn sign(
+        &self,
+        org_id: &str,
+        payload: Vec<u8>,
+    ) -> Result<(String, Vec<u8>), NpmError> {
+        let r = KeysClient::new(self.channel.clone())
+            .sign(self.req(pb::SignRequest { org: org_id.to_string(), payload }))
+            .await
+            .map_err(|s| {
+                tracing::warn!(code = ?s.code(), error = %s.message(), "signing failed");
+                NpmError::Unavailable(
+                    "the control plane could not sign this version; nothing was stored, retry later".into(),
+                )
+            })?
+            .into_inner();
+        Ok((r.key_id, r.signature))
+    }
+
+    pub async fn record(&self, org_id: &str, events: Vec<pb::NewEvent>) -> Result<u32, String> {
+        AuditClient::new(self.channel.clone())
+            .record_events(self.req(pb::RecordEventsRequest {
+                org: org_id.to_string(),
+                events,
+            }))
+            .await
+            .map(|r| r.into_inner().recorded)
+            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+    }
+}

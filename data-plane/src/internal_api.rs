@@ -1,0 +1,484 @@
+//! The npm API for an org's internal packages: read, publish, unpublish, dist-tags and
+//! deprecate, served from the org's own storage and never from or to the upstream.
+
+use base64::Engine;
+use bytes::{Bytes, BytesMut};
+use nproxy_proto::v1::TokenScope;
+use pingora::proxy::Session;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::error::NpmError;
+use crate::internal::{self, DocError, VersionSignature};
+use crate::names::{PackageName, TarballFile};
+use crate::orgs::{OrgConfig, TokenGrant};
+use crate::outbox::{now_ms, Entry, Event, Expect};
+use crate::packument::{self, Form};
+use crate::publish::{self, MAX_PUBLISH_BODY};
+use crate::server::{App, Failure, Handled};
+
+/// Who is writing, as the audit log records it.
+pub struct Writer<'a> {
+    pub grant: &'a TokenGrant,
+    /// sha256 hex of the secret: identifies the token without revealing it.
+    pub token_hash: String,
+}
+
+impl Writer<'_> {
+    pub fn new<'a>(grant: &'a TokenGrant, secret: &str) -> Writer<'a> {
+        Writer {
+            grant,
+            token_hash: hex::encode(Sha256::digest(secret.as_bytes())),
+        }
+    }
+}
+
+/// Reads a request body up to `limit` bytes, failing with 413 as soon as it is exceeded.
+pub(crate) async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, Failure> {
+    if let Some(len) = session
+        .req_header()
+        .headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if len > limit {
+            return Err(NpmError::PayloadTooLarge(format!(
+                "the request body is {len} bytes; the limit is {limit}"
+            ))
+            .into());
+        }
+    }
+    if session.req_header().headers.contains_key("expect") {
+        session
+            .write_continue_response()
+            .await
+            .map_err(|e| Failure::Abort(e.to_string()))?;
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = session
+        .read_request_body()
+        .await
+        .map_err(|e| NpmError::BadRequest(format!("cannot read the request body: {e}")))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(NpmError::PayloadTooLarge(format!(
+                "the request body exceeds the {limit}-byte limit"
+            ))
+            .into());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+fn json_body(v: &Value) -> Bytes {
+    Bytes::from(serde_json::to_vec(v).unwrap_or_default())
+}
+
+impl App {
+    fn control_plane(&self) -> Result<&crate::cp_client::ControlPlaneClient, NpmError> {
+        self.cp.as_ref().ok_or_else(|| {
+            NpmError::Unavailable(
+                "internal packages need the control plane (control_plane_url is not configured)"
+                    .into(),
+            )
+        })
+    }
+
+    /// Records audit events durably, then tries to hand them over at once.
+    async fn audit(&self, entry: Entry) -> Result<Option<crate::store::Key>, NpmError> {
+        let Some(outbox) = &self.outbox else {
+            return Ok(None);
+        };
+        Ok(Some(outbox.put(&entry).await?))
+    }
+
+    fn deliver_soon(&self, key: Option<crate::store::Key>) {
+        if let (Some(outbox), Some(key)) = (self.outbox.clone(), key) {
+            tokio::spawn(async move {
+                if let Err(e) = outbox.deliver(&key).await {
+                    tracing::warn!(error = %e, "audit hand-off failed; the outbox drainer will retry");
+                }
+            });
+        }
+    }
+
+    pub(crate) async fn internal_packument(
+        &self,
+        session: &mut Session,
+        cfg: &OrgConfig,
+        name: &PackageName,
+        base: &str,
+        write: bool,
+    ) -> Handled {
+        let Some((_, doc)) = self.internal.read(&cfg.org_id, name).await? else {
+            return Err(NpmError::NotFound(format!("package {name} not found")).into());
+        };
+        let form = Form::from_accept(crate::server::header(session, "accept").as_deref());
+        let view = internal::client_view(&doc, base, name, write);
+        let body = match form {
+            Form::Abbreviated if !write => packument::abbreviate(&view).to_vec(),
+            _ => view.to_vec(),
+        };
+        let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&body))[..32]);
+        // Internal documents change on publish: always revalidate, never share.
+        self.send_json_doc(session, form, Bytes::from(body), &etag, "private, no-cache")
+            .await
+    }
+
+    pub(crate) async fn internal_tarball(
+        &self,
+        session: &mut Session,
+        cfg: &OrgConfig,
+        name: &PackageName,
+        file: &TarballFile,
+    ) -> Handled {
+        let not_found = || NpmError::NotFound(format!("{name}@{} not found", file.version()));
+        let Some((_, doc)) = self.internal.read(&cfg.org_id, name).await? else {
+            return Err(not_found().into());
+        };
+        let blob = internal::blob_of(&doc, &file.version().to_string()).ok_or_else(not_found)?;
+        let obj = self
+            .internal
+            .get_blob(&cfg.org_id, name, &blob)
+            .await?
+            .ok_or_else(|| {
+                NpmError::Internal(format!(
+                    "the tarball of {name}@{} is missing from storage",
+                    file.version()
+                ))
+            })?;
+        self.send_stored(session, obj, "internal").await
+    }
+
+    /// `PUT /<name>`: a publish (with attachments) or a whole-document update (deprecate).
+    pub(crate) async fn internal_put(
+        &self,
+        session: &mut Session,
+        cfg: &OrgConfig,
+        name: &PackageName,
+        rev: Option<&str>,
+        writer: &Writer<'_>,
+    ) -> Handled {
+        let raw = read_body(session, MAX_PUBLISH_BODY).await?;
+        let encoding = crate::server::header(session, "content-encoding");
+        let json = publish::decode_body(&raw, encoding.as_deref())
+            .map_err(|e| NpmError::BadRequest(e.0))?;
+        let sent: Value = serde_json::from_slice(&json)
+            .map_err(|e| NpmError::BadRequest(format!("the body is not JSON: {e}")))?;
+        let has_attachments = sent
+            .get("_attachments")
+            .and_then(Value::as_object)
+            .is_some_and(|a| !a.is_empty());
+        if has_attachments {
+            if rev.is_some() {
+                return Err(NpmError::BadRequest(
+                    "a publish is a PUT to the package, not to a revision".into(),
+                )
+                .into());
+            }
+            return self.publish(session, cfg, name, &json, writer).await;
+        }
+        self.update_document(session, cfg, name, &sent, rev, writer)
+            .await
+    }
+
+    async fn publish(
+        &self,
+        session: &mut Session,
+        cfg: &OrgConfig,
+        name: &PackageName,
+        json: &[u8],
+        writer: &Writer<'_>,
+    ) -> Handled {
+        let p = publish::validate(name, json).map_err(|e| NpmError::BadRequest(e.0))?;
+        let version = p.version.to_string();
+        // Cheap early answer for the common mistake; the CAS below is the real guard.
+        if let Some((_, doc)) = self.internal.read(&cfg.org_id, name).await? {
+            if doc["versions"].get(&version).is_some() {
+                return Err(NpmError::Conflict(format!(
+                    "{name}@{version} already exists; versions are immutable, publish a new one"
+                ))
+                .into());
+            }
+        }
+        // Sign first: without the control plane, nothing is stored.
+        let message = internal::signed_message(name, &version, &p.integrity);
+        let (key_id, signature) = self
+            .control_plane()?
+            .sign(&cfg.org_id, message.into_bytes())
+            .await?;
+        let sig = VersionSignature {
+            key_id: key_id.clone(),
+            signature_b64: base64::engine::general_purpose::STANDARD.encode(signature),
+        };
+        self.internal
+            .put_blob(&cfg.org_id, name, &p.sha512_hex, p.tarball.clone())
+            .await?;
+        let t = now_ms();
+        let outbox_key = self
+            .audit(Entry::new(
+                &cfg.org_id,
+                name,
+                Expect::Present {
+                    version: version.clone(),
+                    integrity: p.integrity.clone(),
+                },
+                vec![
+                    Event {
+                        kind: "package.published".into(),
+                        details: json!({"name": name.as_str(), "version": version, "integrity": p.integrity, "token_hash": writer.token_hash, "token": writer.grant.name}),
+                        time_ms: t,
+                    },
+                    Event {
+                        kind: "package.signed".into(),
+                        details: json!({"name": name.as_str(), "version": version, "key_id": key_id}),
+                        time_ms: t,
+                    },
+                ],
+            ))
+            .await?;
+        let now = internal::iso_from_ms(t);
+        let publisher = writer.grant.name.clone();
+        let doc = self
+            .internal
+            .update(&cfg.org_id, name, |cur| {
+                internal::add_version(cur, name, &p, &sig, &publisher, &now)
+            })
+            .await?;
+        self.deliver_soon(outbox_key);
+        tracing::info!(org = %cfg.slug, package = %name, %version, "published");
+        self.send_small(
+            session,
+            201,
+            "application/json",
+            json_body(&json!({"ok": true, "id": name.as_str(), "rev": internal::rev(&doc)})),
+        )
+        .await
+    }
+
+    /// Deprecate / un-deprecate / one-version unpublish: npm sends the whole document back.
+    async fn update_document(
+        &self,
+        session: &mut Session,
+        cfg: &OrgConfig,
+        name: &PackageName,
+        sent: &Value,
+        rev: Option<&str>,
+        writer: &Writer<'_>,
+    ) -> Handled {
+        let Some((_, current)) = self.internal.read(&cfg.org_id, name).await? else {
+            return Err(NpmError::NotFound(format!("package {name} not found")).into());
+        };
+        // Judge first (nothing is written for a refused document), then write by CAS.
+        let (_, _, removed) = internal::apply_client_document(&current, sent, &internal::iso_now())
+            .map_err(NpmError::from)?;
+        let outbox_key = if removed.is_empty() {
+            None
+        } else {
+            self.audit(Entry::new(
+                &cfg.org_id,
+                name,
+                Expect::Absent { versions: removed.clone() },
+                removed
+                    .iter()
+                    .map(|v| Event {
+                        kind: "package.unpublished".into(),
+                        details: json!({"name": name.as_str(), "version": v, "token_hash": writer.token_hash, "token": writer.grant.name}),
+                        time_ms: now_ms(),
+                    })
+                    .collect(),
+            ))
+            .await?
+        };
+        let now = internal::iso_now();
+        let doc = self
+            .internal
+            .update(&cfg.org_id, name, |cur| {
+                let cur =
+                    cur.ok_or_else(|| DocError::NotFound(format!("package {name} not found")))?;
+                if let Some(r) = rev {
+                    if internal::rev(cur) != r {
+                        return Err(DocError::Conflict(
+                            "the package changed meanwhile; fetch it again and retry".into(),
+                        ));
+                    }
+                }
+                internal::apply_client_document(cur, sent, &now).map(|(d, _, _)| d)
+            })
+            .await?;
+        self.deliver_soon(outbox_key);
+        self.send_small(
+            session,
+            200,
+            "application/json",
+            json_body(&json!({"ok": true, "id": name.as_str(), "rev": internal::rev(&doc)})),
+        )
+        .await
+    }
+
+    /// `DELETE /<name>/-rev/<rev>`: unpublish the whole package.
+    pub(crate) async fn internal_delete_package(
+        &self,
+        session: &mut Session,
+        cfg: &OrgConfig,
+        name: &PackageName,
+        rev: &str,
+        writer: &Writer<'_>,
+    ) -> Handled {
+        let Some((etag, doc)) = self.internal.read(&cfg.org_id, name).await? else {
+            return Err(NpmError::NotFound(format!("package {name} not found")).into());
+        };
+        if internal::rev(&doc) != rev {
+            return Err(NpmError::Conflict(
+                "the package changed meanwhile; fetch it again and retry".into(),
+            )
+            .into());
+        }
+        let key = self
+            .audit(Entry::new(
+                &cfg.org_id,
+                name,
+                Expect::PackageGone,
+                vec![Event {
+                    kind: "package.unpublished".into(),
+                    details: json!({"name": name.as_str(), "version": "*", "token_hash": writer.token_hash, "token": writer.grant.name}),
+                    time_ms: now_ms(),
+                }],
+            ))
+            .await?;
+        self.internal
+            .delete_package(&cfg.org_id, name, &etag)
+            .await?;
+        self.deliver_soon(key);
+        self.send_small(
+            session,
+            200,
+            "application/json",
+            json_body(&json!({"ok": true, "id": name.as_str()})),
+        )
+        .await
+    }
+
+    /// `DELETE /<name>/-/<file>/-rev/<rev>`: the bytes of a version already removed.
+    pub(crate) async fn internal_delete_tarball(
+        &self,
+        session: &mut Session,
+        cfg: &OrgConfig,
+        name: &PackageName,
+        file: &TarballFile,
+    ) -> Handled {
+        let version = file.version().to_string();
+        let mut blob = None;
+        let current = self.internal.read(&cfg.org_id, name).await?;
+        if current
+            .as_ref()
+            .is_some_and(|(_, d)| d["versions"].get(&version).is_some())
+        {
+            return Err(NpmError::Conflict(format!(
+                "{name}@{version} is still published; unpublish the version first"
+            ))
+            .into());
+        }
+        if current.is_some() {
+            self.internal
+                .update(&cfg.org_id, name, |cur| {
+                    let cur =
+                        cur.ok_or_else(|| DocError::NotFound(format!("package {name} not found")))?;
+                    let (d, b) = internal::take_orphan(cur, &version);
+                    blob = b;
+                    Ok(d)
+                })
+                .await?;
+        }
+        if let Some(b) = blob {
+            self.internal.delete_blob(&cfg.org_id, name, &b).await?;
+        }
+        self.send_small(
+            session,
+            200,
+            "application/json",
+            json_body(&json!({"ok": true})),
+        )
+        .await
+    }
+
+    pub(crate) async fn internal_dist_tags(
+        &self,
+        session: &mut Session,
+        cfg: &OrgConfig,
+        name: &PackageName,
+    ) -> Handled {
+        let Some((_, doc)) = self.internal.read(&cfg.org_id, name).await? else {
+            return Err(NpmError::NotFound(format!("package {name} not found")).into());
+        };
+        let tags = doc.get("dist-tags").cloned().unwrap_or_else(|| json!({}));
+        self.send_small(session, 200, "application/json", json_body(&tags))
+            .await
+    }
+
+    pub(crate) async fn internal_dist_tag_change(
+        &self,
+        session: &mut Session,
+        cfg: &OrgConfig,
+        name: &PackageName,
+        tag: &str,
+        writer: &Writer<'_>,
+    ) -> Handled {
+        let method = session.req_header().method.clone();
+        let version = if method == http::Method::PUT {
+            let body = read_body(session, 64 * 1024).await?;
+            let v: Value = serde_json::from_slice(&body).map_err(|_| {
+                NpmError::BadRequest("the body must be a JSON string such as \"1.2.3\"".into())
+            })?;
+            Some(
+                v.as_str()
+                    .ok_or_else(|| {
+                        NpmError::BadRequest(
+                            "the body must be a JSON string such as \"1.2.3\"".into(),
+                        )
+                    })?
+                    .to_string(),
+            )
+        } else {
+            None
+        };
+        let doc = self
+            .internal
+            .update(&cfg.org_id, name, |cur| {
+                let cur =
+                    cur.ok_or_else(|| DocError::NotFound(format!("package {name} not found")))?;
+                match &version {
+                    Some(v) => internal::set_dist_tag(cur, tag, v),
+                    None => internal::remove_dist_tag(cur, tag),
+                }
+            })
+            .await?;
+        let key = self
+            .audit(Entry::new(
+                &cfg.org_id,
+                name,
+                Expect::Nothing,
+                vec![Event {
+                    kind: "package.dist_tag_changed".into(),
+                    details: json!({"name": name.as_str(), "tag": tag, "version": version, "token_hash": writer.token_hash}),
+                    time_ms: now_ms(),
+                }],
+            ))
+            .await?;
+        self.deliver_soon(key);
+        let tags = doc.get("dist-tags").cloned().unwrap_or_else(|| json!({}));
+        self.send_small(session, 200, "application/json", json_body(&tags))
+            .await
+    }
+}
+
+/// The scope an internal-package request needs.
+pub fn needed_scope(method: &http::Method) -> TokenScope {
+    if matches!(*method, http::Method::GET | http::Method::HEAD) {
+        TokenScope::Proxy
+    } else {
+        TokenScope::Publish
+    }
+}

@@ -1,0 +1,172 @@
+//! Storage of internal packages: documents updated by compare-and-swap (retried with
+//! jittered backoff under a deadline), tarballs written once under their content address.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::Rng;
+use serde_json::Value;
+
+use crate::error::NpmError;
+use crate::internal::DocError;
+use crate::names::PackageName;
+use crate::store::{get_bytes, BlobStore, Key, Object, PutBody, PutMode, StoreError};
+
+const ATTEMPTS: u32 = 8;
+const DEADLINE: Duration = Duration::from_secs(15);
+
+pub struct InternalStore {
+    store: Arc<dyn BlobStore>,
+}
+
+fn key_err() -> NpmError {
+    NpmError::Internal("org id is not usable in a storage key".into())
+}
+
+impl From<DocError> for NpmError {
+    fn from(e: DocError) -> Self {
+        match e {
+            DocError::Conflict(m) => NpmError::Conflict(m),
+            DocError::Invalid(m) => NpmError::BadRequest(m),
+            DocError::NotFound(m) => NpmError::NotFound(m),
+        }
+    }
+}
+
+impl InternalStore {
+    pub fn new(store: Arc<dyn BlobStore>) -> Self {
+        Self { store }
+    }
+
+    pub fn blob_store(&self) -> &Arc<dyn BlobStore> {
+        &self.store
+    }
+
+    /// The package's document and its version token, if it exists.
+    pub async fn read(
+        &self,
+        org_id: &str,
+        name: &PackageName,
+    ) -> Result<Option<(String, Value)>, NpmError> {
+        let key = Key::internal_packument(org_id, name).ok_or_else(key_err)?;
+        let Some((meta, bytes)) = get_bytes(self.store.as_ref(), &key).await? else {
+            return Ok(None);
+        };
+        let doc = serde_json::from_slice(&bytes).map_err(|e| {
+            NpmError::Internal(format!("stored document of {name} is corrupt: {e}"))
+        })?;
+        Ok(Some((meta.etag, doc)))
+    }
+
+    /// Applies `change` to the current document and stores the result only if nobody else
+    /// wrote in between; otherwise re-reads and tries again. `change` sees `None` for a
+    /// package that does not exist yet.
+    pub async fn update(
+        &self,
+        org_id: &str,
+        name: &PackageName,
+        mut change: impl FnMut(Option<&Value>) -> Result<Value, DocError>,
+    ) -> Result<Value, NpmError> {
+        let key = Key::internal_packument(org_id, name).ok_or_else(key_err)?;
+        let started = Instant::now();
+        for attempt in 0..ATTEMPTS {
+            let current = self.read(org_id, name).await?;
+            let next = change(current.as_ref().map(|(_, d)| d))?;
+            let body = Bytes::from(
+                serde_json::to_vec(&next).map_err(|e| NpmError::Internal(e.to_string()))?,
+            );
+            let mode = match &current {
+                Some((etag, _)) => PutMode::IfMatch(etag.clone()),
+                None => PutMode::CreateOnly,
+            };
+            match self.store.put(&key, PutBody::Bytes(body), mode).await {
+                Ok(_) => return Ok(next),
+                Err(StoreError::PreconditionFailed) => {
+                    let backoff = 10u64 << attempt.min(6);
+                    let jitter = rand::rng().random_range(0..=backoff);
+                    let wait = Duration::from_millis(backoff + jitter);
+                    if started.elapsed() + wait > DEADLINE {
+                        break;
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(NpmError::Unavailable(format!(
+            "{name} is being changed by other writers; nothing was changed, retry"
+        )))
+    }
+
+    /// Stores a tarball under its content address; a second write of the same bytes is a
+    /// no-op.
+    pub async fn put_blob(
+        &self,
+        org_id: &str,
+        name: &PackageName,
+        sha512_hex: &str,
+        bytes: Bytes,
+    ) -> Result<(), NpmError> {
+        let key = Key::internal_blob(org_id, name, sha512_hex).ok_or_else(key_err)?;
+        match self
+            .store
+            .put(&key, PutBody::Bytes(bytes), PutMode::CreateOnly)
+            .await
+        {
+            Ok(_) | Err(StoreError::PreconditionFailed) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn get_blob(
+        &self,
+        org_id: &str,
+        name: &PackageName,
+        sha512_hex: &str,
+    ) -> Result<Option<Object>, NpmError> {
+        let key = Key::internal_blob(org_id, name, sha512_hex).ok_or_else(key_err)?;
+        Ok(self.store.get(&key).await?)
+    }
+
+    pub async fn delete_blob(
+        &self,
+        org_id: &str,
+        name: &PackageName,
+        sha512_hex: &str,
+    ) -> Result<(), NpmError> {
+        let key = Key::internal_blob(org_id, name, sha512_hex).ok_or_else(key_err)?;
+        Ok(self.store.delete(&key).await?)
+    }
+
+    /// Removes a whole package: the document first (so nothing half-deleted is visible), then
+    /// every blob.
+    pub async fn delete_package(
+        &self,
+        org_id: &str,
+        name: &PackageName,
+        expected_etag: &str,
+    ) -> Result<(), NpmError> {
+        let key = Key::internal_packument(org_id, name).ok_or_else(key_err)?;
+        // Compare-and-swap to a tombstone-free delete: a concurrent publish must not be lost
+        // silently, so the delete only happens if the document is still the one checked.
+        match self.store.head(&key).await? {
+            Some(m) if m.etag == expected_etag => {}
+            Some(_) => {
+                return Err(NpmError::Conflict(
+                    "the package changed meanwhile; fetch it again and retry".into(),
+                ))
+            }
+            None => return Err(NpmError::NotFound(format!("{name} not found"))),
+        }
+        self.store.delete(&key).await?;
+        for k in self
+            .store
+            .list(&Key::internal_package_prefix(org_id, name))
+            .await?
+        {
+            self.store.delete(&k).await?;
+        }
+        Ok(())
+    }
+}

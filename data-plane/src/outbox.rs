@@ -1,0 +1,204 @@
+//! The audit outbox: how package events (published, signed, unpublished, …) reach the
+//! control plane's audit log without ever being lost.
+//!
+//! An entry is written to the blob store *before* the change it describes is committed, and
+//! says what must be true for it to count (e.g. "version 1.0.1 is present with this
+//! integrity"). Every data plane drains the outbox: an entry whose change landed is handed to
+//! the control plane (idempotency keys make a double hand-off harmless) and then deleted; an
+//! entry whose change never landed is dropped after a grace period. The blob store is
+//! durable and shared, so neither a killed control plane, nor a flushed Redis, nor the death
+//! of the data plane that wrote the entry loses an event.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use nproxy_proto::v1 as pb;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::cp_client::ControlPlaneClient;
+use crate::error::NpmError;
+use crate::internal_store::InternalStore;
+use crate::names::PackageName;
+use crate::store::{get_bytes, BlobStore, Key, PutBody, PutMode};
+
+/// How long an entry may wait for its change to land before it is considered abandoned.
+const GRACE_MS: i64 = 120_000;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Event {
+    pub kind: String,
+    pub details: Value,
+    pub time_ms: i64,
+}
+
+/// What must be true of the package for the entry's events to be recorded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Expect {
+    Present { version: String, integrity: String },
+    Absent { versions: Vec<String> },
+    PackageGone,
+    Nothing,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    pub id: String,
+    pub org_id: String,
+    pub package: String,
+    pub created_ms: i64,
+    pub expect: Expect,
+    pub events: Vec<Event>,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Entry {
+    pub fn new(org_id: &str, package: &PackageName, expect: Expect, events: Vec<Event>) -> Entry {
+        let mut rnd = [0u8; 12];
+        rand::rng().fill_bytes(&mut rnd);
+        let created_ms = now_ms();
+        Entry {
+            id: format!("{created_ms:013}-{}", hex::encode(rnd)),
+            org_id: org_id.to_string(),
+            package: package.to_string(),
+            created_ms,
+            expect,
+            events,
+        }
+    }
+}
+
+pub struct Outbox {
+    store: Arc<dyn BlobStore>,
+    internal: Arc<InternalStore>,
+    cp: ControlPlaneClient,
+}
+
+enum Verdict {
+    Deliver,
+    Wait,
+    Drop,
+}
+
+impl Outbox {
+    pub fn new(
+        store: Arc<dyn BlobStore>,
+        internal: Arc<InternalStore>,
+        cp: ControlPlaneClient,
+    ) -> Arc<Outbox> {
+        Arc::new(Outbox {
+            store,
+            internal,
+            cp,
+        })
+    }
+
+    /// Durably records an entry. Must succeed before the change it describes is made.
+    pub async fn put(&self, entry: &Entry) -> Result<Key, NpmError> {
+        let key = Key::outbox(&entry.org_id, &entry.id)
+            .ok_or_else(|| NpmError::Internal("outbox key".into()))?;
+        let body = serde_json::to_vec(entry).map_err(|e| NpmError::Internal(e.to_string()))?;
+        self.store
+            .put(&key, PutBody::Bytes(Bytes::from(body)), PutMode::Overwrite)
+            .await?;
+        Ok(key)
+    }
+
+    async fn verdict(&self, e: &Entry) -> Result<Verdict, NpmError> {
+        let Ok(name) = PackageName::parse(&e.package) else {
+            return Ok(Verdict::Drop);
+        };
+        let doc = self.internal.read(&e.org_id, &name).await?.map(|(_, d)| d);
+        let landed = match &e.expect {
+            Expect::Nothing => true,
+            Expect::Present { version, integrity } => {
+                doc.as_ref()
+                    .and_then(|d| d["versions"].get(version))
+                    .and_then(|m| m["dist"]["integrity"].as_str())
+                    == Some(integrity.as_str())
+            }
+            Expect::Absent { versions } => versions
+                .iter()
+                .all(|v| doc.as_ref().is_none_or(|d| d["versions"].get(v).is_none())),
+            Expect::PackageGone => doc.is_none(),
+        };
+        Ok(if landed {
+            Verdict::Deliver
+        } else if now_ms() - e.created_ms > GRACE_MS {
+            Verdict::Drop
+        } else {
+            Verdict::Wait
+        })
+    }
+
+    /// Hands one entry over if its change landed; returns whether it is done with.
+    pub async fn deliver(&self, key: &Key) -> Result<bool, NpmError> {
+        let Some((_, bytes)) = get_bytes(self.store.as_ref(), key).await? else {
+            return Ok(true);
+        };
+        let Ok(entry) = serde_json::from_slice::<Entry>(&bytes) else {
+            tracing::error!(%key, "unreadable outbox entry; leaving it for inspection");
+            return Ok(false);
+        };
+        match self.verdict(&entry).await? {
+            Verdict::Wait => return Ok(false),
+            Verdict::Drop => {
+                tracing::info!(id = %entry.id, package = %entry.package, "dropping the audit events of a change that never landed");
+            }
+            Verdict::Deliver => {
+                let events = entry
+                    .events
+                    .iter()
+                    .enumerate()
+                    .map(|(i, ev)| pb::NewEvent {
+                        idempotency_key: format!("{}:{i}", entry.id),
+                        r#type: ev.kind.clone(),
+                        details_json: ev.details.to_string(),
+                        time_ms: ev.time_ms,
+                    })
+                    .collect();
+                if let Err(e) = self.cp.record(&entry.org_id, events).await {
+                    tracing::warn!(id = %entry.id, error = %e, "cannot hand audit events to the control plane yet");
+                    return Ok(false);
+                }
+            }
+        }
+        self.store.delete(key).await?;
+        Ok(true)
+    }
+
+    /// Delivers everything deliverable now.
+    pub async fn drain(&self) -> Result<usize, NpmError> {
+        let mut done = 0;
+        for key in self.store.list(Key::OUTBOX_PREFIX).await? {
+            if self.deliver(&key).await? {
+                done += 1;
+            }
+        }
+        Ok(done)
+    }
+
+    pub fn spawn_drainer(self: &Arc<Self>, runtime: &tokio::runtime::Handle, every: Duration) {
+        let weak = Arc::downgrade(self);
+        runtime.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(this) = weak.upgrade() else { return };
+                if let Err(e) = this.drain().await {
+                    tracing::warn!(error = %e, "outbox drain failed");
+                }
+            }
+        });
+    }
+}
