@@ -571,6 +571,20 @@ pub async fn run(t: &Target, cmd: Command) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Verify(args) => {
+            let v = crate::verify::run(&args, conn.channel.clone(), conn.token.clone()).await?;
+            match f {
+                Format::Json => {
+                    print_json(&json!({"ok": true, "key_id": v.key_id, "integrity": v.integrity}))
+                }
+                Format::Table => println!(
+                    "{} verified: integrity {} signed by {}",
+                    args_spec(&args),
+                    v.integrity,
+                    v.key_id
+                ),
+            }
+        }
         Command::Completions { .. } => {}
         #[cfg(feature = "dev")]
         Command::Dev(_) => {}
@@ -599,4 +613,8 @@ fn print_events(f: Format, events: &[pb::AuditEvent]) {
             print!("{}", tb.render());
         }
     }
+}
+
+fn args_spec(a: &crate::verify::VerifyArgs) -> String {
+    a.spec().to_string()
 }

@@ -5,6 +5,7 @@ mod commands;
 #[cfg(feature = "dev")]
 mod dev;
 mod output;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +53,8 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(commands::AuditCmd),
+    /// Checks a published internal version: integrity and signature.
+    Verify(verify::VerifyArgs),
     /// Prints shell completions.
     Completions {
         #[arg(value_enum)]

@@ -88,6 +88,8 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("cannot start the background runtime")?;
     let orgs = background.block_on(nproxy_data_plane::org_configs(&settings))?;
+    // The control plane client's connection task must live on a runtime that outlives it.
+    let _in_background = background.enter();
     let (listen, metrics_listen) = (settings.listen, settings.metrics_listen);
     let server = nproxy_data_plane::build_server(settings, orgs, background.handle())
         .context("cannot start the data plane")?;

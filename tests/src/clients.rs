@@ -18,6 +18,7 @@ pub struct Project {
     pub dir: PathBuf,
     home: PathBuf,
     registry: String,
+    token: std::sync::Mutex<Option<String>>,
 }
 
 pub struct Run {
@@ -76,6 +77,7 @@ impl Project {
             dir: project,
             home,
             registry,
+            token: std::sync::Mutex::new(None),
         }
     }
 
@@ -90,6 +92,34 @@ impl Project {
         let mut rc = std::fs::read_to_string(&path).unwrap_or_default();
         rc.push_str(&format!("//{host_path}:_authToken={token}\n"));
         std::fs::write(path, rc).expect(".npmrc");
+        *self.token.lock().expect("token") = Some(token.to_string());
+    }
+
+    /// Writes a publishable package `name@version` and runs `npm publish` in it.
+    pub fn publish(&self, name: &str, version: &str) -> Run {
+        let dir = self
+            .home
+            .join("packages")
+            .join(format!("{}-{version}", name.replace('/', "+")));
+        std::fs::create_dir_all(&dir).expect("package dir");
+        let pkg = serde_json::json!({
+            "name": name, "version": version, "main": "index.js", "license": "MIT",
+            "description": format!("{name} fixture"),
+        });
+        std::fs::write(dir.join("package.json"), pkg.to_string()).expect("package.json");
+        std::fs::write(
+            dir.join("index.js"),
+            format!("module.exports = {{ name: {name:?}, version: {version:?} }};\n"),
+        )
+        .expect("index.js");
+        self.npm_in(&dir, &["publish"])
+    }
+
+    /// Runs `npm <args>` in another folder with this project's config.
+    pub fn npm_in(&self, dir: &Path, args: &[&str]) -> Run {
+        let mut c = self.command(Path::new("npm"));
+        c.current_dir(dir).args(args);
+        self.run(c)
     }
 
     fn command(&self, program: &Path) -> Command {
@@ -158,11 +188,14 @@ impl Project {
                 self.run(c)
             }
             Client::Yarn4 => {
-                let rc = format!(
-                    "npmRegistryServer: \"{}\"\nunsafeHttpWhitelist:\n  - \"127.0.0.1\"\nenableGlobalCache: false\ncacheFolder: \"{}\"\nnodeLinker: node-modules\nenableTelemetry: false\nenableImmutableInstalls: false\nenableNetwork: true\n",
+                let mut rc = format!(
+                    "npmRegistryServer: \"{}\"\nunsafeHttpWhitelist:\n  - \"127.0.0.1\"\nenableGlobalCache: false\ncacheFolder: \"{}\"\nnodeLinker: node-modules\nenableTelemetry: false\nenableImmutableInstalls: false\nenableNetwork: true\nnpmMinimalAgeGate: 0\n",
                     self.registry.trim_end_matches('/'),
                     self.home.join("yarn4-cache").display()
                 );
+                if let Some(t) = self.token.lock().expect("token").as_ref() {
+                    rc.push_str(&format!("npmAlwaysAuth: true\nnpmAuthToken: \"{t}\"\n"));
+                }
                 std::fs::write(self.dir.join(".yarnrc.yml"), rc).expect(".yarnrc.yml");
                 let mut c = self.command(Path::new("node"));
                 c.arg(tool("node_modules/@yarnpkg/cli-dist/bin/yarn.js"))

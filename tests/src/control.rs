@@ -132,14 +132,45 @@ pub struct ControlPlane {
     pub port: u16,
     pub dir: PathBuf,
     pub log: PathBuf,
+    redis_url: String,
+    env: Vec<(String, String)>,
 }
 
 impl ControlPlane {
     pub async fn start(dir: &Path, redis_url: &str, env: &[(&str, &str)]) -> ControlPlane {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::spawn(dir, redis_url, env, free_port()).await
+    }
+
+    /// Starts it again on the same port with the same database (after a `kill`).
+    pub async fn restart(&mut self) {
+        self.kill();
+        let again = Self::spawn(
+            &self.dir.clone(),
+            &self.redis_url.clone(),
+            self.env.clone(),
+            self.port,
+        )
+        .await;
+        *self = again;
+    }
+
+    async fn spawn(
+        dir: &Path,
+        redis_url: &str,
+        env: Vec<(String, String)>,
+        port: u16,
+    ) -> ControlPlane {
         std::fs::create_dir_all(dir).expect("dir");
-        let port = free_port();
         let log = dir.join(format!("control-plane-{port}.log"));
-        let logf = std::fs::File::create(&log).expect("log");
+        let logf = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log");
         let mut cmd = Command::new(binary("nproxy-control-plane"));
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -152,7 +183,7 @@ impl ControlPlane {
             .env("NPROXY_DATA_PLANE_TOKEN", DATA_PLANE_TOKEN)
             .stdout(Stdio::from(logf.try_clone().expect("log")))
             .stderr(Stdio::from(logf));
-        for (k, v) in env {
+        for (k, v) in &env {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("spawn control plane");
@@ -162,6 +193,8 @@ impl ControlPlane {
             port,
             dir: dir.to_path_buf(),
             log,
+            redis_url: redis_url.to_string(),
+            env,
         }
     }
 

@@ -233,3 +233,24 @@ pub fn standard() -> Vec<FixturePackage> {
         big,
     ]
 }
+
+/// An `npm publish` request body for `name@version` (as npm builds it) and its tarball.
+pub fn publish_payload(name: &str, version: &str, filler_bytes: usize) -> (Vec<u8>, Tarball) {
+    let t = make_tarball(name, version, &BTreeMap::new(), filler_bytes);
+    let body = json!({
+        "_id": name, "name": name, "description": "published by a test",
+        "dist-tags": {"latest": version},
+        "versions": {version: {
+            "name": name, "version": version, "main": "index.js",
+            "dist": {"integrity": t.integrity, "shasum": t.shasum,
+                     "tarball": format!("http://ignored.test/{name}/-/{}-{version}.tgz", unscoped(name))},
+        }},
+        "access": null,
+        "_attachments": {format!("{name}-{version}.tgz"): {
+            "content_type": "application/octet-stream",
+            "data": base64::engine::general_purpose::STANDARD.encode(&t.bytes),
+            "length": t.bytes.len(),
+        }},
+    });
+    (serde_json::to_vec(&body).expect("json"), t)
+}

@@ -16,15 +16,15 @@ use nproxy_tests::registry::Registry;
 
 use crate::support::{blocking, raw_http};
 
-struct Stack {
-    dir: tempfile::TempDir,
-    redis: Redis,
-    cp: ControlPlane,
-    registry: Arc<Registry>,
+pub(crate) struct Stack {
+    pub dir: tempfile::TempDir,
+    pub redis: Redis,
+    pub cp: ControlPlane,
+    pub registry: Arc<Registry>,
 }
 
 impl Stack {
-    async fn start(cp_env: &[(&str, &str)]) -> Stack {
+    pub async fn start(cp_env: &[(&str, &str)]) -> Stack {
         let dir = tempfile::tempdir().expect("tempdir");
         let redis = Redis::start(&dir.path().join("redis")).await;
         let cp = ControlPlane::start(&dir.path().join("cp"), &redis.url(), cp_env).await;
@@ -37,24 +37,39 @@ impl Stack {
         }
     }
 
-    async fn data_plane(&self, name: &str, env: &[(&str, &str)]) -> DataPlane {
+    pub async fn data_plane(&self, name: &str, env: &[(&str, &str)]) -> DataPlane {
+        self.data_plane_on(name, env, Storage::Local(self.dir.path().join("store")))
+            .await
+    }
+
+    pub async fn data_plane_on(
+        &self,
+        name: &str,
+        env: &[(&str, &str)],
+        storage: Storage,
+    ) -> DataPlane {
         let mut all: Vec<(String, String)> = vec![
             ("NPROXY_REDIS_URL".into(), self.redis.url()),
             ("NPROXY_DEFAULT_ORG".into(), "acme".into()),
+            ("NPROXY_CONTROL_PLANE_URL".into(), self.cp.endpoint()),
+            (
+                "NPROXY_CONTROL_PLANE_TOKEN".into(),
+                nproxy_tests::control::DATA_PLANE_TOKEN.into(),
+            ),
         ];
         all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         DataPlane::start(
             &self.dir.path().join(name),
             DataPlaneOptions {
                 upstream: self.registry.url(),
-                storage: Storage::Local(self.dir.path().join("store")),
+                storage,
                 env: all,
             },
         )
         .await
     }
 
-    fn ctl(&self, args: &[&str]) -> nproxy_tests::control::CtlRun {
+    pub fn ctl(&self, args: &[&str]) -> nproxy_tests::control::CtlRun {
         let run = ctl(&self.cp.endpoint(), args);
         assert!(
             run.ok,
@@ -65,7 +80,7 @@ impl Stack {
     }
 
     /// Creates org `acme` and a token; returns (token id, secret).
-    fn org_and_token(&self, public_reads: bool, scopes: &[&str]) -> (String, String) {
+    pub fn org_and_token(&self, public_reads: bool, scopes: &[&str]) -> (String, String) {
         self.ctl(&["org", "create", "acme", "--display-name", "Acme Corp"]);
         self.ctl(&[
             "org",
@@ -87,7 +102,7 @@ impl Stack {
     }
 }
 
-async fn status(url: &str, token: Option<&str>) -> u16 {
+pub(crate) async fn status(url: &str, token: Option<&str>) -> u16 {
     let mut req = raw_http().get(url);
     if let Some(t) = token {
         req = req.bearer_auth(t);

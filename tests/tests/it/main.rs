@@ -5,6 +5,7 @@ mod support;
 mod control_plane;
 mod http_api;
 mod installs;
+mod internal_packages;
 mod resilience;
 mod single_flight;
 mod storage;
