@@ -1,6 +1,6 @@
 //! Builds an org's config snapshot (what data planes see) from the database.
 
-use nproxy_proto::v1::{OrgConfigSnapshot, PublicKey, TokenEntry, TokenScope};
+use nproxy_proto::v1::{OrgConfigSnapshot, PublicKey, TokenEntry};
 use nproxy_proto::SNAPSHOT_SCHEMA_VERSION;
 use prost::Message;
 use sqlx::SqliteConnection;
@@ -16,15 +16,10 @@ pub async fn build(conn: &mut SqliteConnection, org: &OrgRow) -> CpResult<OrgCon
         // Expired tokens are refused by data planes anyway; leaving them out keeps it small.
         .filter(|t| t.expires_at_ms.is_none_or(|e| e > now))
         .map(|t| TokenEntry {
+            scopes: t.scope_values(),
             token_id: t.id,
             name: t.name,
             sha256: t.sha256,
-            scopes: t
-                .scopes
-                .iter()
-                .filter_map(|s| TokenScope::from_label(s))
-                .map(|s| s as i32)
-                .collect(),
             expires_at_ms: t.expires_at_ms,
         })
         .collect();

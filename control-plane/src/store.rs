@@ -49,6 +49,17 @@ pub struct TokenRow {
     pub revoked_at_ms: Option<i64>,
 }
 
+impl TokenRow {
+    /// The stored scope labels as protobuf enum values.
+    pub fn scope_values(&self) -> Vec<i32> {
+        self.scopes
+            .iter()
+            .filter_map(|s| nproxy_proto::v1::TokenScope::from_label(s))
+            .map(|s| s as i32)
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct KeyRow {
     pub key_id: String,

@@ -33,27 +33,30 @@ impl Writer<'_> {
     }
 }
 
-/// Reads a request body up to `limit` bytes, failing with 413 as soon as it is exceeded.
+/// Most of an oversized body read (and discarded) so its sender gets the 413 instead of a
+/// reset connection; past this the connection is simply closed.
+const DISCARD_LIMIT: usize = 256 * 1024 * 1024;
+
+/// Reads a request body up to `limit` bytes; beyond it, 413 (nothing is kept in memory).
 pub(crate) async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, Failure> {
-    if let Some(len) = session
+    let declared = session
         .req_header()
         .headers
         .get("content-length")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        if len > limit {
-            return Err(NpmError::PayloadTooLarge(format!(
-                "the request body is {len} bytes; the limit is {limit}"
-            ))
-            .into());
-        }
-    }
-    if session.req_header().headers.contains_key("expect") {
+        .and_then(|v| v.parse::<usize>().ok());
+    if session.req_header().headers.contains_key("expect") && declared.is_none_or(|l| l <= limit) {
         session
             .write_continue_response()
             .await
             .map_err(|e| Failure::Abort(e.to_string()))?;
+    }
+    let too_large = |n: usize| {
+        NpmError::PayloadTooLarge(format!("the request body is {n} bytes or more; the limit is {limit}"))
+    };
+    if let Some(len) = declared.filter(|l| *l > limit) {
+        discard_rest(session, 0).await;
+        return Err(too_large(len).into());
     }
     let mut body = BytesMut::new();
     while let Some(chunk) = session
@@ -62,14 +65,24 @@ pub(crate) async fn read_body(session: &mut Session, limit: usize) -> Result<Byt
         .map_err(|e| NpmError::BadRequest(format!("cannot read the request body: {e}")))?
     {
         if body.len() + chunk.len() > limit {
-            return Err(NpmError::PayloadTooLarge(format!(
-                "the request body exceeds the {limit}-byte limit"
-            ))
-            .into());
+            let seen = body.len() + chunk.len();
+            drop(body);
+            discard_rest(session, seen).await;
+            return Err(too_large(seen).into());
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
+}
+
+/// Reads and drops what is left of a request body, up to `DISCARD_LIMIT` in total.
+async fn discard_rest(session: &mut Session, mut seen: usize) {
+    while seen < DISCARD_LIMIT {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => seen += chunk.len(),
+            _ => return,
+        }
+    }
 }
 
 fn json_body(v: &Value) -> Bytes {

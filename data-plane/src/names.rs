@@ -175,17 +175,10 @@ pub struct OrgSlugError(pub String);
 
 impl OrgSlug {
     pub fn parse(s: &str) -> Result<Self, OrgSlugError> {
-        let ok = !s.is_empty()
-            && s.len() <= 63
-            && !s.starts_with('-')
-            && !s.ends_with('-')
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if ok {
-            Ok(Self(s.to_string()))
-        } else {
-            Err(OrgSlugError(s.to_string()))
-        }
+        // The control plane's rule, so every slug it accepts is addressable here.
+        nproxy_proto::validate::slug("org", s)
+            .map(Self)
+            .map_err(|_| OrgSlugError(s.to_string()))
     }
 
     pub fn as_str(&self) -> &str {

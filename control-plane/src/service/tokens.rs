@@ -1,6 +1,6 @@
 use nproxy_proto::v1 as pb;
 use nproxy_proto::v1::tokens_server::Tokens;
-use nproxy_proto::v1::TokenScope;
+
 use nproxy_proto::validate;
 use serde_json::json;
 use tonic::{Request, Response, Status};
@@ -15,12 +15,7 @@ fn token_pb(t: &TokenRow) -> pb::Token {
         id: t.id.clone(),
         org_id: t.org_id.clone(),
         name: t.name.clone(),
-        scopes: t
-            .scopes
-            .iter()
-            .filter_map(|s| TokenScope::from_label(s))
-            .map(|s| s as i32)
-            .collect(),
+        scopes: t.scope_values(),
         created_at_ms: t.created_at_ms,
         expires_at_ms: t.expires_at_ms,
         last_used_at_ms: t.last_used_at_ms,
