@@ -52,7 +52,9 @@ pub(crate) async fn read_body(session: &mut Session, limit: usize) -> Result<Byt
             .map_err(|e| Failure::Abort(e.to_string()))?;
     }
     let too_large = |n: usize| {
-        NpmError::PayloadTooLarge(format!("the request body is {n} bytes or more; the limit is {limit}"))
+        NpmError::PayloadTooLarge(format!(
+            "the request body is {n} bytes or more; the limit is {limit}"
+        ))
     };
     if let Some(len) = declared.filter(|l| *l > limit) {
         discard_rest(session, 0).await;
