@@ -584,6 +584,21 @@ async fn public_writes_go_upstream_without_nproxy_tokens() {
         Some("Bearer npm_usersOwnUpstreamToken"),
         "the user's own token passes untouched"
     );
+    // npm login through nproxy reaches the upstream, even without an nproxy token.
+    s.registry.canned(
+        "/-/user/org.couchdb.user:alice",
+        201,
+        serde_json::json!({"ok": true, "token": "npm_fromUpstream"}),
+    );
+    let login = raw_http()
+        .put(format!("{}/-/user/org.couchdb.user:alice", dp.url()))
+        .json(&serde_json::json!({"name": "alice", "password": "pw"}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status().as_u16(), 201);
+    let body: Value = login.json().await.expect("json");
+    assert_eq!(body["token"], "npm_fromUpstream");
     // whoami: an nproxy token is answered here, with its name.
     let who: Value = raw_http()
         .get(format!("{}/-/whoami", dp.url()))
