@@ -194,6 +194,35 @@ impl Packument {
         self.versions.contains_key(v)
     }
 
+    /// Reads chosen fields of one version's manifest (unlisted fields are skipped unparsed).
+    pub fn version_as<T: for<'de> Deserialize<'de>>(&self, version: &str) -> Option<T> {
+        self.versions
+            .get(version)
+            .and_then(|r| serde_json::from_str(r.get()).ok())
+    }
+
+    /// Removes versions (e.g. blocked by a rule) and points dist-tags at what remains.
+    pub fn remove_versions(&mut self, versions: &std::collections::BTreeSet<String>) {
+        if versions.is_empty() {
+            return;
+        }
+        self.versions.retain(|v, _| !versions.contains(v));
+        repair_dist_tags(self);
+    }
+
+    /// The `time` map as strings: version (or `created`/`modified`) → ISO timestamp.
+    pub fn times(&self) -> HashMap<String, String> {
+        self.fields
+            .get("time")
+            .and_then(|t| serde_json::from_str::<HashMap<String, IgnoredOr>>(t.get()).ok())
+            .map(|m| {
+                m.into_iter()
+                    .filter_map(|(k, v)| v.0.map(|s| (k, s)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn field<T: for<'de> Deserialize<'de>>(&self, key: &str) -> Option<T> {
         self.fields
             .get(key)
