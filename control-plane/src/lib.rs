@@ -16,7 +16,9 @@ pub mod store;
 use std::future::Future;
 use std::sync::Arc;
 
+use nproxy_proto::v1::advisories_server::AdvisoriesServer;
 use nproxy_proto::v1::audit_server::AuditServer;
+use nproxy_proto::v1::rules_service_server::RulesServiceServer;
 use nproxy_proto::v1::data_plane_server::DataPlaneServer;
 use nproxy_proto::v1::keys_server::KeysServer;
 use nproxy_proto::v1::orgs_server::OrgsServer;
@@ -125,6 +127,8 @@ impl ControlPlane {
             .add_service(guarded!(KeysServer))
             .add_service(guarded!(AuditServer))
             .add_service(guarded!(DataPlaneServer))
+            .add_service(guarded!(RulesServiceServer))
+            .add_service(guarded!(AdvisoriesServer))
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(listener),
                 shutdown,

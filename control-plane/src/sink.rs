@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 
 use nproxy_proto::redis_layout::{
-    audit_head_key, org_snapshot_key, token_usage_key, INVALIDATION_CHANNEL,
+    advisories_invalidation, advisories_key, audit_head_key, org_snapshot_key, token_usage_key,
+    INVALIDATION_CHANNEL,
 };
 use prost::Message;
 
@@ -20,6 +21,9 @@ pub trait ConfigSink: Send + Sync + 'static {
     async fn audit_head(&self, org_id: &str) -> Result<Option<(i64, String)>, String>;
     /// Token id → last use (Unix ms) as reported by data planes.
     async fn token_usage(&self, org_id: &str) -> Result<HashMap<String, i64>, String>;
+    /// Writes (or removes) the advisories about one package and announces the change.
+    async fn publish_advisories(&self, package: &str, json: Option<Vec<u8>>) -> Result<(), String>;
+    async fn has_advisories(&self, package: &str) -> Result<bool, String>;
 }
 
 /// For a control plane run without Redis (tests of the API alone).
@@ -41,6 +45,12 @@ impl ConfigSink for NoSink {
     }
     async fn token_usage(&self, _org_id: &str) -> Result<HashMap<String, i64>, String> {
         Ok(HashMap::new())
+    }
+    async fn publish_advisories(&self, _package: &str, _json: Option<Vec<u8>>) -> Result<(), String> {
+        Ok(())
+    }
+    async fn has_advisories(&self, _package: &str) -> Result<bool, String> {
+        Ok(true)
     }
 }
 
@@ -117,6 +127,28 @@ impl ConfigSink for RedisSink {
         let mut conn = self.conn.clone();
         redis::cmd("HGETALL")
             .arg(token_usage_key(org_id))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn publish_advisories(&self, package: &str, json: Option<Vec<u8>>) -> Result<(), String> {
+        let mut conn = self.conn.clone();
+        let key = advisories_key(package);
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        match json {
+            Some(b) => pipe.set(&key, b).ignore(),
+            None => pipe.del(&key).ignore(),
+        };
+        pipe.publish(INVALIDATION_CHANNEL, advisories_invalidation(package)).ignore();
+        pipe.query_async::<()>(&mut conn).await.map_err(|e| e.to_string())
+    }
+
+    async fn has_advisories(&self, package: &str) -> Result<bool, String> {
+        let mut conn = self.conn.clone();
+        redis::cmd("EXISTS")
+            .arg(advisories_key(package))
             .query_async(&mut conn)
             .await
             .map_err(|e| e.to_string())

@@ -23,6 +23,20 @@ pub async fn build(conn: &mut SqliteConnection, org: &OrgRow) -> CpResult<OrgCon
             expires_at_ms: t.expires_at_ms,
         })
         .collect();
+    let rules = Db::rules(&mut *conn, &org.id)
+        .await?
+        .and_then(|b| nproxy_proto::v1::Rules::decode(b.as_slice()).ok());
+    let exceptions = Db::exceptions(&mut *conn, &org.id)
+        .await?
+        .into_iter()
+        .map(|(id, package, version, reason, created_at_ms)| nproxy_proto::v1::RuleException {
+            id,
+            package,
+            version,
+            reason,
+            created_at_ms,
+        })
+        .collect();
     let signing_keys = Db::keys(conn, &org.id)
         .await?
         .into_iter()
@@ -42,6 +56,8 @@ pub async fn build(conn: &mut SqliteConnection, org: &OrgRow) -> CpResult<OrgCon
         tokens,
         signing_keys,
         generated_at_ms: now,
+        rules,
+        exceptions,
     })
 }
 

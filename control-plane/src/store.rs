@@ -11,7 +11,10 @@ use crate::audit;
 use crate::error::{CpError, CpResult};
 
 /// Embedded migrations, applied in order, each once.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_rules.sql")),
+];
 
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -626,6 +629,158 @@ impl Db {
         .fetch_optional(&self.pool)
         .await?;
         id.ok_or_else(|| CpError::NotFound(format!("org {id_or_slug:?}")))
+    }
+
+    // ------------------------------------------------------------------ rules
+
+    pub async fn rules(conn: &mut SqliteConnection, org_id: &str) -> CpResult<Option<Vec<u8>>> {
+        Ok(sqlx::query_scalar("SELECT rules FROM orgs WHERE id = ?")
+            .bind(org_id)
+            .fetch_optional(conn)
+            .await?
+            .flatten())
+    }
+
+    pub async fn set_rules(conn: &mut SqliteConnection, org_id: &str, rules: &[u8]) -> CpResult<()> {
+        sqlx::query("UPDATE orgs SET rules = ?, config_version = config_version + 1 WHERE id = ?")
+            .bind(rules)
+            .bind(org_id)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn exceptions(conn: &mut SqliteConnection, org_id: &str) -> CpResult<Vec<(String, String, String, String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT id, package, version, reason, created_at_ms FROM rule_exceptions WHERE org_id = ? ORDER BY package, version",
+        )
+        .bind(org_id)
+        .fetch_all(conn)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("package")?,
+                    r.try_get("version")?,
+                    r.try_get("reason")?,
+                    r.try_get("created_at_ms")?,
+                ))
+            })
+            .collect()
+    }
+
+    pub async fn add_exception(
+        conn: &mut SqliteConnection,
+        id: &str,
+        org_id: &str,
+        package: &str,
+        version: &str,
+        reason: &str,
+    ) -> CpResult<()> {
+        let res = sqlx::query(
+            "INSERT INTO rule_exceptions (id, org_id, package, version, reason, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(org_id)
+        .bind(package)
+        .bind(version)
+        .bind(reason)
+        .bind(now_ms())
+        .execute(&mut *conn)
+        .await;
+        match res {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(CpError::AlreadyExists(format!("exception for {package}@{version}")))
+            }
+            Err(e) => Err(e.into()),
+            Ok(_) => Self::bump_config_version(conn, org_id).await,
+        }
+    }
+
+    pub async fn remove_exception(conn: &mut SqliteConnection, org_id: &str, id: &str) -> CpResult<(String, String)> {
+        let row = sqlx::query("SELECT package, version FROM rule_exceptions WHERE org_id = ? AND id = ?")
+            .bind(org_id)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| CpError::NotFound(format!("exception {id:?}")))?;
+        let found: (String, String) = (row.try_get("package")?, row.try_get("version")?);
+        sqlx::query("DELETE FROM rule_exceptions WHERE org_id = ? AND id = ?")
+            .bind(org_id)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        Self::bump_config_version(conn, org_id).await?;
+        Ok(found)
+    }
+
+    // ------------------------------------------------------------------ advisories
+
+    pub async fn upsert_advisory(
+        conn: &mut SqliteConnection,
+        id: &str,
+        osv_json: &str,
+        summary: &str,
+        severity: &str,
+        packages: &[String],
+    ) -> CpResult<()> {
+        sqlx::query(
+            "INSERT INTO advisories (id, osv_json, summary, severity, imported_at_ms) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET osv_json = excluded.osv_json, summary = excluded.summary,
+               severity = excluded.severity, imported_at_ms = excluded.imported_at_ms",
+        )
+        .bind(id)
+        .bind(osv_json)
+        .bind(summary)
+        .bind(severity)
+        .bind(now_ms())
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query("DELETE FROM advisory_packages WHERE advisory_id = ?")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        for p in packages {
+            sqlx::query("INSERT OR IGNORE INTO advisory_packages (advisory_id, package) VALUES (?, ?)")
+                .bind(id)
+                .bind(p)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// (id, osv json, summary, severity, packages) of advisories, all or about one package.
+    pub async fn advisories(&self, package: Option<&str>) -> CpResult<Vec<(String, String, String, String, Vec<String>)>> {
+        let rows = sqlx::query(
+            "SELECT a.id, a.osv_json, a.summary, a.severity, group_concat(p.package, char(10)) AS packages
+             FROM advisories a JOIN advisory_packages p ON p.advisory_id = a.id
+             WHERE ? IS NULL OR a.id IN (SELECT advisory_id FROM advisory_packages WHERE package = ?)
+             GROUP BY a.id ORDER BY a.id",
+        )
+        .bind(package)
+        .bind(package)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let packages: String = r.try_get("packages")?;
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("osv_json")?,
+                    r.try_get("summary")?,
+                    r.try_get("severity")?,
+                    packages.lines().map(str::to_string).collect(),
+                ))
+            })
+            .collect()
+    }
+
+    pub async fn advised_packages(&self) -> CpResult<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT DISTINCT package FROM advisory_packages ORDER BY package")
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     // ------------------------------------------------------------------ admin credentials

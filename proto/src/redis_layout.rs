@@ -23,3 +23,15 @@ pub fn audit_head_key(org_id: &str) -> String {
 pub fn token_usage_key(org_id: &str) -> String {
     format!("nproxy:v1:token-usage:{org_id}")
 }
+
+/// The OSV advisories (a JSON array of OSV documents) about one npm package, shared by all
+/// orgs; data planes fetch them by package name and drop them on an invalidation
+/// `adv:<package>` on `INVALIDATION_CHANNEL`.
+pub fn advisories_key(package: &str) -> String {
+    format!("nproxy:v1:advisories:{package}")
+}
+
+/// The invalidation message for a package's advisories.
+pub fn advisories_invalidation(package: &str) -> String {
+    format!("adv:{package}")
+}

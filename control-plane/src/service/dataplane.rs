@@ -55,6 +55,13 @@ pub async fn reconcile_once(st: &State) -> CpResult<usize> {
             written += 1;
         }
     }
+    // Advisories too: a flushed Redis must not silently stop malware blocking.
+    for package in st.db.advised_packages().await? {
+        if matches!(st.sink.has_advisories(&package).await, Ok(false)) {
+            st.publish_advisories(&package).await?;
+            written += 1;
+        }
+    }
     if written > 0 {
         tracing::info!(written, "reconcile: republished org config");
     }

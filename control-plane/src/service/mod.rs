@@ -5,6 +5,7 @@ mod audit;
 mod dataplane;
 mod keys;
 mod orgs;
+mod rules;
 mod tokens;
 
 use std::sync::Arc;
