@@ -46,6 +46,16 @@ struct MemoryBus {
     subscribers: Mutex<Vec<mpsc::UnboundedSender<Invalidation>>>,
     heads: Mutex<HashMap<String, (i64, String)>>,
     usage: Mutex<HashMap<String, HashMap<String, i64>>>,
+    advisories: Mutex<HashMap<String, Vec<u8>>>,
+}
+
+impl MemoryBus {
+    fn announce(&self, msg: impl Fn() -> Invalidation) {
+        self.subscribers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|tx| tx.send(msg()).is_ok());
+    }
 }
 
 #[async_trait::async_trait]
@@ -58,10 +68,7 @@ impl ConfigSink for MemoryBus {
                 None => map.remove(slug),
             };
         }
-        self.subscribers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|tx| tx.send(Invalidation::Org(slug.to_string())).is_ok());
+        self.announce(|| Invalidation::Org(slug.to_string()));
         Ok(())
     }
 
@@ -100,6 +107,26 @@ impl ConfigSink for MemoryBus {
             .cloned()
             .unwrap_or_default())
     }
+
+    async fn publish_advisories(&self, package: &str, json: Option<Vec<u8>>) -> Result<(), String> {
+        {
+            let mut map = self.advisories.lock().unwrap_or_else(|p| p.into_inner());
+            match json {
+                Some(j) => map.insert(package.to_string(), j),
+                None => map.remove(package),
+            };
+        }
+        self.announce(|| Invalidation::Advisories(package.to_string()));
+        Ok(())
+    }
+
+    async fn has_advisories(&self, package: &str) -> Result<bool, String> {
+        Ok(self
+            .advisories
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(package))
+    }
 }
 
 #[async_trait::async_trait]
@@ -110,6 +137,15 @@ impl ConfigSource for MemoryBus {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(slug)
+            .cloned())
+    }
+
+    async fn fetch_advisories(&self, package: &str) -> Result<Option<Vec<u8>>, String> {
+        Ok(self
+            .advisories
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(package)
             .cloned())
     }
 
@@ -151,6 +187,12 @@ impl ConfigSink for SinkHandle {
     async fn token_usage(&self, org_id: &str) -> Result<HashMap<String, i64>, String> {
         self.0.token_usage(org_id).await
     }
+    async fn publish_advisories(&self, package: &str, json: Option<Vec<u8>>) -> Result<(), String> {
+        self.0.publish_advisories(package, json).await
+    }
+    async fn has_advisories(&self, package: &str) -> Result<bool, String> {
+        self.0.has_advisories(package).await
+    }
 }
 
 struct SourceHandle(Arc<MemoryBus>);
@@ -165,6 +207,9 @@ impl ConfigSource for SourceHandle {
     }
     async fn report_usage(&self, used: Vec<(String, String, i64)>) -> Result<(), String> {
         self.0.report_usage(used).await
+    }
+    async fn fetch_advisories(&self, package: &str) -> Result<Option<Vec<u8>>, String> {
+        self.0.fetch_advisories(package).await
     }
 }
 

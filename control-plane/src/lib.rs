@@ -18,10 +18,10 @@ use std::sync::Arc;
 
 use nproxy_proto::v1::advisories_server::AdvisoriesServer;
 use nproxy_proto::v1::audit_server::AuditServer;
-use nproxy_proto::v1::rules_service_server::RulesServiceServer;
 use nproxy_proto::v1::data_plane_server::DataPlaneServer;
 use nproxy_proto::v1::keys_server::KeysServer;
 use nproxy_proto::v1::orgs_server::OrgsServer;
+use nproxy_proto::v1::rules_service_server::RulesServiceServer;
 use nproxy_proto::v1::tokens_server::TokensServer;
 use tokio::net::TcpListener;
 

@@ -46,7 +46,11 @@ impl ConfigSink for NoSink {
     async fn token_usage(&self, _org_id: &str) -> Result<HashMap<String, i64>, String> {
         Ok(HashMap::new())
     }
-    async fn publish_advisories(&self, _package: &str, _json: Option<Vec<u8>>) -> Result<(), String> {
+    async fn publish_advisories(
+        &self,
+        _package: &str,
+        _json: Option<Vec<u8>>,
+    ) -> Result<(), String> {
         Ok(())
     }
     async fn has_advisories(&self, _package: &str) -> Result<bool, String> {
@@ -141,8 +145,11 @@ impl ConfigSink for RedisSink {
             Some(b) => pipe.set(&key, b).ignore(),
             None => pipe.del(&key).ignore(),
         };
-        pipe.publish(INVALIDATION_CHANNEL, advisories_invalidation(package)).ignore();
-        pipe.query_async::<()>(&mut conn).await.map_err(|e| e.to_string())
+        pipe.publish(INVALIDATION_CHANNEL, advisories_invalidation(package))
+            .ignore();
+        pipe.query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     async fn has_advisories(&self, package: &str) -> Result<bool, String> {

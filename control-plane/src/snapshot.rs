@@ -29,13 +29,15 @@ pub async fn build(conn: &mut SqliteConnection, org: &OrgRow) -> CpResult<OrgCon
     let exceptions = Db::exceptions(&mut *conn, &org.id)
         .await?
         .into_iter()
-        .map(|(id, package, version, reason, created_at_ms)| nproxy_proto::v1::RuleException {
-            id,
-            package,
-            version,
-            reason,
-            created_at_ms,
-        })
+        .map(
+            |(id, package, version, reason, created_at_ms)| nproxy_proto::v1::RuleException {
+                id,
+                package,
+                version,
+                reason,
+                created_at_ms,
+            },
+        )
         .collect();
     let signing_keys = Db::keys(conn, &org.id)
         .await?

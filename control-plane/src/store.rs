@@ -641,7 +641,11 @@ impl Db {
             .flatten())
     }
 
-    pub async fn set_rules(conn: &mut SqliteConnection, org_id: &str, rules: &[u8]) -> CpResult<()> {
+    pub async fn set_rules(
+        conn: &mut SqliteConnection,
+        org_id: &str,
+        rules: &[u8],
+    ) -> CpResult<()> {
         sqlx::query("UPDATE orgs SET rules = ?, config_version = config_version + 1 WHERE id = ?")
             .bind(rules)
             .bind(org_id)
@@ -650,7 +654,10 @@ impl Db {
         Ok(())
     }
 
-    pub async fn exceptions(conn: &mut SqliteConnection, org_id: &str) -> CpResult<Vec<(String, String, String, String, i64)>> {
+    pub async fn exceptions(
+        conn: &mut SqliteConnection,
+        org_id: &str,
+    ) -> CpResult<Vec<(String, String, String, String, i64)>> {
         let rows = sqlx::query(
             "SELECT id, package, version, reason, created_at_ms FROM rule_exceptions WHERE org_id = ? ORDER BY package, version",
         )
@@ -690,21 +697,26 @@ impl Db {
         .execute(&mut *conn)
         .await;
         match res {
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(CpError::AlreadyExists(format!("exception for {package}@{version}")))
-            }
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(
+                CpError::AlreadyExists(format!("exception for {package}@{version}")),
+            ),
             Err(e) => Err(e.into()),
             Ok(_) => Self::bump_config_version(conn, org_id).await,
         }
     }
 
-    pub async fn remove_exception(conn: &mut SqliteConnection, org_id: &str, id: &str) -> CpResult<(String, String)> {
-        let row = sqlx::query("SELECT package, version FROM rule_exceptions WHERE org_id = ? AND id = ?")
-            .bind(org_id)
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?
-            .ok_or_else(|| CpError::NotFound(format!("exception {id:?}")))?;
+    pub async fn remove_exception(
+        conn: &mut SqliteConnection,
+        org_id: &str,
+        id: &str,
+    ) -> CpResult<(String, String)> {
+        let row =
+            sqlx::query("SELECT package, version FROM rule_exceptions WHERE org_id = ? AND id = ?")
+                .bind(org_id)
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or_else(|| CpError::NotFound(format!("exception {id:?}")))?;
         let found: (String, String) = (row.try_get("package")?, row.try_get("version")?);
         sqlx::query("DELETE FROM rule_exceptions WHERE org_id = ? AND id = ?")
             .bind(org_id)
@@ -742,17 +754,22 @@ impl Db {
             .execute(&mut *conn)
             .await?;
         for p in packages {
-            sqlx::query("INSERT OR IGNORE INTO advisory_packages (advisory_id, package) VALUES (?, ?)")
-                .bind(id)
-                .bind(p)
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(
+                "INSERT OR IGNORE INTO advisory_packages (advisory_id, package) VALUES (?, ?)",
+            )
+            .bind(id)
+            .bind(p)
+            .execute(&mut *conn)
+            .await?;
         }
         Ok(())
     }
 
     /// (id, osv json, summary, severity, packages) of advisories, all or about one package.
-    pub async fn advisories(&self, package: Option<&str>) -> CpResult<Vec<(String, String, String, String, Vec<String>)>> {
+    pub async fn advisories(
+        &self,
+        package: Option<&str>,
+    ) -> CpResult<Vec<(String, String, String, String, Vec<String>)>> {
         let rows = sqlx::query(
             "SELECT a.id, a.osv_json, a.summary, a.severity, group_concat(p.package, char(10)) AS packages
              FROM advisories a JOIN advisory_packages p ON p.advisory_id = a.id
@@ -778,9 +795,11 @@ impl Db {
     }
 
     pub async fn advised_packages(&self) -> CpResult<Vec<String>> {
-        Ok(sqlx::query_scalar("SELECT DISTINCT package FROM advisory_packages ORDER BY package")
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT DISTINCT package FROM advisory_packages ORDER BY package")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     // ------------------------------------------------------------------ admin credentials

@@ -149,23 +149,6 @@ pub fn build_app(
 ) -> Result<server::App, StartError> {
     let store = open_store(&settings)?;
     let upstream = Arc::new(Upstream::new(&settings, metrics.clone())?);
-    let packuments = Arc::new(Packuments::new(
-        store.clone(),
-        upstream.clone(),
-        metrics.clone(),
-        PackumentsConfig {
-            max_age: settings.packument_max_age,
-            negative_ttl: settings.negative_cache,
-            memory_bytes: settings.memory_cache_bytes,
-        },
-    ));
-    let tarballs = Arc::new(Tarballs::new(
-        store.clone(),
-        upstream.clone(),
-        packuments.clone(),
-        metrics.clone(),
-        settings.tarball_memory_cache_bytes,
-    ));
     let internal = Arc::new(internal_store::InternalStore::new(store.clone()));
     let cp = match &settings.control_plane {
         Some((url, token)) => Some(
@@ -177,6 +160,26 @@ pub fn build_app(
     let outbox = cp
         .clone()
         .map(|cp| outbox::Outbox::new(store.clone(), internal.clone(), cp));
+    let packuments = Arc::new(
+        Packuments::new(
+            store.clone(),
+            upstream.clone(),
+            metrics.clone(),
+            PackumentsConfig {
+                max_age: settings.packument_max_age,
+                negative_ttl: settings.negative_cache,
+                memory_bytes: settings.memory_cache_bytes,
+            },
+        )
+        .with_outbox(outbox.clone()),
+    );
+    let tarballs = Arc::new(Tarballs::new(
+        store.clone(),
+        upstream.clone(),
+        packuments.clone(),
+        metrics.clone(),
+        settings.tarball_memory_cache_bytes,
+    ));
     Ok(server::App {
         internal,
         outbox,

@@ -22,6 +22,8 @@ use crate::singleflight::SingleFlight;
 
 pub enum Invalidation {
     Org(String),
+    /// The advisories about one npm package changed.
+    Advisories(String),
     /// Messages may have been missed (reconnect): re-check everything held.
     All,
 }
@@ -34,6 +36,8 @@ pub trait ConfigSource: Send + Sync + 'static {
     fn invalidations(&self) -> Option<mpsc::UnboundedReceiver<Invalidation>>;
     /// Reports when tokens were last used: (org id, token id, Unix ms).
     async fn report_usage(&self, used: Vec<(String, String, i64)>) -> Result<(), String>;
+    /// The OSV advisories about one npm package (a JSON array), if any.
+    async fn fetch_advisories(&self, package: &str) -> Result<Option<Vec<u8>>, String>;
 }
 
 /// How often token use is reported; a token is recorded at most once per interval.
@@ -55,10 +59,30 @@ pub struct OrgConfig {
     pub internal_scopes: Vec<String>,
     pub public_reads: bool,
     tokens: HashMap<[u8; 32], TokenGrant>,
+    pub rules: Arc<crate::rules::Rules>,
+    /// Package → versions an admin allowed despite the rules.
+    pub exceptions: HashMap<String, Arc<std::collections::HashSet<String>>>,
 }
 
 impl OrgConfig {
     pub fn from_snapshot(s: OrgConfigSnapshot) -> OrgConfig {
+        let rules = Arc::new(
+            s.rules
+                .as_ref()
+                .map(crate::rules::Rules::from_pb)
+                .unwrap_or_default(),
+        );
+        let mut exceptions: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
+        for e in &s.exceptions {
+            exceptions
+                .entry(e.package.clone())
+                .or_default()
+                .insert(e.version.clone());
+        }
+        let exceptions = exceptions
+            .into_iter()
+            .map(|(k, v)| (k, Arc::new(v)))
+            .collect();
         let tokens = s
             .tokens
             .into_iter()
@@ -86,6 +110,8 @@ impl OrgConfig {
             internal_scopes: s.internal_scopes,
             public_reads: s.public_reads,
             tokens,
+            rules,
+            exceptions,
         }
     }
 
@@ -197,6 +223,16 @@ pub struct OrgConfigs {
     loads: SingleFlight<String, Result<Option<Arc<OrgConfig>>, String>>,
     /// (org id, token id) → last use, not yet reported.
     usage: moka::sync::Cache<(String, String), i64>,
+    /// Advisories by npm package name, shared by all orgs.
+    advisories: moka::sync::Cache<String, Arc<PackageAdvisories>>,
+    advisory_loads: SingleFlight<String, Result<Arc<PackageAdvisories>, String>>,
+}
+
+/// The advisories about one package, with a version that changes when they do.
+#[derive(Debug, Default)]
+pub struct PackageAdvisories {
+    pub version: String,
+    pub list: Vec<crate::osv::Advisory>,
 }
 
 impl OrgConfigs {
@@ -211,6 +247,11 @@ impl OrgConfigs {
                 .build(),
             loads: SingleFlight::default(),
             usage: moka::sync::Cache::builder().max_capacity(1_000_000).build(),
+            advisories: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(300))
+                .build(),
+            advisory_loads: SingleFlight::default(),
             source,
         });
         if let Some(rx) = this.source.as_ref().and_then(|s| s.invalidations()) {
@@ -277,6 +318,56 @@ impl OrgConfigs {
                 tracing::warn!(org = %slug, error = %e, "cannot load org config");
                 Err(NpmError::Unavailable(
                     "org configuration is unavailable; try again shortly".into(),
+                ))
+            }
+        }
+    }
+
+    /// The advisories about a package (cached; dropped when the control plane changes them).
+    pub async fn advisories(&self, package: &str) -> Result<Arc<PackageAdvisories>, NpmError> {
+        let Some(source) = &self.source else {
+            return Ok(Arc::default());
+        };
+        if let Some(a) = self.advisories.get(package) {
+            return Ok(a);
+        }
+        let source = source.clone();
+        let key = package.to_string();
+        let loaded = self
+            .advisory_loads
+            .run(
+                key.clone(),
+                move || async move {
+                    let bytes = source.fetch_advisories(&key).await?;
+                    let Some(bytes) = bytes else {
+                        return Ok(Arc::new(PackageAdvisories {
+                            version: "none".into(),
+                            list: Vec::new(),
+                        }));
+                    };
+                    let docs: Vec<serde_json::Value> = serde_json::from_slice(&bytes)
+                        .map_err(|e| format!("undecodable advisories for {key}: {e}"))?;
+                    let list = docs
+                        .iter()
+                        .filter_map(|d| crate::osv::Advisory::parse(d.to_string().as_bytes()).ok())
+                        .collect();
+                    Ok(Arc::new(PackageAdvisories {
+                        version: hex::encode(&Sha256::digest(&bytes)[..8]),
+                        list,
+                    }))
+                },
+                || Err("advisory load panicked".into()),
+            )
+            .await;
+        match loaded {
+            Ok(a) => {
+                self.advisories.insert(package.to_string(), a.clone());
+                Ok(a)
+            }
+            Err(e) => {
+                tracing::warn!(package, error = %e, "cannot load advisories");
+                Err(NpmError::Unavailable(
+                    "advisories are unavailable; try again shortly".into(),
                 ))
             }
         }
@@ -355,7 +446,11 @@ async fn follow(this: std::sync::Weak<OrgConfigs>, mut rx: mpsc::UnboundedReceiv
                 tracing::debug!(org = %slug, "org config invalidated");
                 this.invalidate(&slug);
             }
-            Invalidation::All => this.recheck_all().await,
+            Invalidation::Advisories(pkg) => this.advisories.invalidate(&pkg),
+            Invalidation::All => {
+                this.advisories.invalidate_all();
+                this.recheck_all().await
+            }
         }
     }
 }
@@ -398,7 +493,10 @@ impl RedisSource {
                         });
                         match payload {
                             Some(p) if p == INVALIDATE_ALL => Invalidation::All,
-                            Some(p) => Invalidation::Org(p),
+                            Some(p) => match p.strip_prefix("adv:") {
+                                Some(pkg) => Invalidation::Advisories(pkg.to_string()),
+                                None => Invalidation::Org(p),
+                            },
                             None => continue,
                         }
                     }
@@ -442,6 +540,15 @@ impl ConfigSource for RedisSource {
 
     fn invalidations(&self) -> Option<mpsc::UnboundedReceiver<Invalidation>> {
         self.rx.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    async fn fetch_advisories(&self, package: &str) -> Result<Option<Vec<u8>>, String> {
+        let mut conn = self.conn.clone();
+        redis::cmd("GET")
+            .arg(nproxy_proto::redis_layout::advisories_key(package))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     async fn report_usage(&self, used: Vec<(String, String, i64)>) -> Result<(), String> {

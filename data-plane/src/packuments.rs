@@ -22,6 +22,7 @@ use crate::error::NpmError;
 use crate::metrics::Metrics;
 use crate::names::{PackageName, TarballFile};
 use crate::packument::{self, DistInfo, Form, Packument};
+use crate::rules;
 use crate::singleflight::SingleFlight;
 use crate::store::{get_bytes, BlobStore, Key, PutBody, PutMode};
 use crate::upstream::{PackumentFetch, Upstream, Validators};
@@ -35,12 +36,45 @@ pub struct PackageState {
     pub tarballs: Arc<HashMap<String, DistInfo>>,
 }
 
-/// Ready-to-send bytes of one form for one public base URL.
+/// Ready-to-send bytes of one form for one public base URL (and one org's rules).
 pub struct Served {
     pub version: String,
     pub etag: String,
     pub body: Bytes,
     pub gzip: Bytes,
+    /// Versions removed by rules, for the `x-nproxy-blocked` header.
+    pub blocked_header: String,
+    /// Every version is blocked: the answer is a 403 with this message.
+    pub refused: Option<String>,
+    /// Time-based rules change the answer at this time (Unix ms).
+    pub recheck_at_ms: Option<i64>,
+}
+
+/// What an org's rules say about a package, for one state of its document.
+pub struct PolicyVerdict {
+    pub version: String,
+    pub verdict: rules::Verdict,
+    pub all_blocked: bool,
+}
+
+/// An org's rules as they apply to one package.
+#[derive(Clone)]
+pub struct Policy {
+    pub org_id: String,
+    pub config_version: u64,
+    pub rules: Arc<rules::Rules>,
+    pub exceptions: Arc<std::collections::HashSet<String>>,
+    pub advisories: Arc<crate::orgs::PackageAdvisories>,
+}
+
+impl Policy {
+    fn key(&self) -> (String, u64, String) {
+        (
+            self.org_id.clone(),
+            self.config_version,
+            self.advisories.version.clone(),
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -48,6 +82,17 @@ struct ServedKey {
     name: PackageName,
     form: Form,
     base: String,
+    policy: Option<(String, u64, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct VerdictKey {
+    name: PackageName,
+    policy: (String, u64, String),
+}
+
+fn expired(recheck_at_ms: Option<i64>) -> bool {
+    recheck_at_ms.is_some_and(|t| t <= now_ms(SystemTime::now()) as i64)
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -73,6 +118,9 @@ pub struct Packuments {
     not_found: moka::sync::Cache<PackageName, ()>,
     refreshes: SingleFlight<PackageName, Shared<Arc<PackageState>>>,
     builds: SingleFlight<ServedKey, Shared<Arc<Served>>>,
+    verdicts: moka::sync::Cache<VerdictKey, Arc<PolicyVerdict>>,
+    verdict_builds: SingleFlight<VerdictKey, Shared<Arc<PolicyVerdict>>>,
+    outbox: Option<Arc<crate::outbox::Outbox>>,
 }
 
 fn sha256_hex(b: &[u8]) -> String {
@@ -126,7 +174,16 @@ impl Packuments {
                 .build(),
             refreshes: SingleFlight::default(),
             builds: SingleFlight::default(),
+            verdicts: moka::sync::Cache::builder().max_capacity(100_000).build(),
+            verdict_builds: SingleFlight::default(),
+            outbox: None,
         }
+    }
+
+    /// Where `package.blocked` / `package.warned` audit events go.
+    pub fn with_outbox(mut self, outbox: Option<Arc<crate::outbox::Outbox>>) -> Self {
+        self.outbox = outbox;
+        self
     }
 
     fn is_fresh(&self, s: &PackageState) -> bool {
@@ -168,30 +225,168 @@ impl Packuments {
         name: &PackageName,
         form: Form,
         base: &str,
+        policy: Option<&Policy>,
     ) -> Result<(Arc<Served>, bool), Arc<NpmError>> {
         let state = self.state(name, false).await?;
         let key = ServedKey {
             name: name.clone(),
             form,
             base: base.to_string(),
+            policy: policy.map(Policy::key),
         };
         if let Some(s) = self.served.get(&key) {
-            if s.version == state.version {
+            if s.version == state.version && !expired(s.recheck_at_ms) {
                 self.metrics.cache("packument", "hit");
                 return Ok((s, true));
             }
         }
         self.metrics.cache("packument", "build");
+        let verdict = match policy {
+            Some(p) => Some(self.verdict(name, p).await?),
+            None => None,
+        };
         let this = self.clone();
         let served = self
             .builds
             .run(
                 key.clone(),
-                move || async move { this.build(key).await },
+                move || async move { this.build(key, verdict).await },
                 panicked,
             )
             .await?;
         Ok((served, false))
+    }
+
+    /// What the org's rules say about this package now (cached per document state, rules
+    /// version and advisories version; recomputed when a time-based finding expires).
+    pub async fn verdict(
+        self: &Arc<Self>,
+        name: &PackageName,
+        policy: &Policy,
+    ) -> Result<Arc<PolicyVerdict>, Arc<NpmError>> {
+        let state = self.state(name, false).await?;
+        let key = VerdictKey {
+            name: name.clone(),
+            policy: policy.key(),
+        };
+        if let Some(v) = self.verdicts.get(&key) {
+            if v.version == state.version && !expired(v.verdict.recheck_at_ms) {
+                return Ok(v);
+            }
+        }
+        let this = self.clone();
+        let policy = policy.clone();
+        self.verdict_builds
+            .run(
+                key.clone(),
+                move || async move { this.compute_verdict(key, policy).await },
+                panicked,
+            )
+            .await
+    }
+
+    async fn compute_verdict(
+        self: Arc<Self>,
+        key: VerdictKey,
+        policy: Policy,
+    ) -> Shared<Arc<PolicyVerdict>> {
+        let Some((_, body)) = get_bytes(self.store.as_ref(), &Key::public_packument(&key.name))
+            .await
+            .map_err(shared_err)?
+        else {
+            return Err(shared_err(NpmError::NotFound(format!(
+                "package {} not found",
+                key.name
+            ))));
+        };
+        let name = key.name.clone();
+        let p = policy.clone();
+        let verdict = tokio::task::spawn_blocking(move || -> Shared<PolicyVerdict> {
+            let doc = Packument::parse(&body).map_err(|e| {
+                shared_err(NpmError::Internal(format!(
+                    "stored packument is corrupt: {e}"
+                )))
+            })?;
+            let verdict = rules::evaluate(
+                &name,
+                &doc,
+                &p.rules,
+                &p.advisories.list,
+                &p.exceptions,
+                now_ms(SystemTime::now()) as i64,
+            );
+            Ok(PolicyVerdict {
+                version: sha256_hex(&body),
+                all_blocked: rules::all_blocked(&doc, &verdict),
+                verdict,
+            })
+        })
+        .await
+        .map_err(|_| shared_err(NpmError::Internal("rules task failed".into())))??;
+        let verdict = Arc::new(verdict);
+        self.record_verdict(&key.name, &policy, &verdict).await;
+        self.verdicts.insert(key, verdict.clone());
+        Ok(verdict)
+    }
+
+    /// Audit events for blocked and warned versions: one outbox entry per distinct verdict,
+    /// with a deterministic id, so recomputing (or another data plane computing) the same
+    /// verdict records nothing new.
+    async fn record_verdict(&self, name: &PackageName, policy: &Policy, v: &PolicyVerdict) {
+        let Some(outbox) = &self.outbox else { return };
+        if v.verdict.blocked.is_empty() && v.verdict.warned.is_empty() {
+            return;
+        }
+        let describe = |vers: &std::collections::BTreeSet<String>| -> Vec<serde_json::Value> {
+            vers.iter()
+                .map(|ver| {
+                    let findings: Vec<serde_json::Value> = v
+                        .verdict
+                        .findings
+                        .get(ver)
+                        .into_iter()
+                        .flatten()
+                        .map(|f| serde_json::json!({"rule": f.rule.label(), "reason": f.reason}))
+                        .collect();
+                    serde_json::json!({"version": ver, "findings": findings})
+                })
+                .collect()
+        };
+        let t = now_ms(SystemTime::now()) as i64;
+        let mut events = Vec::new();
+        if !v.verdict.blocked.is_empty() {
+            events.push(crate::outbox::Event {
+                kind: "package.blocked".into(),
+                details: serde_json::json!({"name": name.as_str(), "versions": describe(&v.verdict.blocked)}),
+                time_ms: t,
+            });
+        }
+        if !v.verdict.warned.is_empty() {
+            events.push(crate::outbox::Event {
+                kind: "package.warned".into(),
+                details: serde_json::json!({"name": name.as_str(), "versions": describe(&v.verdict.warned)}),
+                time_ms: t,
+            });
+        }
+        let fingerprint = sha256_hex(
+            format!(
+                "{name}|{}|{:?}|{:?}|{}",
+                policy.org_id, v.verdict.blocked, v.verdict.warned, policy.config_version
+            )
+            .as_bytes(),
+        );
+        let mut entry =
+            crate::outbox::Entry::new(&policy.org_id, name, crate::outbox::Expect::Nothing, events);
+        entry.id = format!("rules-{}", &fingerprint[..40]);
+        match outbox.put(&entry).await {
+            Ok(key) => {
+                let outbox = outbox.clone();
+                tokio::spawn(async move {
+                    let _ = outbox.deliver(&key).await;
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot record a rule verdict"),
+        }
     }
 
     async fn refresh(self: Arc<Self>, name: PackageName, force: bool) -> Shared<Arc<PackageState>> {
@@ -448,7 +643,11 @@ impl Packuments {
     }
 
     /// Renders both forms for one base URL from the stored document (one parse for both).
-    async fn build(self: Arc<Self>, key: ServedKey) -> Shared<Arc<Served>> {
+    async fn build(
+        self: Arc<Self>,
+        key: ServedKey,
+        verdict: Option<Arc<PolicyVerdict>>,
+    ) -> Shared<Arc<Served>> {
         let Some((_, body)) = get_bytes(self.store.as_ref(), &Key::public_packument(&key.name))
             .await
             .map_err(shared_err)?
@@ -459,7 +658,7 @@ impl Packuments {
             ))));
         };
         let k = key.clone();
-        let rendered = tokio::task::spawn_blocking(move || render(&k, &body))
+        let rendered = tokio::task::spawn_blocking(move || render(&k, &body, verdict.as_deref()))
             .await
             .map_err(|_| shared_err(NpmError::Internal("render task failed".into())))??;
         let mut wanted = None;
@@ -487,13 +686,41 @@ fn gzip(bytes: &[u8]) -> Bytes {
     Bytes::from(enc.finish().unwrap_or_default())
 }
 
-fn render(key: &ServedKey, stored: &[u8]) -> Shared<Vec<(Form, Served)>> {
+fn render(
+    key: &ServedKey,
+    stored: &[u8],
+    verdict: Option<&PolicyVerdict>,
+) -> Shared<Vec<(Form, Served)>> {
     let version = sha256_hex(stored);
     let mut doc = Packument::parse(stored).map_err(|e| {
         shared_err(NpmError::Internal(format!(
             "stored packument is corrupt: {e}"
         )))
     })?;
+    let (blocked_header, refused, recheck_at_ms) = match verdict {
+        Some(v) => {
+            doc.remove_versions(&v.verdict.blocked);
+            let refused = v.all_blocked.then(|| {
+                let mut rules: Vec<&str> = v
+                    .verdict
+                    .findings
+                    .values()
+                    .flatten()
+                    .filter(|f| f.mode == rules::Mode::Block)
+                    .map(|f| f.rule.label())
+                    .collect();
+                rules.sort_unstable();
+                rules.dedup();
+                format!(
+                    "every version of {} is blocked by this registry's rules: {}",
+                    key.name,
+                    rules.join(", ")
+                )
+            });
+            (v.verdict.header(), refused, v.verdict.recheck_at_ms)
+        }
+        None => (String::new(), None, None),
+    };
     packument::rewrite_tarballs(&mut doc, &key.base, &key.name);
     let abbreviated = packument::abbreviate(&doc);
     let mut out = Vec::with_capacity(2);
@@ -508,6 +735,9 @@ fn render(key: &ServedKey, stored: &[u8]) -> Shared<Vec<(Form, Served)>> {
                 etag,
                 gzip: gzip(&body),
                 body: Bytes::from(body),
+                blocked_header: blocked_header.clone(),
+                refused: refused.clone(),
+                recheck_at_ms,
             },
         ));
     }

@@ -22,7 +22,7 @@ use crate::names::{PackageName, TarballFile};
 use crate::orgs::{nproxy_bearer, OrgConfigs, OrgView, Principal};
 use crate::outbox::Outbox;
 use crate::packument::Form;
-use crate::packuments::Packuments;
+use crate::packuments::{Packuments, Policy};
 use crate::route::{self, Route};
 use crate::store::{Object, ObjectMeta};
 use crate::tarballs::{Download, Outcome, Source, Tarballs};
@@ -290,10 +290,36 @@ impl App {
             }
             Route::Packument(name) if read_only => {
                 self.authorize_public(&view, authorization.as_deref())?;
-                self.packument(session, &name, &tenant.base_url).await
+                let policy = self.policy(&view, &name).await?;
+                self.packument(session, &name, &tenant.base_url, policy.as_ref())
+                    .await
             }
             Route::Tarball(name, file) if read_only => {
                 self.authorize_public(&view, authorization.as_deref())?;
+                if let Some(policy) = self.policy(&view, &name).await? {
+                    let v = self
+                        .packuments
+                        .verdict(&name, &policy)
+                        .await
+                        .map_err(|e| NpmError::from_shared(&e))?;
+                    let version = file.version().to_string();
+                    if v.verdict.blocked.contains(&version) {
+                        let reasons: Vec<String> = v
+                            .verdict
+                            .findings
+                            .get(&version)
+                            .into_iter()
+                            .flatten()
+                            .filter(|f| f.mode == crate::rules::Mode::Block)
+                            .map(|f| format!("{} ({})", f.rule.label(), f.reason))
+                            .collect();
+                        return Err(NpmError::Forbidden(format!(
+                            "{name}@{version} is blocked by this registry's rules: {}",
+                            reasons.join("; ")
+                        ))
+                        .into());
+                    }
+                }
                 self.tarball(session, &name, &file).await
             }
             Route::DistTags(_) if read_only => {
@@ -314,6 +340,25 @@ impl App {
             }
             _ => Err(NpmError::MethodNotAllowed.into()),
         }
+    }
+
+    /// The org's rules as they apply to a public package (none for open orgs).
+    async fn policy(&self, view: &OrgView, name: &PackageName) -> Result<Option<Policy>, NpmError> {
+        let OrgView::Configured(cfg) = view else {
+            return Ok(None);
+        };
+        let advisories = self.orgs.advisories(name.as_str()).await?;
+        Ok(Some(Policy {
+            org_id: cfg.org_id.clone(),
+            config_version: cfg.version,
+            rules: cfg.rules.clone(),
+            exceptions: cfg
+                .exceptions
+                .get(name.as_str())
+                .cloned()
+                .unwrap_or_default(),
+            advisories,
+        }))
     }
 
     fn authorize_public(
@@ -371,13 +416,22 @@ impl App {
         Ok(())
     }
 
-    async fn packument(&self, session: &mut Session, name: &PackageName, base: &str) -> Handled {
+    async fn packument(
+        &self,
+        session: &mut Session,
+        name: &PackageName,
+        base: &str,
+        policy: Option<&Policy>,
+    ) -> Handled {
         let form = Form::from_accept(header(session, "accept").as_deref());
         let (served, hit) = self
             .packuments
-            .served(name, form, base)
+            .served(name, form, base, policy)
             .await
             .map_err(|e| NpmError::from_shared(&e))?;
+        if let Some(why) = &served.refused {
+            return Err(NpmError::Forbidden(why.clone()).into());
+        }
         let gz = accepts_gzip(header(session, "accept-encoding").as_deref());
         let etag = if gz {
             format!("{}-gz\"", served.etag.trim_end_matches('"'))

@@ -113,8 +113,14 @@ pub fn page_size(field: &'static str, n: u32) -> Result<u32, FieldError> {
 
 /// An npm package name (`lodash`, `@scope/name`).
 pub fn package_name(field: &'static str, s: &str) -> Result<(), FieldError> {
-    if s.contains('*') || pattern_name(field, s).is_err() || (s.starts_with('@') && !s.contains('/')) {
-        return Err(FieldError::new(field, format!("{s:?} is not a package name")));
+    if s.contains('*')
+        || pattern_name(field, s).is_err()
+        || (s.starts_with('@') && !s.contains('/'))
+    {
+        return Err(FieldError::new(
+            field,
+            format!("{s:?} is not a package name"),
+        ));
     }
     Ok(())
 }
@@ -124,7 +130,12 @@ fn pattern_name(field: &'static str, s: &str) -> Result<(), FieldError> {
     let (scope, rest) = match s.strip_prefix('@') {
         Some(r) => match r.split_once('/') {
             Some((scope, name)) => (Some(scope), name),
-            None => return Err(FieldError::new(field, format!("{s:?}: a scope pattern is @scope/*"))),
+            None => {
+                return Err(FieldError::new(
+                    field,
+                    format!("{s:?}: a scope pattern is @scope/*"),
+                ))
+            }
         },
         None => (None, s),
     };
@@ -134,7 +145,9 @@ fn pattern_name(field: &'static str, s: &str) -> Result<(), FieldError> {
             && !p.starts_with('.')
             && !p.starts_with('_')
             && p.bytes().all(|b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'_' | b'~')
+                b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || matches!(b, b'-' | b'.' | b'_' | b'~')
             })
     };
     let ok = match scope {
@@ -144,7 +157,10 @@ fn pattern_name(field: &'static str, s: &str) -> Result<(), FieldError> {
     if ok {
         Ok(())
     } else {
-        Err(FieldError::new(field, format!("{s:?} is neither a package name nor a scope like @types/*")))
+        Err(FieldError::new(
+            field,
+            format!("{s:?} is neither a package name nor a scope like @types/*"),
+        ))
     }
 }
 
@@ -157,7 +173,10 @@ pub fn rules(r: &crate::v1::Rules) -> Result<(), FieldError> {
         for p in list {
             pattern_name(field, &p.name)?;
             if !p.range.trim().is_empty() && semver::VersionReq::parse(&p.range).is_err() {
-                return Err(FieldError::new(field, format!("{:?} is not a semver range", p.range)));
+                return Err(FieldError::new(
+                    field,
+                    format!("{:?} is not a semver range", p.range),
+                ));
             }
         }
     }
@@ -165,13 +184,28 @@ pub fn rules(r: &crate::v1::Rules) -> Result<(), FieldError> {
         return Err(FieldError::new("rules.cooldown_hours", "at most a year"));
     }
     if r.first_seen_days > 3650 {
-        return Err(FieldError::new("rules.first_seen_days", "at most ten years"));
+        return Err(FieldError::new(
+            "rules.first_seen_days",
+            "at most ten years",
+        ));
     }
-    if r.licenses.iter().any(|l| l.trim().is_empty() || l.len() > 100) {
-        return Err(FieldError::new("rules.licenses", "SPDX identifiers, non-empty"));
+    if r.licenses
+        .iter()
+        .any(|l| l.trim().is_empty() || l.len() > 100)
+    {
+        return Err(FieldError::new(
+            "rules.licenses",
+            "SPDX identifiers, non-empty",
+        ));
     }
-    if !matches!(r.min_severity.as_str(), "" | "low" | "moderate" | "high" | "critical") {
-        return Err(FieldError::new("rules.min_severity", "low, moderate, high or critical"));
+    if !matches!(
+        r.min_severity.as_str(),
+        "" | "low" | "moderate" | "high" | "critical"
+    ) {
+        return Err(FieldError::new(
+            "rules.min_severity",
+            "low, moderate, high or critical",
+        ));
     }
     Ok(())
 }

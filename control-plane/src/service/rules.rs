@@ -13,7 +13,10 @@ use crate::store::{new_id, Db};
 
 #[tonic::async_trait]
 impl RulesService for Api {
-    async fn get_rules(&self, req: Request<pb::GetRulesRequest>) -> Result<Response<pb::Rules>, Status> {
+    async fn get_rules(
+        &self,
+        req: Request<pb::GetRulesRequest>,
+    ) -> Result<Response<pb::Rules>, Status> {
         require_admin(&req)?;
         let st = &self.0;
         let org = st.db.org(&req.into_inner().org).await?;
@@ -27,10 +30,15 @@ impl RulesService for Api {
         ))
     }
 
-    async fn set_rules(&self, req: Request<pb::SetRulesRequest>) -> Result<Response<pb::Rules>, Status> {
+    async fn set_rules(
+        &self,
+        req: Request<pb::SetRulesRequest>,
+    ) -> Result<Response<pb::Rules>, Status> {
         let actor = require_admin(&req)?.actor();
         let r = req.into_inner();
-        let rules = r.rules.ok_or_else(|| FieldError::new("rules", "is required"))?;
+        let rules = r
+            .rules
+            .ok_or_else(|| FieldError::new("rules", "is required"))?;
         validate::rules(&rules)?;
         let st = &self.0;
         let org = st.db.org(&r.org).await?;
@@ -46,12 +54,19 @@ impl RulesService for Api {
         Ok(Response::new(rules))
     }
 
-    async fn add_exception(&self, req: Request<pb::AddExceptionRequest>) -> Result<Response<pb::RuleException>, Status> {
+    async fn add_exception(
+        &self,
+        req: Request<pb::AddExceptionRequest>,
+    ) -> Result<Response<pb::RuleException>, Status> {
         let actor = require_admin(&req)?.actor();
         let r = req.into_inner();
         validate::package_name("package", &r.package)?;
         if semver::Version::parse(&r.version).is_err() {
-            return Err(FieldError::new("version", format!("{:?} is not a semver version", r.version)).into());
+            return Err(FieldError::new(
+                "version",
+                format!("{:?} is not a semver version", r.version),
+            )
+            .into());
         }
         let reason = validate::display_name("reason", &r.reason)?;
         let st = &self.0;
@@ -60,7 +75,13 @@ impl RulesService for Api {
         let mut w = st.db.write().await?;
         Db::add_exception(w.conn(), &id, &org.id, &r.package, &r.version, &reason).await?;
         let events: Vec<_> = st
-            .record(&mut w, &org.id, "exception.added", &actor, json!({"id": id, "package": r.package, "version": r.version, "reason": reason}))
+            .record(
+                &mut w,
+                &org.id,
+                "exception.added",
+                &actor,
+                json!({"id": id, "package": r.package, "version": r.version, "reason": reason}),
+            )
             .await?
             .into_iter()
             .collect();
@@ -75,7 +96,10 @@ impl RulesService for Api {
         }))
     }
 
-    async fn list_exceptions(&self, req: Request<pb::ListExceptionsRequest>) -> Result<Response<pb::ListExceptionsResponse>, Status> {
+    async fn list_exceptions(
+        &self,
+        req: Request<pb::ListExceptionsRequest>,
+    ) -> Result<Response<pb::ListExceptionsResponse>, Status> {
         require_admin(&req)?;
         let st = &self.0;
         let org = st.db.org(&req.into_inner().org).await?;
@@ -85,12 +109,23 @@ impl RulesService for Api {
         Ok(Response::new(pb::ListExceptionsResponse {
             exceptions: list
                 .into_iter()
-                .map(|(id, package, version, reason, created_at_ms)| pb::RuleException { id, package, version, reason, created_at_ms })
+                .map(
+                    |(id, package, version, reason, created_at_ms)| pb::RuleException {
+                        id,
+                        package,
+                        version,
+                        reason,
+                        created_at_ms,
+                    },
+                )
                 .collect(),
         }))
     }
 
-    async fn remove_exception(&self, req: Request<pb::RemoveExceptionRequest>) -> Result<Response<pb::RemoveExceptionResponse>, Status> {
+    async fn remove_exception(
+        &self,
+        req: Request<pb::RemoveExceptionRequest>,
+    ) -> Result<Response<pb::RemoveExceptionResponse>, Status> {
         let actor = require_admin(&req)?.actor();
         let r = req.into_inner();
         let st = &self.0;
@@ -98,7 +133,13 @@ impl RulesService for Api {
         let mut w = st.db.write().await?;
         let (package, version) = Db::remove_exception(w.conn(), &org.id, &r.id).await?;
         let events: Vec<_> = st
-            .record(&mut w, &org.id, "exception.removed", &actor, json!({"id": r.id, "package": package, "version": version}))
+            .record(
+                &mut w,
+                &org.id,
+                "exception.removed",
+                &actor,
+                json!({"id": r.id, "package": package, "version": version}),
+            )
             .await?
             .into_iter()
             .collect();
@@ -117,7 +158,11 @@ fn mode(m: i32) -> &'static str {
 }
 
 pub(crate) fn rules_json(r: &pb::Rules) -> Value {
-    let pats = |ps: &[pb::PackagePattern]| ps.iter().map(|p| json!({"name": p.name, "range": p.range})).collect::<Vec<_>>();
+    let pats = |ps: &[pb::PackagePattern]| {
+        ps.iter()
+            .map(|p| json!({"name": p.name, "range": p.range}))
+            .collect::<Vec<_>>()
+    };
     json!({
         "lists": mode(r.lists), "allow": pats(&r.allow), "deny": pats(&r.deny), "allow_list_only": r.allow_list_only,
         "cooldown": mode(r.cooldown), "cooldown_hours": r.cooldown_hours,
@@ -135,12 +180,20 @@ fn osv_facts(v: &Value) -> Option<(String, String, String, Vec<String>)> {
     if id.is_empty() || id.len() > 200 {
         return None;
     }
-    let summary = v.get("summary").and_then(Value::as_str).unwrap_or("").to_string();
+    let summary = v
+        .get("summary")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let severity = v
         .get("database_specific")
         .and_then(|d| d.get("severity"))
         .and_then(Value::as_str)
-        .unwrap_or(if id.starts_with("MAL-") { "malware" } else { "" })
+        .unwrap_or(if id.starts_with("MAL-") {
+            "malware"
+        } else {
+            ""
+        })
         .to_ascii_lowercase();
     let packages = v
         .get("affected")
@@ -180,7 +233,10 @@ impl super::State {
 
 #[tonic::async_trait]
 impl Advisories for Api {
-    async fn import_advisories(&self, req: Request<pb::ImportAdvisoriesRequest>) -> Result<Response<pb::ImportAdvisoriesResponse>, Status> {
+    async fn import_advisories(
+        &self,
+        req: Request<pb::ImportAdvisoriesRequest>,
+    ) -> Result<Response<pb::ImportAdvisoriesResponse>, Status> {
         let actor = require_admin(&req)?.actor();
         let r = req.into_inner();
         if r.osv_json.len() > 100_000 {
@@ -188,9 +244,15 @@ impl Advisories for Api {
         }
         let mut parsed = Vec::new();
         for (i, doc) in r.osv_json.iter().enumerate() {
-            let v: Value = serde_json::from_str(doc)
-                .map_err(|e| FieldError::new("osv_json", format!("document {i} is not JSON: {e}")))?;
-            let facts = osv_facts(&v).ok_or_else(|| FieldError::new("osv_json", format!("document {i} is not an OSV advisory (no id)")))?;
+            let v: Value = serde_json::from_str(doc).map_err(|e| {
+                FieldError::new("osv_json", format!("document {i} is not JSON: {e}"))
+            })?;
+            let facts = osv_facts(&v).ok_or_else(|| {
+                FieldError::new(
+                    "osv_json",
+                    format!("document {i} is not an OSV advisory (no id)"),
+                )
+            })?;
             parsed.push((facts, doc.clone()));
         }
         let st = &self.0;
@@ -216,7 +278,10 @@ impl Advisories for Api {
         }))
     }
 
-    async fn list_advisories(&self, req: Request<pb::ListAdvisoriesRequest>) -> Result<Response<pb::ListAdvisoriesResponse>, Status> {
+    async fn list_advisories(
+        &self,
+        req: Request<pb::ListAdvisoriesRequest>,
+    ) -> Result<Response<pb::ListAdvisoriesResponse>, Status> {
         require_admin(&req)?;
         let r = req.into_inner();
         let pkg = (!r.package.is_empty()).then_some(r.package.as_str());
