@@ -585,6 +585,15 @@ pub async fn run(t: &Target, cmd: Command) -> anyhow::Result<()> {
                 ),
             }
         }
+        Command::Rules(c) => {
+            crate::rules_cmd::rules(c, conn.channel.clone(), &conn.token, f).await?;
+        }
+        Command::Exceptions(c) => {
+            crate::rules_cmd::exceptions(c, conn.channel.clone(), &conn.token, f).await?;
+        }
+        Command::Advisories(c) => {
+            crate::rules_cmd::advisories(c, conn.channel.clone(), &conn.token, f).await?;
+        }
         Command::Completions { .. } => {}
         #[cfg(feature = "dev")]
         Command::Dev(_) => {}

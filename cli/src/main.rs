@@ -5,6 +5,7 @@ mod commands;
 #[cfg(feature = "dev")]
 mod dev;
 mod output;
+mod rules_cmd;
 mod verify;
 
 use std::path::PathBuf;
@@ -53,6 +54,15 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(commands::AuditCmd),
+    /// Security rules on public packages.
+    #[command(subcommand)]
+    Rules(rules_cmd::RulesCmd),
+    /// Versions allowed despite the rules.
+    #[command(subcommand)]
+    Exceptions(rules_cmd::ExceptionsCmd),
+    /// Vulnerability and malware advisories (OSV).
+    #[command(subcommand)]
+    Advisories(rules_cmd::AdvisoriesCmd),
     /// Checks a published internal version: integrity and signature.
     Verify(verify::VerifyArgs),
     /// Prints shell completions.

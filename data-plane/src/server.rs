@@ -442,12 +442,22 @@ impl App {
         let mut resp = response(if not_modified { 304 } else { 200 })?;
         insert(&mut resp, "etag", &etag)?;
         insert(&mut resp, "vary", "Accept, Accept-Encoding")?;
-        insert(&mut resp, "cache-control", "public, max-age=300")?;
+        // An org's answer depends on its rules and tokens: clients revalidate every time (a
+        // cheap 304), so a rule change reaches warm caches at once.
+        let cache_control = if policy.is_some() {
+            "private, no-cache"
+        } else {
+            "public, max-age=300"
+        };
+        insert(&mut resp, "cache-control", cache_control)?;
         insert(
             &mut resp,
             "x-nproxy-cache",
             if hit { "hit" } else { "miss" },
         )?;
+        if !served.blocked_header.is_empty() {
+            insert(&mut resp, "x-nproxy-blocked", &served.blocked_header)?;
+        }
         if not_modified {
             send_header(session, resp).await?;
             return send_body(session, Bytes::new(), true).await;

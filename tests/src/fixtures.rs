@@ -147,6 +147,22 @@ impl FixturePackage {
         self
     }
 
+    /// Sets a version's publish time (ISO 8601), e.g. to make it look brand new.
+    pub fn published_at(mut self, version: &str, iso: &str) -> Self {
+        if let Some(v) = self.versions.get_mut(version) {
+            v.published = iso.to_string();
+        }
+        self
+    }
+
+    /// Adds extra manifest fields to a version (scripts, license, deprecated, …).
+    pub fn with(mut self, version: &str, key: &str, value: Value) -> Self {
+        if let Some(v) = self.versions.get_mut(version) {
+            v.extra.insert(key.to_string(), value);
+        }
+        self
+    }
+
     pub fn tarball_file(&self, version: &str) -> String {
         format!("{}-{}.tgz", unscoped(&self.name), version)
     }

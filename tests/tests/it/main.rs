@@ -7,6 +7,7 @@ mod http_api;
 mod installs;
 mod internal_packages;
 mod resilience;
+mod rules;
 mod single_flight;
 mod storage;
 mod tarball_integrity;

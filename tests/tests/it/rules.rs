@@ -1,0 +1,284 @@
+//! Issue 5: security rules on public packages, end to end with nproxyctl, Redis, the data
+//! plane and real npm.
+
+use std::time::{Duration, Instant};
+
+use nproxy_data_plane::internal::iso_from_ms;
+use nproxy_tests::clients::{Client, Project};
+use nproxy_tests::fixtures::{publish_payload, FixturePackage};
+use serde_json::{json, Value};
+
+use crate::control_plane::{status, Stack};
+use crate::support::{blocking, raw_http};
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+async fn install(
+    s: &Stack,
+    dp_url: &str,
+    dir: &str,
+    token: &str,
+    deps: &[(&str, &str)],
+) -> (Project, nproxy_tests::clients::Run) {
+    let p = Project::new(&s.dir.path().join(dir), dp_url, deps);
+    p.set_token(token);
+    blocking(move || {
+        let r = p.install(Client::Npm);
+        (p, r)
+    })
+    .await
+}
+
+async fn get_json(url: &str, token: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+    let r = raw_http()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("get");
+    let code = r.status().as_u16();
+    let headers = r.headers().clone();
+    (code, headers, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cooldown_blocks_warns_expires_and_changes_within_seconds() {
+    let s = Stack::start(&[("NPROXY_RECONCILE_INTERVAL_SECS", "3600")]).await;
+    let (_, token) = s.org_and_token(true, &["proxy"]);
+    // 1.1.0 was published 1 hour minus 4 seconds ago: a 1-hour cooldown holds it for 4 s.
+    let fresh = iso_from_ms(now_ms() - 3_600_000 + 4_000);
+    let pkg = FixturePackage::new("rx-cool")
+        .version("1.0.0", &[], 10)
+        .version("1.1.0", &[], 10)
+        .published_at("1.1.0", &fresh);
+    s.registry.publish(&pkg);
+    let dp = s
+        .data_plane("dp", &[("NPROXY_ORG_CONFIG_REFRESH_SECS", "3600")])
+        .await;
+    let url = format!("{}/rx-cool", dp.url());
+
+    let (_, _, before) = get_json(&url, &token).await;
+    assert!(before["versions"].get("1.1.0").is_some());
+    let old_etag = raw_http()
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get")
+        .headers()["etag"]
+        .clone();
+
+    let started = Instant::now();
+    s.ctl(&[
+        "rules",
+        "set",
+        "--org",
+        "acme",
+        "--cooldown",
+        "block",
+        "--cooldown-hours",
+        "1",
+    ]);
+    // A client revalidating with its old ETag gets the new answer, not a 304.
+    let mut took = None;
+    while started.elapsed() < Duration::from_secs(5) {
+        let r = raw_http()
+            .get(&url)
+            .bearer_auth(&token)
+            .header("if-none-match", old_etag.clone())
+            .send()
+            .await
+            .expect("get");
+        if r.status().as_u16() == 200 {
+            let d: Value = r.json().await.expect("json");
+            if d["versions"].get("1.1.0").is_none() {
+                took = Some(started.elapsed());
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = took.expect("the rule change did not reach the data plane within 5 s");
+    println!("rule change reached the data plane in {took:?}");
+    let (code, headers, d) = get_json(&url, &token).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        d["dist-tags"]["latest"], "1.0.0",
+        "latest moves to the newest allowed version"
+    );
+    assert_eq!(headers["x-nproxy-blocked"], "1.1.0=cooldown");
+    let t = raw_http()
+        .get(format!("{}/rx-cool/-/rx-cool-1.1.0.tgz", dp.url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(t.status().as_u16(), 403);
+    assert!(t.text().await.unwrap_or_default().contains("cooldown"));
+    let (p, run) = install(&s, &dp.url(), "blocked", &token, &[("rx-cool", "^1.0.0")]).await;
+    assert!(run.ok, "{}", run.output);
+    assert_eq!(
+        p.resolved_version(None, "rx-cool").as_deref(),
+        Some("1.0.0")
+    );
+
+    // Warn: installed, and recorded.
+    s.ctl(&["rules", "set", "--org", "acme", "--cooldown", "warn"]);
+    assert!(
+        wait_until(|| async {
+            get_json(&url, &token).await.2["versions"]
+                .get("1.1.0")
+                .is_some()
+        })
+        .await,
+        "warn mode keeps the version"
+    );
+    let (p, run) = install(&s, &dp.url(), "warned", &token, &[("rx-cool", "^1.0.0")]).await;
+    assert!(run.ok, "{}", run.output);
+    assert_eq!(
+        p.resolved_version(None, "rx-cool").as_deref(),
+        Some("1.1.0")
+    );
+
+    // Block again, then the version ages past the threshold: it appears by itself.
+    s.ctl(&["rules", "set", "--org", "acme", "--cooldown", "block"]);
+    assert!(
+        wait_until(|| async {
+            get_json(&url, &token).await.2["versions"]
+                .get("1.1.0")
+                .is_none()
+        })
+        .await
+    );
+    assert!(
+        wait_until(|| async {
+            get_json(&url, &token).await.2["versions"]
+                .get("1.1.0")
+                .is_some()
+        })
+        .await,
+        "the held-back version appears once old enough, with no rule change"
+    );
+    // Off: nothing changes.
+    s.ctl(&["rules", "set", "--org", "acme", "--cooldown", "off"]);
+    let events = s
+        .ctl(&["-o", "json", "audit", "list", "--org", "acme"])
+        .stdout;
+    assert!(
+        events.contains("package.blocked") && events.contains("package.warned"),
+        "{events}"
+    );
+}
+
+async fn wait_until<F, Fut>(f: F) -> bool
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malware_blocks_even_with_rules_on_warn_and_internal_packages_are_never_filtered() {
+    let s = Stack::start(&[]).await;
+    let (_, token) = s.org_and_token(true, &["publish"]);
+    s.ctl(&["org", "settings", "acme", "--internal-scopes", "@acme"]);
+    let pkg = FixturePackage::new("rx-mal")
+        .version("1.0.0", &[], 10)
+        .version("1.0.1", &[], 10);
+    s.registry.publish(&pkg);
+    let dp = s.data_plane("dp", &[]).await;
+    s.ctl(&[
+        "rules",
+        "set",
+        "--org",
+        "acme",
+        "--vulnerabilities",
+        "warn",
+        "--install-scripts",
+        "block",
+    ]);
+    let osv = s.dir.path().join("mal.json");
+    std::fs::write(
+        &osv,
+        json!({"id": "MAL-2026-1", "summary": "credential stealer",
+               "affected": [{"package": {"ecosystem": "npm", "name": "rx-mal"}, "versions": ["1.0.1"]}]})
+        .to_string(),
+    )
+    .expect("write");
+    let imported = s.ctl(&["advisories", "import", osv.to_str().expect("path")]);
+    assert!(
+        imported.stdout.contains("imported 1"),
+        "{}",
+        imported.stdout
+    );
+    let url = format!("{}/rx-mal", dp.url());
+    assert!(
+        wait_until(|| async {
+            get_json(&url, &token).await.2["versions"]
+                .get("1.0.1")
+                .is_none()
+        })
+        .await,
+        "malware is blocked even though the vulnerability rule only warns"
+    );
+    let (p, run) = install(&s, &dp.url(), "mal", &token, &[("rx-mal", "^1.0.0")]).await;
+    assert!(run.ok, "{}", run.output);
+    assert_eq!(p.resolved_version(None, "rx-mal").as_deref(), Some("1.0.0"));
+
+    // An internal package with an install script is the org's own code: never filtered.
+    let (body, _) = publish_payload("@acme/tool", "1.0.0", 10);
+    let mut v: Value = serde_json::from_slice(&body).expect("json");
+    v["versions"]["1.0.0"]["scripts"] = json!({"postinstall": "node setup.js"});
+    let res = raw_http()
+        .put(format!("{}/@acme%2ftool", dp.url()))
+        .bearer_auth(&token)
+        .body(serde_json::to_vec(&v).expect("json"))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(res.status().as_u16(), 201);
+    let (_, _, d) = get_json(&format!("{}/@acme%2ftool", dp.url()), &token).await;
+    assert!(d["versions"].get("1.0.0").is_some());
+
+    // Allow-list-only: an unlisted package is refused with a message saying so.
+    s.ctl(&[
+        "rules",
+        "set",
+        "--org",
+        "acme",
+        "--lists",
+        "block",
+        "--allow-list-only",
+        "true",
+        "--allow",
+        "fx-a",
+        "--allow",
+        "@fx/*",
+    ]);
+    let denied = format!("{}/fx-c", dp.url());
+    assert!(wait_until(|| async { status(&denied, Some(&token)).await == 403 }).await);
+    let r = raw_http()
+        .get(&denied)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get");
+    assert!(r.text().await.unwrap_or_default().contains("allow-list"));
+    assert_eq!(
+        status(&format!("{}/fx-a", dp.url()), Some(&token)).await,
+        200
+    );
+}
