@@ -1,6 +1,7 @@
 //! nproxy's data plane: the pingora HTTP server that answers npm clients.
 //! See ARCHITECTURE.md at the repository root for the map and the invariants.
 
+pub mod audit_bulk;
 pub mod config;
 pub mod cp_client;
 pub mod error;

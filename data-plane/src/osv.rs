@@ -202,6 +202,51 @@ impl Advisory {
         })
     }
 
+    /// The affected versions of `package` as an npm semver range (what `npm audit` reads
+    /// from `vulnerable_versions`).
+    pub fn vulnerable_range(&self, package: &str) -> String {
+        let mut parts = Vec::new();
+        for a in self.affected.iter().filter(|a| a.package == package) {
+            for r in &a.ranges {
+                let mut lower: Option<&semver::Version> = None;
+                for e in r {
+                    match e {
+                        Event::Introduced(v) => lower = Some(v),
+                        Event::Fixed(v) | Event::LastAffected(v) => {
+                            let op = if matches!(e, Event::Fixed(_)) {
+                                "<"
+                            } else {
+                                "<="
+                            };
+                            let lo = lower
+                                .filter(|l| **l != semver::Version::new(0, 0, 0))
+                                .map(|l| format!(">={l} "))
+                                .unwrap_or_default();
+                            parts.push(format!("{lo}{op}{v}"));
+                            lower = None;
+                        }
+                    }
+                }
+                if let Some(l) = lower {
+                    parts.push(format!(">={l}"));
+                }
+            }
+            parts.extend(a.versions.iter().cloned());
+        }
+        if parts.is_empty() {
+            "*".into()
+        } else {
+            parts.join(" || ")
+        }
+    }
+
+    /// A stable number for npm's `id` field (npm's bulk format uses numeric ids).
+    pub fn numeric_id(&self) -> u64 {
+        use sha2::Digest;
+        let h = sha2::Sha256::digest(self.id.as_bytes());
+        u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], 0, 0]) >> 16
+    }
+
     /// npm package names this advisory is about.
     pub fn packages(&self) -> impl Iterator<Item = &str> {
         self.affected.iter().map(|a| a.package.as_str())
@@ -336,6 +381,25 @@ mod tests {
         assert!(last.affects("p", "1.2.3"));
         assert!(!last.affects("p", "1.2.4"));
         assert!(last.affects("p", "0.0.1"));
+    }
+
+    #[test]
+    fn npm_ranges() {
+        let a = adv(
+            json!({"id": "G", "affected": [{"package": {"ecosystem": "npm", "name": "p"},
+            "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "1.2.0"}, {"introduced": "2.0.0"}, {"last_affected": "2.1.0"}]}],
+            "versions": ["3.0.0"]}]}),
+        );
+        let r = a.vulnerable_range("p");
+        assert_eq!(r, "<1.2.0 || >=2.0.0 <=2.1.0 || 3.0.0");
+        let req = |s: &str| {
+            s.split(" || ").any(|part| {
+                semver::VersionReq::parse(&part.replace(' ', ", "))
+                    .unwrap()
+                    .matches(&semver::Version::parse("2.0.5").unwrap())
+            })
+        };
+        assert!(req(&r));
     }
 
     #[test]

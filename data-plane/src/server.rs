@@ -284,6 +284,12 @@ impl App {
             Route::Forward(p) if is_login(&p) => {
                 self.forward(session, method, &with_query(&p)).await
             }
+            Route::Forward(p)
+                if p == "/-/npm/v1/security/advisories/bulk" && method == http::Method::POST =>
+            {
+                self.authorize_public(&view, authorization.as_deref())?;
+                self.audit_bulk(session, &with_query(&p)).await
+            }
             Route::Forward(p) => {
                 self.authorize_public(&view, authorization.as_deref())?;
                 self.forward(session, method, &with_query(&p)).await
@@ -340,6 +346,69 @@ impl App {
             }
             _ => Err(NpmError::MethodNotAllowed.into()),
         }
+    }
+
+    /// `npm audit`: imported advisories for the packages asked about, merged with the
+    /// upstream's answer when it has one.
+    async fn audit_bulk(&self, session: &mut Session, path_and_query: &str) -> Handled {
+        let raw = crate::internal_api::read_body(session, 16 * 1024 * 1024).await?;
+        let encoding = header(session, "content-encoding");
+        let json = crate::publish::decode_body(&raw, encoding.as_deref())
+            .map_err(|e| NpmError::BadRequest(e.0))?;
+        let request: crate::audit_bulk::BulkRequest =
+            serde_json::from_slice(&json).map_err(|e| {
+                NpmError::BadRequest(format!(
+                    "the audit request is not {{\"pkg\": [versions]}}: {e}"
+                ))
+            })?;
+        let lookups = request
+            .iter()
+            .filter(|(p, _)| PackageName::parse(p).is_ok())
+            .map(|(p, versions)| async move {
+                let adv = self.orgs.advisories(p).await?;
+                Ok::<_, NpmError>((
+                    p.clone(),
+                    crate::audit_bulk::entries(p, versions, &adv.list),
+                ))
+            });
+        let mut ours = serde_json::Map::new();
+        for r in futures::future::join_all(lookups).await {
+            let (p, entries) = r?;
+            if !entries.is_empty() {
+                ours.insert(p, serde_json::Value::Array(entries));
+            }
+        }
+        let headers = session.req_header().headers.clone();
+        let upstream = match self
+            .upstream
+            .forward(http::Method::POST, path_and_query, &headers, raw)
+            .await
+        {
+            Ok(r) if r.status().is_success() => r
+                .bytes()
+                .await
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()),
+            Ok(r) => {
+                tracing::debug!(
+                    status = r.status().as_u16(),
+                    "upstream has no bulk advisories"
+                );
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "upstream bulk advisories failed; answering with ours only");
+                None
+            }
+        };
+        let merged = crate::audit_bulk::merge(ours, upstream);
+        self.send_small(
+            session,
+            200,
+            "application/json",
+            Bytes::from(merged.to_string()),
+        )
+        .await
     }
 
     /// The org's rules as they apply to a public package (none for open orgs).

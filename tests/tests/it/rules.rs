@@ -282,3 +282,97 @@ async fn malware_blocks_even_with_rules_on_warn_and_internal_packages_are_never_
         200
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn npm_audit_reports_imported_advisories_and_exceptions_allow_a_version() {
+    let s = Stack::start(&[]).await;
+    let (_, token) = s.org_and_token(true, &["proxy"]);
+    let pkg = FixturePackage::new("rx-vuln")
+        .version("1.0.0", &[], 10)
+        .version("1.1.0", &[], 10);
+    s.registry.publish(&pkg);
+    let dp = s.data_plane("dp", &[]).await;
+    let osv = s.dir.path().join("osv");
+    std::fs::create_dir_all(&osv).expect("dir");
+    std::fs::write(
+        osv.join("ghsa.json"),
+        json!({"id": "GHSA-test-0001", "summary": "prototype pollution in rx-vuln",
+               "affected": [{"package": {"ecosystem": "npm", "name": "rx-vuln"},
+                             "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "1.1.0"}]}]}],
+               "database_specific": {"severity": "HIGH", "cwe_ids": ["CWE-1321"]}})
+        .to_string(),
+    )
+    .expect("write");
+    s.ctl(&["advisories", "import", osv.to_str().expect("path")]);
+    let listed = s
+        .ctl(&["-o", "json", "advisories", "list", "--package", "rx-vuln"])
+        .json();
+    assert_eq!(listed[0]["id"], "GHSA-test-0001");
+
+    let (p, run) = install(&s, &dp.url(), "audit", &token, &[("rx-vuln", "1.0.0")]).await;
+    assert!(run.ok, "{}", run.output);
+    let audit = blocking(move || p.npm(&["audit", "--json"])).await;
+    assert!(
+        audit.output.contains("prototype pollution in rx-vuln"),
+        "npm audit did not report the imported advisory:\n{}",
+        audit.output
+    );
+
+    // Block the vulnerable version; then allow it explicitly.
+    s.ctl(&[
+        "rules",
+        "set",
+        "--org",
+        "acme",
+        "--vulnerabilities",
+        "block",
+        "--min-severity",
+        "high",
+    ]);
+    let url = format!("{}/rx-vuln", dp.url());
+    assert!(
+        wait_until(|| async {
+            get_json(&url, &token).await.2["versions"]
+                .get("1.0.0")
+                .is_none()
+        })
+        .await
+    );
+    s.ctl(&[
+        "exceptions",
+        "add",
+        "--org",
+        "acme",
+        "rx-vuln@1.0.0",
+        "--reason",
+        "patched in our fork",
+    ]);
+    assert!(
+        wait_until(|| async {
+            get_json(&url, &token).await.2["versions"]
+                .get("1.0.0")
+                .is_some()
+        })
+        .await,
+        "the exception allows the version again"
+    );
+    let list = s
+        .ctl(&["-o", "json", "exceptions", "list", "--org", "acme"])
+        .json();
+    assert_eq!(list[0]["package"], "rx-vuln");
+    let audit = s.ctl(&[
+        "-o",
+        "json",
+        "audit",
+        "list",
+        "--org",
+        "acme",
+        "--type",
+        "exception.added",
+    ]);
+    assert!(
+        audit.stdout.contains("patched in our fork"),
+        "{}",
+        audit.stdout
+    );
+}
