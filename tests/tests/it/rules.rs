@@ -376,3 +376,150 @@ async fn npm_audit_reports_imported_advisories_and_exceptions_allow_a_version() 
         audit.stdout
     );
 }
+
+/// One crafted package per rule: its newest version (1.1.0) is what the rule flags.
+fn crafted() -> Vec<(&'static str, FixturePackage, Vec<&'static str>)> {
+    let by = |u: &str| json!({"name": u, "email": format!("{u}@example.test")});
+    let mut publisher = FixturePackage::new("rx-pub");
+    for v in ["1.0.0", "1.0.1", "1.0.2", "1.0.3", "1.1.0"] {
+        publisher = publisher.version(v, &[], 10);
+    }
+    for v in ["1.0.0", "1.0.1", "1.0.2", "1.0.3"] {
+        publisher = publisher.with(v, "_npmUser", by("alice"));
+    }
+    publisher = publisher.with("1.1.0", "_npmUser", by("mallory"));
+    vec![
+        (
+            "install-scripts",
+            FixturePackage::new("rx-scripts")
+                .version("1.0.0", &[], 10)
+                .version("1.1.0", &[], 10)
+                .with("1.1.0", "scripts", json!({"postinstall": "node -e 1"})),
+            vec!["--install-scripts"],
+        ),
+        (
+            "deprecated",
+            FixturePackage::new("rx-dep")
+                .version("1.0.0", &[], 10)
+                .version("1.1.0", &[], 10)
+                .with("1.1.0", "deprecated", json!("do not use")),
+            vec!["--deprecated"],
+        ),
+        (
+            "license",
+            FixturePackage::new("rx-lic")
+                .version("1.0.0", &[], 10)
+                .version("1.1.0", &[], 10)
+                .with("1.1.0", "license", json!("GPL-3.0-only")),
+            vec!["--licenses", "MIT", "--license"],
+        ),
+        (
+            "unexpected-dependencies",
+            FixturePackage::new("rx-deps")
+                .version("1.0.0", &[("fx-c", "^1.0.0")], 10)
+                .version("1.1.0", &[("fx-c", "^1.0.0"), ("@fx/b", "^1.0.0")], 10),
+            vec!["--unexpected-dependencies"],
+        ),
+        ("publisher-change", publisher, vec!["--publisher-change"]),
+        (
+            "deny-list",
+            FixturePackage::new("rx-deny")
+                .version("1.0.0", &[], 10)
+                .version("1.1.0", &[], 10),
+            vec!["--deny", "rx-deny@>=1.1.0", "--lists"],
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_rule_blocks_warns_and_turns_off() {
+    let s = Stack::start(&[]).await;
+    let (_, token) = s.org_and_token(true, &["proxy"]);
+    let cases = crafted();
+    for (_, pkg, _) in &cases {
+        s.registry.publish(pkg);
+    }
+    let dp = s.data_plane("dp", &[]).await;
+    for (label, pkg, flags) in &cases {
+        let url = format!("{}/{}", dp.url(), pkg.name);
+        let set = |mode: &str| {
+            let mut args: Vec<&str> = vec!["rules", "set", "--org", "acme"];
+            args.extend(flags.iter().copied());
+            args.push(mode);
+            s.ctl(&args);
+        };
+        set("block");
+        assert!(
+            wait_until(|| async {
+                get_json(&url, &token).await.2["versions"]
+                    .get("1.1.0")
+                    .is_none()
+            })
+            .await,
+            "{label}: block did not remove 1.1.0"
+        );
+        let (p, run) = install(
+            &s,
+            &dp.url(),
+            &format!("p-{label}"),
+            &token,
+            &[(pkg.name.as_str(), "^1.0.0")],
+        )
+        .await;
+        assert!(run.ok, "{label}: {}", run.output);
+        let newest_allowed = if *label == "publisher-change" {
+            "1.0.3"
+        } else {
+            "1.0.0"
+        };
+        assert_eq!(
+            p.resolved_version(None, &pkg.name).as_deref(),
+            Some(newest_allowed),
+            "{label}"
+        );
+        let t = raw_http()
+            .get(format!("{}{}", dp.url(), pkg.tarball_path("1.1.0")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(t.status().as_u16(), 403, "{label}");
+        let msg = t.text().await.unwrap_or_default();
+        assert!(
+            msg.contains(label),
+            "{label}: the 403 names the rule: {msg}"
+        );
+
+        set("warn");
+        assert!(
+            wait_until(|| async {
+                get_json(&url, &token).await.2["versions"]
+                    .get("1.1.0")
+                    .is_some()
+            })
+            .await,
+            "{label}: warn must keep 1.1.0"
+        );
+        set("off");
+        let (_, headers, d) = get_json(&url, &token).await;
+        assert!(
+            d["versions"].get("1.1.0").is_some() && headers.get("x-nproxy-blocked").is_none(),
+            "{label}: off changes nothing"
+        );
+    }
+    let warned = s.ctl(&[
+        "-o",
+        "json",
+        "audit",
+        "list",
+        "--org",
+        "acme",
+        "--type",
+        "package.warned",
+    ]);
+    assert!(
+        warned.stdout.lines().count() >= cases.len(),
+        "one warned event per rule:\n{}",
+        warned.stdout
+    );
+}
