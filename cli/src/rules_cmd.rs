@@ -43,6 +43,19 @@ pub enum RulesCmd {
     },
     /// Changes an org's rules: only the flags given change.
     Set(SetArgs),
+    /// Which rules fire on which versions of a package, without installing anything.
+    Explain {
+        /// `<name>` or `<name>@<version>`.
+        spec: String,
+        #[arg(long)]
+        org: String,
+        /// The org's registry URL (the data plane).
+        #[arg(long, env = "NPROXY_REGISTRY")]
+        registry: String,
+        /// A token of the org with the `proxy` scope.
+        #[arg(long, env = "NPROXY_NPM_TOKEN", hide_env_values = true)]
+        npm_token: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -191,6 +204,63 @@ fn req<T>(msg: T, auth: &Req) -> tonic::Request<T> {
 pub async fn rules(cmd: RulesCmd, ch: Channel, auth: &Req, f: Format) -> anyhow::Result<()> {
     let mut c = RulesServiceClient::new(ch);
     match cmd {
+        RulesCmd::Explain {
+            spec,
+            org,
+            registry,
+            npm_token,
+        } => {
+            let (name, version) = match spec.rfind('@').filter(|i| *i > 0) {
+                Some(i) => (spec[..i].to_string(), Some(spec[i + 1..].to_string())),
+                None => (spec.clone(), None),
+            };
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let url = format!(
+                "{}/-/nproxy/v1/explain/{}",
+                registry.trim_end_matches('/'),
+                name.replacen('/', "%2f", 1)
+            );
+            let mut r = reqwest::Client::new().get(url);
+            if let Some(t) = &npm_token {
+                r = r.bearer_auth(t);
+            }
+            let res = r.send().await?;
+            let status = res.status();
+            let body: serde_json::Value = res.json().await.unwrap_or_default();
+            anyhow::ensure!(
+                status.is_success(),
+                "{}: {}",
+                status,
+                body["error"].as_str().unwrap_or("")
+            );
+            let mut findings = body["findings"].as_object().cloned().unwrap_or_default();
+            if let Some(v) = &version {
+                findings.retain(|k, _| k == v);
+            }
+            match f {
+                Format::Json => print_json(
+                    &json!({"org": org, "package": name, "blocked": body["blocked"], "warned": body["warned"], "findings": findings}),
+                ),
+                Format::Table => {
+                    let mut t = Table::new(&["VERSION", "RULE", "MODE", "REASON"]);
+                    for (ver, list) in &findings {
+                        for x in list.as_array().into_iter().flatten() {
+                            t.row(vec![
+                                ver.clone(),
+                                x["rule"].as_str().unwrap_or("").to_string(),
+                                x["mode"].as_str().unwrap_or("").to_string(),
+                                x["reason"].as_str().unwrap_or("").to_string(),
+                            ]);
+                        }
+                    }
+                    if t.rows.is_empty() {
+                        println!("no rule fires on {spec} for org {org}");
+                    } else {
+                        print!("{}", t.render());
+                    }
+                }
+            }
+        }
         RulesCmd::Get { org } => {
             let r = c
                 .get_rules(req(pb::GetRulesRequest { org }, auth))

@@ -21,6 +21,8 @@ pub enum Route {
     /// `/-/package/<name>/dist-tags/<tag>`
     DistTag(PackageName, String),
     Whoami,
+    /// `/-/nproxy/v1/explain/<name>`: which rules fire on which versions.
+    Explain(PackageName),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -93,6 +95,9 @@ pub fn route(path: &str) -> Result<Route, RouteError> {
     }
     if path == "/-/whoami" {
         return Ok(Route::Whoami);
+    }
+    if let Some(rest) = path.strip_prefix("/-/nproxy/v1/explain/") {
+        return Ok(Route::Explain(PackageName::parse(&decode(rest)?)?));
     }
     if let Some(rest) = path.strip_prefix("/-/package/") {
         let decoded = decode(rest)?;

@@ -71,6 +71,7 @@ fn route_label(r: &Route) -> &'static str {
     match r {
         Route::Ping => "ping",
         Route::Whoami => "whoami",
+        Route::Explain(_) => "explain",
         Route::Forward(_) => "forward",
         Route::Packument(_) | Route::PackumentRev(..) => "packument",
         Route::Tarball(..) | Route::TarballRev(..) => "tarball",
@@ -280,6 +281,48 @@ impl App {
                         .await
                 }
             },
+            Route::Explain(name) if read_only => {
+                self.authorize_public(&view, authorization.as_deref())?;
+                let Some(policy) = self.policy(&view, &name).await? else {
+                    return Err(NpmError::NotFound(
+                        "this registry has no rules (no org config)".into(),
+                    )
+                    .into());
+                };
+                let v = self
+                    .packuments
+                    .verdict(&name, &policy)
+                    .await
+                    .map_err(|e| NpmError::from_shared(&e))?;
+                let versions: serde_json::Map<String, serde_json::Value> = v
+                    .verdict
+                    .findings
+                    .iter()
+                    .map(|(ver, fs)| {
+                        let list: Vec<serde_json::Value> = fs
+                            .iter()
+                            .map(|f| serde_json::json!({"rule": f.rule.label(), "mode": format!("{:?}", f.mode).to_lowercase(), "reason": f.reason}))
+                            .collect();
+                        (ver.clone(), serde_json::Value::Array(list))
+                    })
+                    .collect();
+                let body = serde_json::json!({
+                    "package": name.as_str(),
+                    "blocked": v.verdict.blocked,
+                    "warned": v.verdict.warned,
+                    "all_blocked": v.all_blocked,
+                    "findings": versions,
+                    "excepted": policy.exceptions.iter().collect::<Vec<_>>(),
+                    "recheck_at_ms": v.verdict.recheck_at_ms,
+                });
+                self.send_small(
+                    session,
+                    200,
+                    "application/json",
+                    Bytes::from(body.to_string()),
+                )
+                .await
+            }
             // Logging in to the upstream needs no nproxy token: it is how users get theirs.
             Route::Forward(p) if is_login(&p) => {
                 self.forward(session, method, &with_query(&p)).await

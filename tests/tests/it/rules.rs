@@ -490,6 +490,27 @@ async fn each_rule_blocks_warns_and_turns_off() {
             "{label}: the 403 names the rule: {msg}"
         );
 
+        let explain = nproxy_tests::control::ctl(
+            &s.cp.endpoint(),
+            &[
+                "-o",
+                "json",
+                "rules",
+                "explain",
+                &format!("{}@1.1.0", pkg.name),
+                "--org",
+                "acme",
+                "--registry",
+                &dp.url(),
+                "--npm-token",
+                &token,
+            ],
+        );
+        assert!(explain.ok, "{}", explain.stderr);
+        let e = explain.json();
+        assert_eq!(e["findings"]["1.1.0"][0]["rule"], *label, "{label}: {e}");
+        assert_eq!(e["findings"]["1.1.0"][0]["mode"], "block");
+
         set("warn");
         assert!(
             wait_until(|| async {
