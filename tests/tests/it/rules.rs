@@ -237,6 +237,23 @@ async fn malware_blocks_even_with_rules_on_warn_and_internal_packages_are_never_
     let (p, run) = install(&s, &dp.url(), "mal", &token, &[("rx-mal", "^1.0.0")]).await;
     assert!(run.ok, "{}", run.output);
     assert_eq!(p.resolved_version(None, "rx-mal").as_deref(), Some("1.0.0"));
+    // pnpm reads the abbreviated form: filtered the same way.
+    let pn = Project::new(
+        &s.dir.path().join("pnpm"),
+        &dp.url(),
+        &[("rx-mal", "^1.0.0")],
+    );
+    pn.set_token(&token);
+    let (pn, run) = blocking(move || {
+        let r = pn.install(Client::Pnpm);
+        (pn, r)
+    })
+    .await;
+    assert!(run.ok, "{}", run.output);
+    assert_eq!(
+        pn.resolved_version(None, "rx-mal").as_deref(),
+        Some("1.0.0")
+    );
 
     // An internal package with an install script is the org's own code: never filtered.
     let (body, _) = publish_payload("@acme/tool", "1.0.0", 10);
