@@ -17,7 +17,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
 echo "== building (release)"
-cargo build --release -q -p nproxy-data-plane --manifest-path "$root/Cargo.toml"
+cargo build --release -q -p nproxy-data-plane -p nproxy-control-plane -p nproxyctl --manifest-path "$root/Cargo.toml"
 if [ "${REUSE_FIXTURES:-0}" = 1 ] && [ -f "$out/upstream/bench-tar/index.json" ]; then
   rm -rf "$out/same" "$out/store" && mkdir -p "$out/same" "$out/store"
 else
@@ -93,6 +93,33 @@ bench_case "abbreviated packument" "$ng/abbr" "$np/bench-big" -H "$abbr"
 bench_case "tarball 80 KB" "$ng/bench-tar/-/bench-tar-1.0.0.tgz" "$np/bench-tar/-/bench-tar-1.0.0.tgz"
 bench_case "tarball 4 MB" "$ng/bench-tar/-/bench-tar-2.0.0.tgz" "$np/bench-tar/-/bench-tar-2.0.0.tgz"
 printf "\nnproxy RSS after the runs: %s MB\n" "$(( $(rss_kb $np_pid) / 1024 ))"
+
+echo "== security rules: the 13 MB packument with five rules on, next to rules off"
+redis_port=$(free_port); cp_port=$(free_port); rp_port=$(free_port)
+redis-server --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no --dir "$out" \
+  --logfile "$out/redis.log" & pids+=($!)
+admin="bench-admin-token-0123456789abcdef"
+NPROXY_LISTEN="127.0.0.1:$cp_port" NPROXY_DATABASE="$out/control.db" \
+  NPROXY_REDIS_URL="redis://127.0.0.1:$redis_port" NPROXY_ADMIN_TOKEN="$admin" \
+  NPROXY_MASTER_KEY="$(head -c 32 /dev/urandom | base64)" RUST_LOG=warn \
+  "$root/target/release/nproxy-control-plane" > "$out/control-plane.log" 2>&1 & pids+=($!)
+for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$cp_port") 2>/dev/null && break; sleep 0.1; done
+ctl() { "$root/target/release/nproxyctl" --endpoint "http://127.0.0.1:$cp_port" --token "$admin" "$@" > /dev/null; }
+ctl org create bench
+ctl rules set --org bench --cooldown block --cooldown-hours 24 --install-scripts block \
+  --deprecated warn --license block --licenses MIT --unexpected-dependencies warn
+NPROXY_STORAGE__PATH="$out/store-rules" NPROXY_REDIS_URL="redis://127.0.0.1:$redis_port" \
+  NPROXY_DEFAULT_ORG=bench RUST_LOG=warn "$root/target/release/nproxy-data-plane" \
+  --upstream "http://127.0.0.1:$up_port" --listen "127.0.0.1:$rp_port" --metrics-listen "" \
+  > "$out/nproxy-rules.log" 2>&1 & rp_pid=$!; pids+=($rp_pid)
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$rp_port/-/ping" >/dev/null && break; sleep 0.1; done
+curl -sf "http://127.0.0.1:$rp_port/bench-big" -o /dev/null
+read -r off_rps off50 off99 < <(run_wrk "$np/bench-big")
+read -r on_rps on50 on99 < <(run_wrk "http://127.0.0.1:$rp_port/bench-big")
+printf "%-28s %12s %9s %9s\n" "" rps p50 p99
+printf "%-28s %12s %9s %9s\n" "rules off" "$off_rps" "$off50" "$off99"
+printf "%-28s %12s %9s %9s\n" "five rules on" "$on_rps" "$on50" "$on99"
+printf "ratio (on/off): %.2f; RSS with rules: %s MB\n\n" "$(echo "$on_rps / $off_rps" | bc -l)" "$(( $(rss_kb $rp_pid) / 1024 ))"
 
 echo "== cold ${COLD_MB} MB tarball through nproxy (streamed from upstream, verified on the fly)"
 before=$(rss_kb $np_pid); peak=$before

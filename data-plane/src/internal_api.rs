@@ -87,10 +87,6 @@ async fn discard_rest(session: &mut Session, mut seen: usize) {
     }
 }
 
-fn json_body(v: &Value) -> Bytes {
-    Bytes::from(serde_json::to_vec(v).unwrap_or_default())
-}
-
 impl App {
     fn control_plane(&self) -> Result<&crate::cp_client::ControlPlaneClient, NpmError> {
         self.cp.as_ref().ok_or_else(|| {
@@ -264,11 +260,10 @@ impl App {
             .await?;
         self.deliver_soon(outbox_key);
         tracing::info!(org = %cfg.slug, package = %name, %version, "published");
-        self.send_small(
+        self.send_json(
             session,
             201,
-            "application/json",
-            json_body(&json!({"ok": true, "id": name.as_str(), "rev": internal::rev(&doc)})),
+            &json!({"ok": true, "id": name.as_str(), "rev": internal::rev(&doc)}),
         )
         .await
     }
@@ -324,11 +319,10 @@ impl App {
             })
             .await?;
         self.deliver_soon(outbox_key);
-        self.send_small(
+        self.send_json(
             session,
             200,
-            "application/json",
-            json_body(&json!({"ok": true, "id": name.as_str(), "rev": internal::rev(&doc)})),
+            &json!({"ok": true, "id": name.as_str(), "rev": internal::rev(&doc)}),
         )
         .await
     }
@@ -367,13 +361,8 @@ impl App {
             .delete_package(&cfg.org_id, name, &etag)
             .await?;
         self.deliver_soon(key);
-        self.send_small(
-            session,
-            200,
-            "application/json",
-            json_body(&json!({"ok": true, "id": name.as_str()})),
-        )
-        .await
+        self.send_json(session, 200, &json!({"ok": true, "id": name.as_str()}))
+            .await
     }
 
     /// `DELETE /<name>/-/<file>/-rev/<rev>`: the bytes of a version already removed.
@@ -410,13 +399,7 @@ impl App {
         if let Some(b) = blob {
             self.internal.delete_blob(&cfg.org_id, name, &b).await?;
         }
-        self.send_small(
-            session,
-            200,
-            "application/json",
-            json_body(&json!({"ok": true})),
-        )
-        .await
+        self.send_json(session, 200, &json!({"ok": true})).await
     }
 
     pub(crate) async fn internal_dist_tags(
@@ -429,8 +412,7 @@ impl App {
             return Err(NpmError::NotFound(format!("package {name} not found")).into());
         };
         let tags = doc.get("dist-tags").cloned().unwrap_or_else(|| json!({}));
-        self.send_small(session, 200, "application/json", json_body(&tags))
-            .await
+        self.send_json(session, 200, &tags).await
     }
 
     pub(crate) async fn internal_dist_tag_change(
@@ -484,8 +466,7 @@ impl App {
             .await?;
         self.deliver_soon(key);
         let tags = doc.get("dist-tags").cloned().unwrap_or_else(|| json!({}));
-        self.send_small(session, 200, "application/json", json_body(&tags))
-            .await
+        self.send_json(session, 200, &tags).await
     }
 }
 

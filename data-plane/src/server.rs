@@ -267,13 +267,7 @@ impl App {
                         return Err(NpmError::Unauthorized("not logged in".into()).into());
                     };
                     let body = serde_json::json!({"username": grant.name});
-                    self.send_small(
-                        session,
-                        200,
-                        "application/json",
-                        Bytes::from(body.to_string()),
-                    )
-                    .await
+                    self.send_json(session, 200, &body).await
                 }
                 // Someone else's token (or none): the upstream knows who that is.
                 _ => {
@@ -315,13 +309,7 @@ impl App {
                     "excepted": policy.exceptions.iter().collect::<Vec<_>>(),
                     "recheck_at_ms": v.verdict.recheck_at_ms,
                 });
-                self.send_small(
-                    session,
-                    200,
-                    "application/json",
-                    Bytes::from(body.to_string()),
-                )
-                .await
+                self.send_json(session, 200, &body).await
             }
             // Logging in to the upstream needs no nproxy token: it is how users get theirs.
             Route::Forward(p) if is_login(&p) => {
@@ -445,13 +433,7 @@ impl App {
             }
         };
         let merged = crate::audit_bulk::merge(ours, upstream);
-        self.send_small(
-            session,
-            200,
-            "application/json",
-            Bytes::from(merged.to_string()),
-        )
-        .await
+        self.send_json(session, 200, &merged).await
     }
 
     /// The org's rules as they apply to a public package (none for open orgs).
@@ -508,6 +490,17 @@ impl App {
         let head = session.req_header().method == http::Method::HEAD;
         send_header(session, resp).await?;
         send_body(session, if head { Bytes::new() } else { body }, true).await
+    }
+
+    pub(crate) async fn send_json(
+        &self,
+        session: &mut Session,
+        status: u16,
+        body: &serde_json::Value,
+    ) -> Handled {
+        let bytes = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
+        self.send_small(session, status, "application/json", bytes)
+            .await
     }
 
     pub(crate) async fn send_small(
