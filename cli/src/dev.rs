@@ -19,24 +19,27 @@ use nproxy_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+/// Flags of `nproxyctl dev`; each overrides the config file (`nproxyctl dev --config
+/// nproxy.toml`, see `dev_config`) and the `NPROXY_*` variables.
 #[derive(clap::Args)]
 pub struct DevArgs {
-    /// Folder for the database, the blob store, the master key and the dev credentials.
-    #[arg(long, default_value = "./nproxy-dev")]
-    dir: PathBuf,
-    /// Where npm clients connect.
-    #[arg(long, default_value = "127.0.0.1:4873")]
-    listen: String,
-    /// Where nproxyctl connects (gRPC).
-    #[arg(long, default_value = "127.0.0.1:7443")]
-    grpc_listen: String,
+    /// Folder for the database, the blob store, the master key and the dev credentials
+    /// [default: ./nproxy-dev].
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Where npm clients connect [default: 127.0.0.1:4873].
+    #[arg(long)]
+    listen: Option<String>,
+    /// Where nproxyctl connects (gRPC) [default: 127.0.0.1:7443].
+    #[arg(long)]
+    grpc_listen: Option<String>,
     /// Upstream registry, e.g. --upstream "$(npm config get registry)". Defaults to what
     /// `npm config get registry` prints.
     #[arg(long)]
     upstream: Option<String>,
-    /// Slug of the org created on first start.
-    #[arg(long, default_value = "dev")]
-    org: String,
+    /// Slug of the org created on first start [default: dev].
+    #[arg(long)]
+    org: Option<String>,
 }
 
 /// The in-process replacement for Redis: snapshots by slug plus invalidation messages.
@@ -157,6 +160,11 @@ impl ConfigSource for MemoryBus {
         Ok(())
     }
 
+    async fn announce_package_write(&self, package: &str) -> Result<(), String> {
+        self.announce(|| Invalidation::PackageWritten(package.to_string()));
+        Ok(())
+    }
+
     fn invalidations(&self) -> Option<mpsc::UnboundedReceiver<Invalidation>> {
         let (tx, rx) = mpsc::unbounded_channel();
         self.subscribers
@@ -210,6 +218,9 @@ impl ConfigSource for SourceHandle {
     }
     async fn fetch_advisories(&self, package: &str) -> Result<Option<Vec<u8>>, String> {
         self.0.fetch_advisories(package).await
+    }
+    async fn announce_package_write(&self, package: &str) -> Result<(), String> {
+        self.0.announce_package_write(package).await
     }
 }
 
@@ -328,18 +339,34 @@ async fn bootstrap(grpc: &str, admin: &str, org: &str) -> anyhow::Result<DevCred
     })
 }
 
-pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(nproxy_data_plane::log_filter("warn"))
-        .with_writer(std::io::stderr)
-        .try_init();
-    std::fs::create_dir_all(&args.dir)
-        .with_context(|| format!("cannot create {}", args.dir.display()))?;
-    let upstream = match &args.upstream {
-        Some(u) => u.clone(),
-        None => default_upstream()?,
+pub async fn run(args: &DevArgs, config: Option<PathBuf>) -> anyhow::Result<()> {
+    nproxy_common::logging::init("info", nproxy_common::logging::Format::Text);
+    let cfg = crate::dev_config::resolve(
+        &crate::dev_config::Flags {
+            config,
+            dir: args.dir.clone(),
+            listen: args.listen.clone(),
+            grpc_listen: args.grpc_listen.clone(),
+            upstream: args.upstream.clone(),
+            org: args.org.clone(),
+        },
+        figment::providers::Env::prefixed("NPROXY_"),
+    )?;
+    if !cfg.ignored.is_empty() {
+        eprintln!(
+            "warning: nproxyctl dev ignores {}: it embeds the control plane, replaces Redis \
+             with an in-process bus and serves the org it created",
+            cfg.ignored.join(", ")
+        );
+    }
+    std::fs::create_dir_all(&cfg.dir)
+        .with_context(|| format!("cannot create {}", cfg.dir.display()))?;
+    let upstream = if cfg.data_plane.upstream.is_empty() {
+        default_upstream()?
+    } else {
+        cfg.data_plane.upstream.clone()
     };
-    let creds_path = args.dir.join("dev-credentials.json");
+    let creds_path = cfg.dir.join("dev-credentials.json");
     let saved: Option<DevCredentials> = std::fs::read(&creds_path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
@@ -348,16 +375,16 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
     // The data plane's service credential, fresh for each run: both ends live here.
     let data_plane_token = nproxy_control_plane::secrets::new_api_token();
     let cp_settings = CpSettings {
-        listen: args
+        listen: cfg
             .grpc_listen
             .parse()
-            .with_context(|| format!("--grpc-listen {:?}", args.grpc_listen))?,
-        database: args.dir.join("control.db"),
+            .with_context(|| format!("control_plane.listen {:?}", cfg.grpc_listen))?,
+        database: cfg.dir.join("control.db"),
         redis_url: None,
-        master_key: master_key(&args.dir)?,
+        master_key: master_key(&cfg.dir)?,
         admin_token: saved.as_ref().map(|c| c.admin_token.clone()),
         data_plane_token: Some(data_plane_token.clone()),
-        reconcile_interval: std::time::Duration::from_secs(30),
+        reconcile_interval: cfg.reconcile_interval,
     };
     let opened = ControlPlane::open(&cp_settings, Arc::new(SinkHandle(bus.clone()))).await?;
     let listener = tokio::net::TcpListener::bind(cp_settings.listen)
@@ -376,24 +403,19 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
             let admin = opened
                 .created_admin_token
                 .context("the dev database has an admin credential but no dev-credentials.json; remove the folder to start over")?;
-            let c = bootstrap(&grpc_addr.to_string(), &admin, &args.org).await?;
+            let c = bootstrap(&grpc_addr.to_string(), &admin, &cfg.org).await?;
             write_private(&creds_path, &serde_json::to_vec_pretty(&c)?)?;
             c
         }
     };
 
     let dp_settings = DpConfig {
-        listen: args.listen.clone(),
-        metrics_listen: String::new(),
         upstream,
         default_org: Some(creds.org.clone()),
         control_plane_url: Some(format!("http://{grpc_addr}")),
         control_plane_token: Some(data_plane_token),
-        storage: nproxy_data_plane::config::StorageConfig {
-            path: args.dir.join("blobs"),
-            ..DpConfig::default().storage
-        },
-        ..DpConfig::default()
+        redis_url: None,
+        ..cfg.data_plane
     }
     .validate()?;
     let orgs = OrgConfigs::new(
@@ -412,7 +434,7 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
     let host = registry.trim_start_matches("http://");
     println!(
         "nproxy dev is running (data in {dir}).\n\n  registry:  {registry}/\n  org:       {org}\n  token:     {token}  (scopes: proxy, publish)\n  admin:     nproxyctl --endpoint http://{grpc_addr} --token {admin} org list\n\nnpm and pnpm: put these lines in your project's .npmrc\n\n  registry={registry}/\n  //{host}/:_authToken={token}\n\nyarn 4: put these lines in your project's .yarnrc.yml\n\n  npmRegistryServer: \"{registry}\"\n  npmAlwaysAuth: true\n  npmAuthToken: \"{token}\"\n  unsafeHttpWhitelist:\n    - \"{unsafe_host}\"\n\nPress Ctrl-C to stop.",
-        dir = args.dir.display(),
+        dir = cfg.dir.display(),
         org = creds.org,
         token = creds.token,
         admin = creds.admin_token,

@@ -4,6 +4,8 @@
 mod commands;
 #[cfg(feature = "dev")]
 mod dev;
+#[cfg(feature = "dev")]
+mod dev_config;
 mod output;
 mod rules_cmd;
 mod verify;
@@ -31,6 +33,8 @@ pub struct Cli {
     )]
     token: Option<String>,
     /// Config file with `endpoint` and `token` (default: ~/.config/nproxy/nproxyctl.toml).
+    /// For `nproxyctl dev`: the server's config file (the data plane's keys, plus `[dev]`
+    /// and `[control_plane]` sections); only this flag names it, never the variable.
     #[arg(long, global = true, env = "NPROXY_CTL_CONFIG")]
     config: Option<PathBuf>,
     /// Output format.
@@ -114,7 +118,12 @@ fn target(cli: &Cli) -> anyhow::Result<Target> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::FromArgMatches;
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     if let Command::Completions { shell } = &cli.command {
         clap_complete::generate(
             *shell,
@@ -134,7 +143,12 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         #[cfg(feature = "dev")]
         if let Command::Dev(args) = &cli.command {
-            return dev::run(args).await;
+            // `NPROXY_CTL_CONFIG` names nproxyctl's own file, never a server config.
+            let from_flag = matches
+                .subcommand_matches("dev")
+                .and_then(|m| m.value_source("config"))
+                == Some(clap::parser::ValueSource::CommandLine);
+            return dev::run(args, cli.config.clone().filter(|_| from_flag)).await;
         }
         let t = target(&cli)?;
         commands::run(&t, cli.command).await

@@ -139,25 +139,6 @@ impl ControlPlane {
     }
 }
 
-/// Log filter from `RUST_LOG` (default `info`), with crates that may print request
-/// metadata (the admin bearer token) capped at debug whatever it says.
-pub fn log_filter(default: &str) -> tracing_subscriber::EnvFilter {
-    let mut f = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    for capped in [
-        "h2=debug",
-        "hyper=debug",
-        "hyper_util=debug",
-        "tonic=debug",
-        "tower=debug",
-    ] {
-        if let Ok(d) = capped.parse() {
-            f = f.add_directive(d);
-        }
-    }
-    f
-}
-
 /// Connects the configured sink: Redis if a URL is set, else none.
 pub async fn connect_sink(settings: &Settings) -> Result<Arc<dyn ConfigSink>, redis::RedisError> {
     Ok(match &settings.redis_url {

@@ -43,11 +43,7 @@ async fn main() -> anyhow::Result<()> {
         f = f.merge(Serialized::default("redis_url", v));
     }
     let settings = Config::load(f)?.validate()?;
-    tracing_subscriber::fmt()
-        .with_env_filter(nproxy_control_plane::log_filter("info"))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    nproxy_common::logging::init("info", nproxy_common::logging::Format::Text);
 
     let sink = connect_sink(&settings)
         .await

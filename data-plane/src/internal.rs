@@ -119,6 +119,14 @@ pub fn add_version(
             "time": {"created": now_iso},
         })
     });
+    if is_tombstone(&doc) {
+        // Publishing again after a whole-package unpublish: a new package that still
+        // remembers every version number it ever had (checked just below).
+        if let Some(own) = doc.get_mut(OWN).and_then(Value::as_object_mut) {
+            own.remove("tombstone");
+        }
+        obj_mut(&mut doc, "time").remove("unpublished");
+    }
     if doc["versions"].get(&v).is_some() {
         return Err(DocError::Conflict(format!(
             "{name}@{v} already exists; versions are immutable, publish a new one"
@@ -222,6 +230,52 @@ pub fn remove_versions(
     }
     bump_rev(&mut doc);
     Ok(doc)
+}
+
+/// What a whole-package unpublish leaves behind: no versions, no tags, and the list of
+/// every version number the package ever had, so none of them is ever published again
+/// with other bytes (installs that locked the old bytes must never get different ones).
+pub fn tombstone(current: &Value, now_iso: &str) -> Value {
+    let mut gone: Vec<Value> = current
+        .get(OWN)
+        .and_then(|o| o.get("unpublished"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let live: Vec<String> = current["versions"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    for v in &live {
+        if !gone.iter().any(|g| g.as_str() == Some(v)) {
+            gone.push(json!(v));
+        }
+    }
+    let mut doc = json!({
+        "_id": current.get("_id").cloned().unwrap_or(Value::Null),
+        "name": current.get("name").cloned().unwrap_or(Value::Null),
+        "dist-tags": {},
+        "versions": {},
+        "time": {
+            "created": current["time"].get("created").cloned().unwrap_or_else(|| json!(now_iso)),
+            "modified": now_iso,
+            "unpublished": {"time": now_iso, "versions": live},
+        },
+        OWN: {"unpublished": gone, "tombstone": true},
+    });
+    if let Some(r) = current.get("_rev") {
+        doc["_rev"] = r.clone();
+    }
+    bump_rev(&mut doc);
+    doc
+}
+
+/// Whether a stored document is what a whole-package unpublish left (reads see no package).
+pub fn is_tombstone(doc: &Value) -> bool {
+    doc.get(OWN)
+        .and_then(|o| o.get("tombstone"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
 }
 
 pub fn set_dist_tag(current: &Value, tag: &str, version: &str) -> Result<Value, DocError> {
@@ -498,6 +552,41 @@ mod tests {
         let mut evil = sent;
         evil["versions"]["1.0.1"]["scripts"] = json!({"postinstall": "curl evil"});
         assert!(apply_client_document(&doc, &evil, "t").is_err());
+    }
+
+    #[test]
+    fn whole_package_unpublish_leaves_a_tombstone_that_keeps_numbers() {
+        let doc = published(&["1.0.0", "1.0.1"]);
+        let gone = tombstone(&doc, "2024-01-02T00:00:00.000Z");
+        assert!(is_tombstone(&gone));
+        assert!(gone["versions"].as_object().unwrap().is_empty());
+        assert_ne!(rev(&gone), rev(&doc));
+        let sig = VersionSignature {
+            key_id: "k".into(),
+            signature_b64: "s".into(),
+        };
+        for (v, ok) in [("1.0.0", false), ("1.0.1", false), ("1.0.2", true)] {
+            let body = serde_json::to_vec(&payload("@acme/utils", v, &tgz(b"other"))).unwrap();
+            let p = validate(&name(), &body).unwrap();
+            let r = add_version(
+                Some(&gone),
+                &name(),
+                &p,
+                &sig,
+                "alice",
+                "2024-01-03T00:00:00.000Z",
+            );
+            assert_eq!(r.is_ok(), ok, "{v}: {r:?}");
+            if let Ok(d) = r {
+                assert!(!is_tombstone(&d));
+                // A second whole unpublish still remembers the first one's numbers.
+                let again = tombstone(&d, "2024-01-04T00:00:00.000Z");
+                let body =
+                    serde_json::to_vec(&payload("@acme/utils", "1.0.0", &tgz(b"x"))).unwrap();
+                let p = validate(&name(), &body).unwrap();
+                assert!(add_version(Some(&again), &name(), &p, &sig, "a", "t").is_err());
+            }
+        }
     }
 
     #[test]

@@ -123,7 +123,7 @@ impl App {
         base: &str,
         write: bool,
     ) -> Handled {
-        let Some((_, doc)) = self.internal.read(&cfg.org_id, name).await? else {
+        let Some((_, doc)) = self.internal.read_live(&cfg.org_id, name).await? else {
             return Err(NpmError::NotFound(format!("package {name} not found")).into());
         };
         let form = Form::from_accept(crate::server::header(session, "accept").as_deref());
@@ -146,7 +146,7 @@ impl App {
         file: &TarballFile,
     ) -> Handled {
         let not_found = || NpmError::NotFound(format!("{name}@{} not found", file.version()));
-        let Some((_, doc)) = self.internal.read(&cfg.org_id, name).await? else {
+        let Some((_, doc)) = self.internal.read_live(&cfg.org_id, name).await? else {
             return Err(not_found().into());
         };
         let blob = internal::blob_of(&doc, &file.version().to_string()).ok_or_else(not_found)?;
@@ -203,10 +203,13 @@ impl App {
         json: &[u8],
         writer: &Writer<'_>,
     ) -> Handled {
+        // nproxy creates this package: npm's rules for new names apply, not the old ones.
+        name.check_new()
+            .map_err(|e| NpmError::BadRequest(format!("invalid package name: {e}")))?;
         let p = publish::validate(name, json).map_err(|e| NpmError::BadRequest(e.0))?;
         let version = p.version.to_string();
         // Cheap early answer for the common mistake; the CAS below is the real guard.
-        if let Some((_, doc)) = self.internal.read(&cfg.org_id, name).await? {
+        if let Some((_, doc)) = self.internal.read_live(&cfg.org_id, name).await? {
             if doc["versions"].get(&version).is_some() {
                 return Err(NpmError::Conflict(format!(
                     "{name}@{version} already exists; versions are immutable, publish a new one"
@@ -254,7 +257,7 @@ impl App {
         let publisher = writer.grant.name.clone();
         let doc = self
             .internal
-            .update(&cfg.org_id, name, |cur| {
+            .update_with_tombstone(&cfg.org_id, name, |cur| {
                 internal::add_version(cur, name, &p, &sig, &publisher, &now)
             })
             .await?;
@@ -278,7 +281,7 @@ impl App {
         rev: Option<&str>,
         writer: &Writer<'_>,
     ) -> Handled {
-        let Some((_, current)) = self.internal.read(&cfg.org_id, name).await? else {
+        let Some((_, current)) = self.internal.read_live(&cfg.org_id, name).await? else {
             return Err(NpmError::NotFound(format!("package {name} not found")).into());
         };
         // Judge first (nothing is written for a refused document), then write by CAS.
@@ -336,7 +339,7 @@ impl App {
         rev: &str,
         writer: &Writer<'_>,
     ) -> Handled {
-        let Some((etag, doc)) = self.internal.read(&cfg.org_id, name).await? else {
+        let Some((etag, doc)) = self.internal.read_live(&cfg.org_id, name).await? else {
             return Err(NpmError::NotFound(format!("package {name} not found")).into());
         };
         if internal::rev(&doc) != rev {
@@ -358,7 +361,7 @@ impl App {
             ))
             .await?;
         self.internal
-            .delete_package(&cfg.org_id, name, &etag)
+            .delete_package(&cfg.org_id, name, &etag, &internal::iso_now())
             .await?;
         self.deliver_soon(key);
         self.send_json(session, 200, &json!({"ok": true, "id": name.as_str()}))
@@ -375,7 +378,7 @@ impl App {
     ) -> Handled {
         let version = file.version().to_string();
         let mut blob = None;
-        let current = self.internal.read(&cfg.org_id, name).await?;
+        let current = self.internal.read_live(&cfg.org_id, name).await?;
         if current
             .as_ref()
             .is_some_and(|(_, d)| d["versions"].get(&version).is_some())
@@ -408,7 +411,7 @@ impl App {
         cfg: &OrgConfig,
         name: &PackageName,
     ) -> Handled {
-        let Some((_, doc)) = self.internal.read(&cfg.org_id, name).await? else {
+        let Some((_, doc)) = self.internal.read_live(&cfg.org_id, name).await? else {
             return Err(NpmError::NotFound(format!("package {name} not found")).into());
         };
         let tags = doc.get("dist-tags").cloned().unwrap_or_else(|| json!({}));

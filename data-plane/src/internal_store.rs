@@ -9,7 +9,7 @@ use rand::Rng;
 use serde_json::Value;
 
 use crate::error::NpmError;
-use crate::internal::DocError;
+use crate::internal::{self, DocError};
 use crate::names::PackageName;
 use crate::store::{get_bytes, BlobStore, Key, Object, PutBody, PutMode, StoreError};
 
@@ -59,20 +59,58 @@ impl InternalStore {
         Ok(Some((meta.etag, doc)))
     }
 
+    /// The package's document as clients may see it: `None` for a package that does not
+    /// exist or was unpublished as a whole (its tombstone stays, invisible).
+    pub async fn read_live(
+        &self,
+        org_id: &str,
+        name: &PackageName,
+    ) -> Result<Option<(String, Value)>, NpmError> {
+        Ok(self
+            .read(org_id, name)
+            .await?
+            .filter(|(_, d)| !internal::is_tombstone(d)))
+    }
+
     /// Applies `change` to the current document and stores the result only if nobody else
     /// wrote in between; otherwise re-reads and tries again. `change` sees `None` for a
-    /// package that does not exist yet.
+    /// package that does not exist yet or was unpublished as a whole.
     pub async fn update(
         &self,
         org_id: &str,
         name: &PackageName,
+        change: impl FnMut(Option<&Value>) -> Result<Value, DocError>,
+    ) -> Result<Value, NpmError> {
+        self.update_inner(org_id, name, false, change).await
+    }
+
+    /// Like `update`, but `change` also sees a tombstone (a publish must, to refuse version
+    /// numbers the package had before its unpublish).
+    pub async fn update_with_tombstone(
+        &self,
+        org_id: &str,
+        name: &PackageName,
+        change: impl FnMut(Option<&Value>) -> Result<Value, DocError>,
+    ) -> Result<Value, NpmError> {
+        self.update_inner(org_id, name, true, change).await
+    }
+
+    async fn update_inner(
+        &self,
+        org_id: &str,
+        name: &PackageName,
+        see_tombstone: bool,
         mut change: impl FnMut(Option<&Value>) -> Result<Value, DocError>,
     ) -> Result<Value, NpmError> {
         let key = Key::internal_packument(org_id, name).ok_or_else(key_err)?;
         let started = Instant::now();
         for attempt in 0..ATTEMPTS {
             let current = self.read(org_id, name).await?;
-            let next = change(current.as_ref().map(|(_, d)| d))?;
+            let seen = current
+                .as_ref()
+                .map(|(_, d)| d)
+                .filter(|d| see_tombstone || !internal::is_tombstone(d));
+            let next = change(seen)?;
             let body = Bytes::from(
                 serde_json::to_vec(&next).map_err(|e| NpmError::Internal(e.to_string()))?,
             );
@@ -139,33 +177,52 @@ impl InternalStore {
         Ok(self.store.delete(&key).await?)
     }
 
-    /// Removes a whole package: the document first (so nothing half-deleted is visible), then
-    /// every blob.
+    /// Unpublishes a whole package: the document becomes a tombstone (by compare-and-swap
+    /// on the version the client saw, so a concurrent publish is never lost silently), then
+    /// every tarball is deleted. The tombstone keeps the package's version numbers forever.
     pub async fn delete_package(
         &self,
         org_id: &str,
         name: &PackageName,
         expected_etag: &str,
+        now_iso: &str,
     ) -> Result<(), NpmError> {
         let key = Key::internal_packument(org_id, name).ok_or_else(key_err)?;
-        // Compare-and-swap to a tombstone-free delete: a concurrent publish must not be lost
-        // silently, so the delete only happens if the document is still the one checked.
-        match self.store.head(&key).await? {
-            Some(m) if m.etag == expected_etag => {}
-            Some(_) => {
+        let Some((etag, current)) = self.read(org_id, name).await? else {
+            return Err(NpmError::NotFound(format!("{name} not found")));
+        };
+        if etag != expected_etag {
+            return Err(NpmError::Conflict(
+                "the package changed meanwhile; fetch it again and retry".into(),
+            ));
+        }
+        let body = serde_json::to_vec(&internal::tombstone(&current, now_iso))
+            .map_err(|e| NpmError::Internal(e.to_string()))?;
+        match self
+            .store
+            .put(
+                &key,
+                PutBody::Bytes(Bytes::from(body)),
+                PutMode::IfMatch(etag),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(StoreError::PreconditionFailed) => {
                 return Err(NpmError::Conflict(
                     "the package changed meanwhile; fetch it again and retry".into(),
                 ))
             }
-            None => return Err(NpmError::NotFound(format!("{name} not found"))),
+            Err(e) => return Err(e.into()),
         }
-        self.store.delete(&key).await?;
         for k in self
             .store
             .list(&Key::internal_package_prefix(org_id, name))
             .await?
         {
-            self.store.delete(&k).await?;
+            if k != key {
+                self.store.delete(&k).await?;
+            }
         }
         Ok(())
     }

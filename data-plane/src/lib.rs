@@ -48,32 +48,6 @@ pub enum StartError {
     ControlPlane(String),
 }
 
-/// Log filter from `RUST_LOG` (default `info`), with third-party crates that print raw
-/// request headers (pingora at trace prints `Authorization`) capped at debug whatever it
-/// says: tokens must never reach a log.
-pub fn log_filter(default: &str) -> tracing_subscriber::EnvFilter {
-    let mut f = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    for capped in [
-        "pingora_proxy=debug",
-        "pingora_core=debug",
-        "pingora_cache=debug",
-        "h2=debug",
-        "hyper=debug",
-        "hyper_util=debug",
-        "reqwest=debug",
-        "tonic=debug",
-        "aws_smithy_runtime=debug",
-        "aws_smithy_runtime_api=debug",
-        "aws_sigv4=debug",
-    ] {
-        if let Ok(d) = capped.parse() {
-            f = f.add_directive(d);
-        }
-    }
-    f
-}
-
 /// Opens the configured blob store.
 pub fn open_store(settings: &Settings) -> Result<Arc<dyn BlobStore>, StartError> {
     Ok(match settings.storage.kind {
@@ -174,6 +148,13 @@ pub fn build_app(
         )
         .with_outbox(outbox.clone()),
     );
+    // Writes accepted upstream through any data plane reach this one's packument cache.
+    let weak = Arc::downgrade(&packuments);
+    orgs.on_package_write(Box::new(move |pkg| {
+        if let (Some(p), Ok(name)) = (weak.upgrade(), names::PackageName::parse(pkg)) {
+            p.written_upstream(&name);
+        }
+    }));
     let tarballs = Arc::new(Tarballs::new(
         store.clone(),
         upstream.clone(),

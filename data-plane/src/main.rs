@@ -44,15 +44,13 @@ struct Cli {
 }
 
 fn init_logs(format: LogFormat) {
-    let filter = nproxy_data_plane::log_filter("info");
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    nproxy_common::logging::init(
+        "info",
+        match format {
+            LogFormat::Json => nproxy_common::logging::Format::Json,
+            LogFormat::Text => nproxy_common::logging::Format::Text,
+        },
+    );
 }
 
 fn main() -> anyhow::Result<()> {

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nproxy_proto::redis_layout::{
-    org_snapshot_key, token_usage_key, INVALIDATE_ALL, INVALIDATION_CHANNEL,
+    org_snapshot_key, package_write_invalidation, token_usage_key, ADVISORIES_PREFIX,
+    INVALIDATE_ALL, INVALIDATION_CHANNEL, PACKAGE_WRITE_PREFIX,
 };
 use nproxy_proto::v1::{OrgConfigSnapshot, TokenScope};
 use prost::Message;
@@ -24,9 +25,14 @@ pub enum Invalidation {
     Org(String),
     /// The advisories about one npm package changed.
     Advisories(String),
+    /// A write to this public package was accepted upstream (through some data plane).
+    PackageWritten(String),
     /// Messages may have been missed (reconnect): re-check everything held.
     All,
 }
+
+/// Called with the name of a public package written upstream through any data plane.
+pub type PackageWriteListener = Box<dyn Fn(&str) + Send + Sync>;
 
 #[async_trait::async_trait]
 pub trait ConfigSource: Send + Sync + 'static {
@@ -38,6 +44,8 @@ pub trait ConfigSource: Send + Sync + 'static {
     async fn report_usage(&self, used: Vec<(String, String, i64)>) -> Result<(), String>;
     /// The OSV advisories about one npm package (a JSON array), if any.
     async fn fetch_advisories(&self, package: &str) -> Result<Option<Vec<u8>>, String>;
+    /// Tells every data plane that a public package was written upstream.
+    async fn announce_package_write(&self, package: &str) -> Result<(), String>;
 }
 
 /// How often token use is reported; a token is recorded at most once per interval.
@@ -117,8 +125,11 @@ impl OrgConfig {
 
     /// Whether a package belongs to the org's own scopes (exact scope match).
     pub fn is_internal(&self, name: &PackageName) -> bool {
-        name.scope()
-            .is_some_and(|s| self.internal_scopes.iter().any(|i| i == s))
+        name.scope().is_some_and(|s| {
+            self.internal_scopes
+                .iter()
+                .any(|i| i.eq_ignore_ascii_case(s))
+        })
     }
 }
 
@@ -226,6 +237,7 @@ pub struct OrgConfigs {
     /// Advisories by npm package name, shared by all orgs.
     advisories: moka::sync::Cache<String, Arc<PackageAdvisories>>,
     advisory_loads: SingleFlight<String, Result<Arc<PackageAdvisories>, String>>,
+    package_writes: std::sync::OnceLock<PackageWriteListener>,
 }
 
 /// The advisories about one package, with a version that changes when they do.
@@ -252,6 +264,7 @@ impl OrgConfigs {
                 .time_to_live(Duration::from_secs(300))
                 .build(),
             advisory_loads: SingleFlight::default(),
+            package_writes: std::sync::OnceLock::new(),
             source,
         });
         if let Some(rx) = this.source.as_ref().and_then(|s| s.invalidations()) {
@@ -282,6 +295,21 @@ impl OrgConfigs {
 
     pub fn is_open(&self) -> bool {
         self.source.is_none()
+    }
+
+    /// Sets who hears of public packages written upstream (the packument cache). Once.
+    pub fn on_package_write(&self, listener: PackageWriteListener) {
+        let _ = self.package_writes.set(listener);
+    }
+
+    /// A write to a public package was accepted upstream through this data plane: every
+    /// other data plane hears of it (this one has already acted).
+    pub async fn announce_package_write(&self, package: &str) {
+        if let Some(source) = &self.source {
+            if let Err(e) = source.announce_package_write(package).await {
+                tracing::warn!(package, error = %e, "cannot announce a package write; other data planes revalidate on their own schedule");
+            }
+        }
     }
 
     pub async fn view(&self, org: &OrgSlug) -> Result<OrgView, NpmError> {
@@ -447,6 +475,11 @@ async fn follow(this: std::sync::Weak<OrgConfigs>, mut rx: mpsc::UnboundedReceiv
                 this.invalidate(&slug);
             }
             Invalidation::Advisories(pkg) => this.advisories.invalidate(&pkg),
+            Invalidation::PackageWritten(pkg) => {
+                if let Some(listener) = this.package_writes.get() {
+                    listener(&pkg);
+                }
+            }
             Invalidation::All => {
                 this.advisories.invalidate_all();
                 this.recheck_all().await
@@ -493,10 +526,15 @@ impl RedisSource {
                         });
                         match payload {
                             Some(p) if p == INVALIDATE_ALL => Invalidation::All,
-                            Some(p) => match p.strip_prefix("adv:") {
-                                Some(pkg) => Invalidation::Advisories(pkg.to_string()),
-                                None => Invalidation::Org(p),
-                            },
+                            Some(p) => {
+                                if let Some(pkg) = p.strip_prefix(ADVISORIES_PREFIX) {
+                                    Invalidation::Advisories(pkg.to_string())
+                                } else if let Some(pkg) = p.strip_prefix(PACKAGE_WRITE_PREFIX) {
+                                    Invalidation::PackageWritten(pkg.to_string())
+                                } else {
+                                    Invalidation::Org(p)
+                                }
+                            }
                             None => continue,
                         }
                     }
@@ -547,6 +585,16 @@ impl ConfigSource for RedisSource {
         redis::cmd("GET")
             .arg(nproxy_proto::redis_layout::advisories_key(package))
             .query_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn announce_package_write(&self, package: &str) -> Result<(), String> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PUBLISH")
+            .arg(INVALIDATION_CHANNEL)
+            .arg(package_write_invalidation(package))
+            .query_async::<()>(&mut conn)
             .await
             .map_err(|e| e.to_string())
     }

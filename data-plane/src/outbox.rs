@@ -129,7 +129,7 @@ impl Outbox {
             Expect::Absent { versions } => versions
                 .iter()
                 .all(|v| doc.as_ref().is_none_or(|d| d["versions"].get(v).is_none())),
-            Expect::PackageGone => doc.is_none(),
+            Expect::PackageGone => doc.as_ref().is_none_or(crate::internal::is_tombstone),
         };
         Ok(if landed {
             Verdict::Deliver

@@ -389,10 +389,14 @@ pub fn abbreviate(doc: &Packument) -> Packument {
         }
     }
     let time = doc.fields.get("time");
+    // npm's registry always sends `modified`; a document without `time.modified` (some
+    // mirrors drop it) gets its newest time instead.
     if let Some(modified) = time
         .and_then(|t| serde_json::from_str::<HashMap<String, IgnoredOr>>(t.get()).ok())
-        .and_then(|mut t| t.remove("modified"))
-        .and_then(|m| m.0)
+        .and_then(|mut t| match t.remove("modified").and_then(|m| m.0) {
+            Some(m) => Some(m),
+            None => t.into_values().filter_map(|v| v.0).max(),
+        })
     {
         fields.insert("modified".into(), raw(&modified));
     }
@@ -542,6 +546,19 @@ mod tests {
         assert_eq!(a["versions"]["1.0.0"]["hasInstallScript"], true);
         assert_eq!(a["versions"]["1.1.0"]["dependencies"]["a"], "1");
         assert!(a["versions"]["1.1.0"].get("hasInstallScript").is_none());
+    }
+
+    /// Some upstreams (mirrors) send no `time.modified`; npm's registry always sends a
+    /// top-level `modified` in the abbreviated form.
+    #[test]
+    fn abbreviated_has_modified_without_time_modified() {
+        let mut v = doc_value();
+        v["time"].as_object_mut().unwrap().remove("modified");
+        let a = abbreviate(&Packument::from_value(&v).unwrap()).to_value();
+        assert_eq!(a["modified"], "2021-01-01T00:00:00.000Z");
+        v["time"]["1.1.0"] = json!("2022-02-02T00:00:00.000Z");
+        let a = abbreviate(&Packument::from_value(&v).unwrap()).to_value();
+        assert_eq!(a["modified"], "2022-02-02T00:00:00.000Z");
     }
 
     #[test]

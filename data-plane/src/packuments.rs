@@ -116,6 +116,10 @@ pub struct Packuments {
     states: moka::sync::Cache<PackageName, Arc<PackageState>>,
     served: moka::sync::Cache<ServedKey, Arc<Served>>,
     not_found: moka::sync::Cache<PackageName, ()>,
+    /// Packages written upstream through nproxy (publish, unpublish, dist-tag, deprecate):
+    /// their next read goes to the upstream, however fresh the held copy looks, until one
+    /// upstream answer arrives.
+    written: moka::sync::Cache<PackageName, ()>,
     refreshes: SingleFlight<PackageName, Shared<Arc<PackageState>>>,
     builds: SingleFlight<ServedKey, Shared<Arc<Served>>>,
     verdicts: moka::sync::Cache<VerdictKey, Arc<PolicyVerdict>>,
@@ -142,6 +146,10 @@ fn panicked<T>() -> Shared<T> {
         "a worker task panicked".into(),
     )))
 }
+
+/// How long a write upstream keeps forcing synchronous revalidation if the upstream stays
+/// unreachable (each read retries it meanwhile).
+const WRITTEN_TTL: Duration = Duration::from_secs(600);
 
 pub struct PackumentsConfig {
     pub max_age: Duration,
@@ -172,6 +180,10 @@ impl Packuments {
                 .max_capacity(100_000)
                 .time_to_live(cfg.negative_ttl.max(Duration::from_millis(1)))
                 .build(),
+            written: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(WRITTEN_TTL)
+                .build(),
             refreshes: SingleFlight::default(),
             builds: SingleFlight::default(),
             verdicts: moka::sync::Cache::builder().max_capacity(100_000).build(),
@@ -192,6 +204,28 @@ impl Packuments {
             .is_ok_and(|age| age < self.max_age)
     }
 
+    /// A write to this package was accepted upstream (here or on another data plane): forget
+    /// a remembered 404 and make the next read ask the upstream, so a client that publishes
+    /// and then installs through nproxy sees what it published.
+    pub fn written_upstream(&self, name: &PackageName) {
+        self.not_found.invalidate(name);
+        self.written.insert(name.clone(), ());
+    }
+
+    /// `written_upstream` for data planes that learn of it only from the store (a restart, or
+    /// no Redis): the stored fetch time goes back to zero, so the copy counts as stale.
+    pub async fn mark_stale_in_store(&self, name: &PackageName) {
+        let key = Key::public_packument_meta(name);
+        let meta: Option<StoredMeta> = match get_bytes(self.store.as_ref(), &key).await {
+            Ok(Some((_, b))) => serde_json::from_slice(&b).ok(),
+            _ => None,
+        };
+        if let Some(mut meta) = meta {
+            meta.fetched_at_ms = 0;
+            self.write_meta(name, &meta).await;
+        }
+    }
+
     /// The package's current state, revalidating upstream when stale. `force` revalidates
     /// even a fresh state (a client asked for a tarball the state does not list).
     pub async fn state(
@@ -199,6 +233,7 @@ impl Packuments {
         name: &PackageName,
         force: bool,
     ) -> Result<Arc<PackageState>, Arc<NpmError>> {
+        let force = force || self.written.contains_key(name);
         if let Some(s) = self.states.get(name) {
             if !force && self.is_fresh(&s) {
                 return Ok(s);
@@ -418,7 +453,12 @@ impl Packuments {
             }
         }
         let validators = meta.as_ref().map(|m| &m.validators);
-        match self.upstream.packument(&name, validators).await {
+        let answer = self.upstream.packument(&name, validators).await;
+        if answer.is_ok() {
+            // The upstream answered after the write: ordinary freshness rules from here on.
+            self.written.invalidate(&name);
+        }
+        match answer {
             Ok(PackumentFetch::NotModified) => {
                 self.metrics.cache("packument", "revalidated");
                 self.touch(&name, held, meta).await

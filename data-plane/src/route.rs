@@ -198,10 +198,32 @@ mod tests {
         assert!(route("/%2e%2e").is_err());
         assert!(route("/a%25252f").is_err());
         assert!(route("/%ff").is_err());
-        assert!(route("/Lodash").is_err());
         assert_eq!(route("/"), Err(RouteError::NotFound));
         assert_eq!(route("/-/whatever"), Err(RouteError::NotFound));
         assert_eq!(route("/lodash/latest"), Err(RouteError::NotFound));
+    }
+
+    /// Names only valid for old packages still exist upstream and must route.
+    #[test]
+    fn legacy_names() {
+        assert_eq!(
+            route("/JSONStream"),
+            Ok(Route::Packument(pkg("JSONStream")))
+        );
+        assert!(matches!(
+            route("/JSONStream/-/JSONStream-1.3.5.tgz"),
+            Ok(Route::Tarball(n, f)) if n.as_str() == "JSONStream" && f.version().to_string() == "1.3.5"
+        ));
+        assert_eq!(route("/Base64"), Ok(Route::Packument(pkg("Base64"))));
+        assert_eq!(route("/a%27b"), Ok(Route::Packument(pkg("a'b"))));
+        assert_eq!(route("/(x)"), Ok(Route::Packument(pkg("(x)"))));
+        assert_eq!(route("/http"), Ok(Route::Packument(pkg("http"))));
+        let long = "l".repeat(300);
+        assert_eq!(route(&format!("/{long}")), Ok(Route::Packument(pkg(&long))));
+        assert_eq!(
+            route("/-/package/JSONStream/dist-tags"),
+            Ok(Route::DistTags(pkg("JSONStream")))
+        );
     }
 
     #[test]

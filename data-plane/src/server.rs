@@ -366,13 +366,13 @@ impl App {
             }
             // Writes to public packages belong to the upstream: its own token (never an
             // nproxy one, which is stripped) authenticates them there.
-            Route::Packument(_)
-            | Route::PackumentRev(..)
-            | Route::TarballRev(..)
-            | Route::DistTag(..)
+            Route::Packument(ref name)
+            | Route::PackumentRev(ref name, _)
+            | Route::TarballRev(ref name, ..)
+            | Route::DistTag(ref name, _)
                 if matches!(method, http::Method::PUT | http::Method::DELETE) =>
             {
-                self.forward(session, method, &with_query(&tenant.path))
+                self.forward_write(session, method, &with_query(&tenant.path), name)
                     .await
             }
             _ => Err(NpmError::MethodNotAllowed.into()),
@@ -797,6 +797,38 @@ impl App {
         method: http::Method,
         path_and_query: &str,
     ) -> Handled {
+        self.forward_inner(session, method, path_and_query, None)
+            .await
+    }
+
+    /// Forwards a write to a public package. Once the upstream accepted it (2xx), and
+    /// before the client hears so, every data plane is told to ask the upstream on the next
+    /// read: publish-then-install through nproxy behaves as it does against the upstream.
+    async fn forward_write(
+        &self,
+        session: &mut Session,
+        method: http::Method,
+        path_and_query: &str,
+        name: &PackageName,
+    ) -> Handled {
+        self.forward_inner(session, method, path_and_query, Some(name))
+            .await
+    }
+
+    async fn after_public_write(&self, name: &PackageName) {
+        tracing::info!(package = %name, "public package written upstream; revalidating it everywhere");
+        self.packuments.written_upstream(name);
+        self.packuments.mark_stale_in_store(name).await;
+        self.orgs.announce_package_write(name.as_str()).await;
+    }
+
+    async fn forward_inner(
+        &self,
+        session: &mut Session,
+        method: http::Method,
+        path_and_query: &str,
+        written: Option<&PackageName>,
+    ) -> Handled {
         let body = crate::internal_api::read_body(session, MAX_FORWARD_BODY).await?;
         let headers = session.req_header().headers.clone();
         let res = self
@@ -804,6 +836,9 @@ impl App {
             .forward(method, path_and_query, &headers, body)
             .await
             .map_err(NpmError::from)?;
+        if let Some(name) = written.filter(|_| res.status().is_success()) {
+            self.after_public_write(name).await;
+        }
         let mut resp = response(res.status().as_u16())?;
         for name in [
             "content-type",

@@ -31,7 +31,20 @@ pub fn advisories_key(package: &str) -> String {
     format!("nproxy:v1:advisories:{package}")
 }
 
+/// Prefix of the invalidation message for a package's advisories.
+pub const ADVISORIES_PREFIX: &str = "adv:";
+
 /// The invalidation message for a package's advisories.
 pub fn advisories_invalidation(package: &str) -> String {
-    format!("adv:{package}")
+    format!("{ADVISORIES_PREFIX}{package}")
+}
+
+/// Prefix of the message a data plane publishes on `INVALIDATION_CHANNEL` after a write to
+/// a public package (publish, unpublish, dist-tag, deprecate) was accepted upstream: every
+/// data plane then revalidates that package on its next read.
+pub const PACKAGE_WRITE_PREFIX: &str = "pkg:";
+
+/// The invalidation message for a public package written upstream.
+pub fn package_write_invalidation(package: &str) -> String {
+    format!("{PACKAGE_WRITE_PREFIX}{package}")
 }

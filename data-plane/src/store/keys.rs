@@ -34,29 +34,33 @@ impl Key {
 
     /// The full packument of a public package, as merged from the upstream.
     pub fn public_packument(name: &PackageName) -> Key {
-        Key(format!("public/packuments/{name}.json"))
+        Key(format!("public/packuments/{}.json", name.key_path()))
     }
 
     /// Upstream validators and fetch time for a public packument (small, rewritten often).
     pub fn public_packument_meta(name: &PackageName) -> Key {
-        Key(format!("public/packument-meta/{name}.json"))
+        Key(format!("public/packument-meta/{}.json", name.key_path()))
     }
 
     /// An internal package's document (compare-and-swap updated), namespaced by org id.
     pub fn internal_packument(org_id: &str, name: &PackageName) -> Option<Key> {
-        Key::parse(&format!("orgs/{org_id}/packages/{name}/packument.json"))
+        Key::parse(&format!(
+            "orgs/{org_id}/packages/{}/packument.json",
+            name.key_path()
+        ))
     }
 
     /// An internal tarball, addressed by its sha512: racing publishes never share a key.
     pub fn internal_blob(org_id: &str, name: &PackageName, sha512_hex: &str) -> Option<Key> {
         Key::parse(&format!(
-            "orgs/{org_id}/packages/{name}/blobs/{sha512_hex}.tgz"
+            "orgs/{org_id}/packages/{}/blobs/{sha512_hex}.tgz",
+            name.key_path()
         ))
     }
 
     /// Everything stored for one internal package.
     pub fn internal_package_prefix(org_id: &str, name: &PackageName) -> String {
-        format!("orgs/{org_id}/packages/{name}/")
+        format!("orgs/{org_id}/packages/{}/", name.key_path())
     }
 
     /// An audit hand-off waiting to reach the control plane.
@@ -68,7 +72,11 @@ impl Key {
 
     /// A public tarball: immutable once written, shared by all orgs.
     pub fn public_tarball(name: &PackageName, file: &TarballFile) -> Key {
-        Key(format!("public/tarballs/{name}/{}", file.as_str()))
+        Key(format!(
+            "public/tarballs/{}/{}",
+            name.key_path(),
+            file.key_segment()
+        ))
     }
 }
 
@@ -91,6 +99,39 @@ mod tests {
             Key::public_packument_meta(&n),
             Key::public_tarball(&n, &f),
         ] {
+            assert_eq!(Key::parse(k.as_str()), Some(k.clone()), "{k}");
+        }
+    }
+
+    /// `JSONStream` and `jsonstream` are different packages: on a case-insensitive file
+    /// system (which in effect lowercases every key) they must still never share a key.
+    #[test]
+    fn names_differing_in_case_never_share_a_key() {
+        let upper = PackageName::parse("JSONStream").unwrap();
+        let lower = PackageName::parse("jsonstream").unwrap();
+        let v = semver::Version::new(1, 3, 5);
+        let pairs = [
+            (Key::public_packument(&upper), Key::public_packument(&lower)),
+            (
+                Key::public_packument_meta(&upper),
+                Key::public_packument_meta(&lower),
+            ),
+            (
+                Key::public_tarball(&upper, &TarballFile::for_version(&upper, &v)),
+                Key::public_tarball(&lower, &TarballFile::for_version(&lower, &v)),
+            ),
+        ];
+        for (a, b) in pairs {
+            assert_ne!(a.as_str().to_lowercase(), b.as_str().to_lowercase());
+            assert_eq!(Key::parse(a.as_str()), Some(a.clone()), "{a}");
+            assert_eq!(Key::parse(b.as_str()), Some(b.clone()), "{b}");
+        }
+        for name in ["@Acme/Utils", "(x)", "a'b", &"L".repeat(900)] {
+            let n = PackageName::parse(name).unwrap();
+            let k = Key::public_tarball(
+                &n,
+                &TarballFile::for_version(&n, &semver::Version::new(1, 0, 0)),
+            );
             assert_eq!(Key::parse(k.as_str()), Some(k.clone()), "{k}");
         }
     }

@@ -1,0 +1,4 @@
+//! Small pieces every nproxy binary shares. Kept free of server dependencies (no pingora,
+//! tonic, Redis or S3) so any crate, fuzz target or tool can use it.
+
+pub mod logging;
