@@ -312,13 +312,11 @@ write_configs() { # client project home registry
   {
     echo "registry=$reg"
     echo "cache=$home/npm-cache"
-    echo "store-dir=$home/pnpm-store"
     echo "omit-lockfile-registry-resolved=false"
     echo "audit=false"
     echo "fund=false"
     echo "update-notifier=false"
     echo "ignore-scripts=true"
-    echo "strict-peer-dependencies=false"
     [ -n "$ca_file" ] && echo "cafile=$ca_file"
     [ -n "$https_proxy_setting" ] && echo "https-proxy=$https_proxy_setting"
     [ -n "$http_proxy_setting" ] && echo "proxy=$http_proxy_setting"
@@ -336,7 +334,7 @@ write_configs() { # client project home registry
       echo "enableScripts: false"
       echo "npmMinimalAgeGate: 0"
       echo "httpTimeout: 300000"
-      [ -n "$ca_file" ] && echo "caFilePath: \"$ca_file\""
+      [ -n "$ca_file" ] && echo "httpsCaFilePath: \"$ca_file\""
       [ -n "$https_proxy_setting" ] && echo "httpsProxy: \"$https_proxy_setting\""
       [ -n "$http_proxy_setting" ] && echo "httpProxy: \"$http_proxy_setting\""
     } >"$proj/.yarnrc.yml"
@@ -533,7 +531,11 @@ if [ ${#failures[@]} -gt 0 ]; then
   echo "== failures (last lines of each log) =="
   for f in "${failures[@]}"; do
     echo "--- ${f%%|*}: ${f#*|}"
-    tail -n 12 "${f#*|}" 2>/dev/null | cut -c1-300 || true
+    # The client's error lines first (yarn 1 ends with a stack trace), then how it ended.
+    grep -E -i -m 8 'error|err!|err_|YN0001|YN0018|YN0035|YN0028|FAIL|not on nproxy|incomplete' "${f#*|}" 2>/dev/null \
+      | grep -v -E '^\s+at ' | cut -c1-300 || true
+    echo "  ..."
+    tail -n 3 "${f#*|}" 2>/dev/null | cut -c1-300 || true
   done
 fi
 

@@ -390,19 +390,12 @@ pub fn apply_client_document(
 }
 
 /// The document as clients see it: tarball URLs through nproxy, nproxy's bookkeeping out of
-/// the top level (signatures stay per version under `_nproxy`), `_rev` only on `?write=true`.
-pub fn client_view(
-    doc: &Value,
-    base: &str,
-    name: &PackageName,
-    write: bool,
-) -> packument::Packument {
+/// the top level (signatures stay per version under `_nproxy`). `_rev` is always there, as
+/// on npm's registry: pnpm 11 reads without `?write=true` and copies it into its writes.
+pub fn client_view(doc: &Value, base: &str, name: &PackageName) -> packument::Packument {
     let mut d = doc.clone();
     if let Some(o) = d.as_object_mut() {
         o.remove(OWN);
-        if !write {
-            o.remove("_rev");
-        }
     }
     if let Some(vs) = d.get_mut("versions").and_then(Value::as_object_mut) {
         for m in vs.values_mut() {
@@ -522,7 +515,7 @@ mod tests {
     fn deprecate_is_accepted_and_other_edits_are_refused() {
         let doc = published(&["1.0.0", "1.0.1"]);
         let base = "http://nproxy.test";
-        let served = client_view(&doc, base, &name(), true).to_value();
+        let served = client_view(&doc, base, &name()).to_value();
         let mut sent = served.clone();
         sent["versions"]["1.0.0"]["deprecated"] = json!("use 1.0.1");
         let (d, changed, removed) = apply_client_document(&doc, &sent, "t").unwrap();
@@ -530,7 +523,7 @@ mod tests {
         assert_eq!(changed, vec!["1.0.0"]);
         assert!(removed.is_empty());
         // Un-deprecate with an empty string.
-        let mut undo = client_view(&d, base, &name(), true).to_value();
+        let mut undo = client_view(&d, base, &name()).to_value();
         undo["versions"]["1.0.0"]["deprecated"] = json!("");
         let (d2, _, _) = apply_client_document(&d, &undo, "t").unwrap();
         assert!(d2["versions"]["1.0.0"].get("deprecated").is_none());
@@ -592,7 +585,7 @@ mod tests {
     #[test]
     fn one_version_unpublish_by_document() {
         let doc = published(&["1.0.0", "1.0.1"]);
-        let mut sent = client_view(&doc, "http://x", &name(), true).to_value();
+        let mut sent = client_view(&doc, "http://x", &name()).to_value();
         sent["versions"].as_object_mut().unwrap().remove("1.0.1");
         let (d, _, removed) = apply_client_document(&doc, &sent, "t").unwrap();
         assert_eq!(removed, vec!["1.0.1"]);
@@ -609,8 +602,8 @@ mod tests {
         let d = remove_dist_tag(&d, "beta").unwrap();
         assert!(d["dist-tags"].get("beta").is_none());
         assert!(remove_dist_tag(&d, "latest").is_err());
-        let v = client_view(&doc, "http://h/p", &name(), false).to_value();
-        assert!(v.get("_rev").is_none() && v.get("_nproxy").is_none());
+        let v = client_view(&doc, "http://h/p", &name()).to_value();
+        assert!(v.get("_rev").is_some() && v.get("_nproxy").is_none());
         assert_eq!(
             v["versions"]["1.0.0"]["dist"]["tarball"],
             "http://h/p/@acme/utils/-/utils-1.0.0.tgz"

@@ -127,7 +127,7 @@ impl App {
             return Err(NpmError::NotFound(format!("package {name} not found")).into());
         };
         let form = Form::from_accept(crate::server::header(session, "accept").as_deref());
-        let view = internal::client_view(&doc, base, name, write);
+        let view = internal::client_view(&doc, base, name);
         let body = match form {
             Form::Abbreviated if !write => packument::abbreviate(&view).to_vec(),
             _ => view.to_vec(),
@@ -164,6 +164,7 @@ impl App {
     }
 
     /// `PUT /<name>`: a publish (with attachments) or a whole-document update (deprecate).
+    /// `rev`: the revision the client read (`None`: it named none, or sent `undefined`).
     pub(crate) async fn internal_put(
         &self,
         session: &mut Session,
@@ -336,13 +337,13 @@ impl App {
         session: &mut Session,
         cfg: &OrgConfig,
         name: &PackageName,
-        rev: &str,
+        rev: Option<&str>,
         writer: &Writer<'_>,
     ) -> Handled {
         let Some((etag, doc)) = self.internal.read_live(&cfg.org_id, name).await? else {
             return Err(NpmError::NotFound(format!("package {name} not found")).into());
         };
-        if internal::rev(&doc) != rev {
+        if rev.is_some_and(|r| internal::rev(&doc) != r) {
             return Err(NpmError::Conflict(
                 "the package changed meanwhile; fetch it again and retry".into(),
             )

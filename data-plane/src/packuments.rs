@@ -277,7 +277,7 @@ impl Packuments {
         }
         self.metrics.cache("packument", "build");
         let verdict = match policy {
-            Some(p) => Some(self.verdict(name, p).await?),
+            Some(p) => Some(self.verdict_at(name, p, &state).await?),
             None => None,
         };
         let this = self.clone();
@@ -300,6 +300,16 @@ impl Packuments {
         policy: &Policy,
     ) -> Result<Arc<PolicyVerdict>, Arc<NpmError>> {
         let state = self.state(name, false).await?;
+        self.verdict_at(name, policy, &state).await
+    }
+
+    /// `verdict` for a state the caller already holds (one revalidation per request).
+    async fn verdict_at(
+        self: &Arc<Self>,
+        name: &PackageName,
+        policy: &Policy,
+        state: &PackageState,
+    ) -> Result<Arc<PolicyVerdict>, Arc<NpmError>> {
         let key = VerdictKey {
             name: name.clone(),
             policy: policy.key(),

@@ -13,9 +13,10 @@ pub enum Route {
     /// Holds the path relative to the registry root, still percent-encoded.
     Forward(String),
     /// `/<name>/-rev/<rev>`: whole-package unpublish (DELETE) or a document update (PUT).
-    PackumentRev(PackageName, String),
+    /// `None`: the client sent no revision it knew (`-rev/undefined`, see `parse_rev`).
+    PackumentRev(PackageName, Option<String>),
     /// `/<name>/-/<file>/-rev/<rev>`: deleting one tarball (the end of a version unpublish).
-    TarballRev(PackageName, TarballFile, String),
+    TarballRev(PackageName, TarballFile, Option<String>),
     /// `/-/package/<name>/dist-tags`
     DistTags(PackageName),
     /// `/-/package/<name>/dist-tags/<tag>`
@@ -50,8 +51,14 @@ const FORWARDED_PREFIXES: &[&str] = &[
     "/-/v1/login",
 ];
 
-/// A CouchDB-style revision as nproxy issues them: `<n>-<hex>`.
-fn parse_rev(s: &str) -> Result<String, RouteError> {
+/// A CouchDB-style revision as nproxy issues them (`<n>-<hex>`), or `undefined`: pnpm 11
+/// reads documents without `?write=true` and, where that read had no `_rev`, sends the
+/// JavaScript word itself (`-rev/undefined`). That means "no revision known": the write
+/// then goes to the current document, as on the registry these clients were made for.
+fn parse_rev(s: &str) -> Result<Option<String>, RouteError> {
+    if s == "undefined" || s == "null" {
+        return Ok(None);
+    }
     let ok = s.len() <= 80
         && s.split_once('-').is_some_and(|(n, h)| {
             !n.is_empty()
@@ -60,7 +67,7 @@ fn parse_rev(s: &str) -> Result<String, RouteError> {
                 && h.bytes().all(|b| b.is_ascii_alphanumeric())
         });
     if ok {
-        Ok(s.to_string())
+        Ok(Some(s.to_string()))
     } else {
         Err(RouteError::BadRevision)
     }
@@ -245,14 +252,26 @@ mod tests {
     fn write_routes() {
         assert_eq!(
             route("/@acme%2futils/-rev/3-abc123"),
-            Ok(Route::PackumentRev(pkg("@acme/utils"), "3-abc123".into()))
+            Ok(Route::PackumentRev(
+                pkg("@acme/utils"),
+                Some("3-abc123".into())
+            ))
         );
         assert!(matches!(
             route("/@acme/utils/-/utils-1.0.1.tgz/-rev/4-ff"),
-            Ok(Route::TarballRev(_, _, r)) if r == "4-ff"
+            Ok(Route::TarballRev(_, _, Some(r))) if r == "4-ff"
         ));
         assert_eq!(route("/x/-rev/../../etc"), Err(RouteError::NotFound));
         assert_eq!(route("/x/-rev/abc"), Err(RouteError::BadRevision));
+        // pnpm 11 without a `_rev` to copy.
+        assert_eq!(
+            route("/@acme%2fcap/-rev/undefined"),
+            Ok(Route::PackumentRev(pkg("@acme/cap"), None))
+        );
+        assert!(matches!(
+            route("/@acme/cap/-/cap-1.0.1.tgz/-rev/undefined"),
+            Ok(Route::TarballRev(_, _, None))
+        ));
         assert_eq!(
             route("/-/package/@acme%2futils/dist-tags"),
             Ok(Route::DistTags(pkg("@acme/utils")))

@@ -215,6 +215,9 @@ impl App {
             Some(q) => format!("{p}?{q}"),
             None => p.to_string(),
         };
+        let wants_write = query
+            .as_deref()
+            .is_some_and(|q| q.split('&').any(|kv| kv == "write=true"));
         // Internal packages: the org's own storage, a token always required.
         if let (OrgView::Configured(cfg), Some(name)) = (&view, route_package(&route)) {
             if cfg.is_internal(name) {
@@ -223,23 +226,20 @@ impl App {
                 self.orgs.record_use(&cfg.org_id, &grant.token_id);
                 let secret = nproxy_bearer(authorization.as_deref()).unwrap_or("");
                 let writer = Writer::new(&grant, secret);
-                let write = query
-                    .as_deref()
-                    .is_some_and(|q| q.split('&').any(|kv| kv == "write=true"));
                 return match (route, method) {
                     (Route::Packument(n), http::Method::GET | http::Method::HEAD) => {
-                        self.internal_packument(session, cfg, &n, &tenant.base_url, write)
+                        self.internal_packument(session, cfg, &n, &tenant.base_url, wants_write)
                             .await
                     }
                     (Route::Packument(n), http::Method::PUT) => {
                         self.internal_put(session, cfg, &n, None, &writer).await
                     }
                     (Route::PackumentRev(n, rev), http::Method::PUT) => {
-                        self.internal_put(session, cfg, &n, Some(&rev), &writer)
+                        self.internal_put(session, cfg, &n, rev.as_deref(), &writer)
                             .await
                     }
                     (Route::PackumentRev(n, rev), http::Method::DELETE) => {
-                        self.internal_delete_package(session, cfg, &n, &rev, &writer)
+                        self.internal_delete_package(session, cfg, &n, rev.as_deref(), &writer)
                             .await
                     }
                     (Route::Tarball(n, f), http::Method::GET | http::Method::HEAD) => {
@@ -324,6 +324,13 @@ impl App {
             Route::Forward(p) => {
                 self.authorize_public(&view, authorization.as_deref())?;
                 self.forward(session, method, &with_query(&p)).await
+            }
+            // `?write=true` prepares a write (deprecate, unpublish, owner): the client needs
+            // the upstream's own current document and `_rev`, not nproxy's merged copy.
+            Route::Packument(_) if read_only && wants_write => {
+                self.authorize_public(&view, authorization.as_deref())?;
+                self.forward(session, method, &with_query(&tenant.path))
+                    .await
             }
             Route::Packument(name) if read_only => {
                 self.authorize_public(&view, authorization.as_deref())?;

@@ -139,7 +139,15 @@ function checkLock(root, client, nproxyBase, upstreamHost) {
   const examples = [];
   const upstreamLc = upstreamHost.toLowerCase();
   for (const m of text.matchAll(/https?:\/\/[^\s"'<>,]+/g)) {
-    const url = m[0].split("#")[0];
+    // Keys in YAML lockfiles end in ':'; flow mappings in '}'.
+    const url = m[0].split("#")[0].replace(/[:}\]),;]+$/, "");
+    // Only package downloads matter here, not funding or repository links.
+    let pathname = "";
+    try {
+      pathname = new URL(url).pathname;
+    } catch {}
+    const isUpstream = url.toLowerCase().includes(upstreamLc);
+    if (!isUpstream && !/\.(tgz|tar\.gz|tar|zip)$/.test(pathname) && !pathname.includes("/-/")) continue;
     if (url.startsWith(base)) counts.nproxy++;
     else if (named.has(url)) counts.named++;
     else {

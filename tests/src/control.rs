@@ -5,17 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::procs::{free_port, target_dir};
-
-fn binary(name: &str) -> PathBuf {
-    let p = target_dir().join(name);
-    assert!(
-        p.exists(),
-        "{} is missing: run `cargo build --workspace --bins`",
-        p.display()
-    );
-    p
-}
+use crate::procs::{binary, free_port};
 
 async fn wait_tcp(port: u16, what: &str, child: &mut Child, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(20);

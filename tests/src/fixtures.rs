@@ -209,6 +209,7 @@ impl FixturePackage {
         time.insert("modified".into(), json!(modified));
         json!({
             "_id": self.name,
+            "_rev": "1-fixture1",
             "name": self.name,
             "description": format!("fixture package {}", self.name),
             "dist-tags": {"latest": self.latest},
@@ -247,6 +248,25 @@ pub fn standard() -> Vec<FixturePackage> {
             .version("2.0.0", &[("@fx/b", "^1.0.0"), ("fx-c", "^1.0.0")], 80_000),
         FixturePackage::new("fx-c").version("1.0.0", &[], 50),
         big,
+    ]
+}
+
+/// Packages whose names are only valid for old packages, as the public registry still
+/// serves them: `JSONStream` and `jsonstream` are two different packages (different bytes),
+/// `Base64` has capitals, `fx-legacy-app` depends on `JSONStream` and `Base64` (npm keeps
+/// one `node_modules` entry per case-folded name, so no real project needs both spellings).
+pub fn legacy() -> Vec<FixturePackage> {
+    vec![
+        FixturePackage::new("JSONStream")
+            .version("1.3.4", &[], 300)
+            .version("1.3.5", &[], 400),
+        FixturePackage::new("jsonstream").version("1.3.5", &[], 900),
+        FixturePackage::new("Base64").version("1.1.0", &[], 100),
+        FixturePackage::new("fx-legacy-app").version(
+            "1.0.0",
+            &[("JSONStream", "^1.3.0"), ("Base64", "^1.0.0")],
+            10,
+        ),
     ]
 }
 

@@ -6,6 +6,28 @@ pub mod control;
 pub mod fixtures;
 pub mod procs;
 pub mod registry;
+pub mod stack;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// Polls `check` until it returns `Some` or `within` has passed (then panics with `what`).
+/// Returns the value and how long it took: tests assert mechanisms with a generous bound,
+/// never timings.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> (T, Duration)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return (v, started.elapsed());
+        }
+        assert!(started.elapsed() < within, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
 
 /// An HTTP client builder for tests (reqwest is built without a bundled crypto provider).
 pub fn http_builder() -> reqwest::ClientBuilder {

@@ -54,14 +54,65 @@ pub fn free_port() -> u16 {
     panic!("no free port between 20000 and 32000");
 }
 
-fn binary(name: &str) -> PathBuf {
+/// A binary of the workspace, refused if it is missing or older than any of its sources:
+/// a stale binary would test yesterday's code and pass or fail for the wrong reason.
+pub fn binary(name: &str) -> PathBuf {
     let p = target_dir().join(name);
-    assert!(
-        p.exists(),
-        "{} is missing: build it first (`cargo build --workspace --bins`)",
-        p.display()
-    );
+    let built = std::fs::metadata(&p)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| {
+            panic!(
+                "{} is missing: build it first (`cargo build --workspace --bins`)",
+                p.display()
+            )
+        });
+    // The crates each binary is built from (a binary is not rebuilt for crates it lacks).
+    let crates: &[&str] = match name {
+        "nproxy-control-plane" => &["common", "proto", "control-plane"],
+        "nproxy-data-plane" => &["common", "proto", "data-plane"],
+        _ => &["common", "proto", "control-plane", "data-plane", "cli"],
+    };
+    if let Some((newest, path)) = newest_source(crates) {
+        assert!(
+            newest <= built,
+            "{} is older than {}: rebuild it (`cargo build --workspace --bins`)",
+            p.display(),
+            path.display()
+        );
+    }
     p
+}
+
+/// The most recently modified source file of `crates`.
+fn newest_source(crates: &[&str]) -> Option<(std::time::SystemTime, PathBuf)> {
+    let root = workspace_root();
+    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
+    let mut stack: Vec<PathBuf> = Vec::new();
+    for krate in crates {
+        for part in ["src", "proto", "migrations", "build.rs", "Cargo.toml"] {
+            stack.push(root.join(krate).join(part));
+        }
+    }
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&path) {
+                stack.extend(entries.flatten().map(|e| e.path()));
+            }
+            continue;
+        }
+        let source = path
+            .extension()
+            .is_some_and(|e| e == "rs" || e == "proto" || e == "sql" || e == "toml");
+        if let (true, Ok(m)) = (source, meta.modified()) {
+            if newest.as_ref().is_none_or(|(t, _)| m > *t) {
+                newest = Some((m, path));
+            }
+        }
+    }
+    newest
 }
 
 async fn wait_http(url: &str, child: &mut Child, log: &Path) {

@@ -213,7 +213,12 @@ impl Registry {
         let method = req.method().to_string();
         let path = req.uri().path().to_string();
         let headers = req.headers().clone();
-        let _ = req.into_body().collect().await;
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         self.state.lock().expect("state").requests.push(Recorded {
             method: method.clone(),
             path: path.clone(),
@@ -221,6 +226,20 @@ impl Registry {
         });
         if let Some((status, body)) = self.state.lock().expect("state").canned.get(&path).cloned() {
             return json_response(status, &body);
+        }
+        if method != "GET" && method != "HEAD" {
+            return self.write(&method, &path, &body);
+        }
+        if let Some(name) = path
+            .strip_prefix("/-/package/")
+            .map(decode)
+            .and_then(|p| p.strip_suffix("/dist-tags").map(str::to_string))
+        {
+            let s = self.state.lock().expect("state");
+            return match s.packuments.get(&name) {
+                Some(doc) => json_response(200, &doc["dist-tags"]),
+                None => json_response(404, &serde_json::json!({"error": "not found"})),
+            };
         }
         if path.ends_with(".tgz") {
             let mut rx = self.hold.subscribe();
@@ -283,6 +302,146 @@ impl Registry {
             }
             None => json_response(404, &serde_json::json!({"error": "not found"})),
         }
+    }
+}
+
+fn decode(p: &str) -> String {
+    percent_encoding::percent_decode_str(p)
+        .decode_utf8_lossy()
+        .to_string()
+}
+
+fn bump_rev(doc: &mut Value) {
+    let n = doc["_rev"]
+        .as_str()
+        .and_then(|r| r.split('-').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(1);
+    doc["_rev"] = Value::String(format!("{}-fixture{}", n + 1, n + 1));
+}
+
+impl Registry {
+    /// The write half of the registry protocol, enough for npm, pnpm and yarn: publish,
+    /// whole-document updates (deprecate, one-version unpublish), package and tarball
+    /// deletes, dist-tags. Anyone may write (tests check what reached it, not auth).
+    fn write(&self, method: &str, path: &str, body: &[u8]) -> Response<Full<Bytes>> {
+        let ok = |v: Value| json_response(200, &v);
+        let not_found = || json_response(404, &serde_json::json!({"error": "not found"}));
+        let sent: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let url = self.url();
+        let mut s = self.state.lock().expect("state");
+        if let Some(rest) = path.strip_prefix("/-/package/") {
+            let rest = decode(rest);
+            let Some((name, tag)) = rest.split_once("/dist-tags/") else {
+                return not_found();
+            };
+            let Some(doc) = s.packuments.get_mut(name) else {
+                return not_found();
+            };
+            match (method, sent.as_str()) {
+                ("PUT", Some(v)) => doc["dist-tags"][tag] = Value::String(v.to_string()),
+                ("DELETE", _) => {
+                    if let Some(t) = doc["dist-tags"].as_object_mut() {
+                        t.remove(tag);
+                    }
+                }
+                _ => return json_response(400, &serde_json::json!({"error": "bad dist-tag"})),
+            }
+            bump_rev(doc);
+            return ok(doc["dist-tags"].clone());
+        }
+        let decoded = decode(path.trim_start_matches('/'));
+        let (target, rev) = match decoded.split_once("/-rev/") {
+            Some((t, r)) => (t.to_string(), Some(r.to_string())),
+            None => (decoded, None),
+        };
+        if let Some((name, _file)) = target.split_once("/-/") {
+            // The end of a one-version unpublish: the bytes go.
+            if method == "DELETE" {
+                let p = format!("/{target}");
+                let existed = s.tarballs.remove(&p).is_some();
+                let _ = name;
+                return if existed {
+                    ok(serde_json::json!({"ok": true}))
+                } else {
+                    not_found()
+                };
+            }
+            return not_found();
+        }
+        let name = target;
+        if method == "DELETE" {
+            if rev.is_none() || s.packuments.remove(&name).is_none() {
+                return not_found();
+            }
+            let prefix = format!("/{name}/-/");
+            s.tarballs.retain(|k, _| !k.starts_with(&prefix));
+            return ok(serde_json::json!({"ok": true}));
+        }
+        if method != "PUT" {
+            return json_response(405, &serde_json::json!({"error": "method not allowed"}));
+        }
+        let attachments = sent["_attachments"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let now = "2021-06-01T00:00:00.000Z";
+        if attachments.is_empty() {
+            // A whole document sent back (deprecate, one-version unpublish).
+            let Some(doc) = s.packuments.get_mut(&name) else {
+                return not_found();
+            };
+            for key in ["versions", "dist-tags"] {
+                if let Some(v) = sent.get(key) {
+                    doc[key] = v.clone();
+                }
+            }
+            bump_rev(doc);
+            return ok(serde_json::json!({"ok": true, "id": name, "rev": doc["_rev"]}));
+        }
+        let mut doc = s.packuments.get(&name).cloned().unwrap_or_else(|| {
+            serde_json::json!({"_id": name, "name": name, "_rev": "1-fixture1",
+                               "dist-tags": {}, "versions": {},
+                               "time": {"created": now, "modified": now}})
+        });
+        for (v, manifest) in sent["versions"].as_object().cloned().unwrap_or_default() {
+            if doc["versions"].get(&v).is_some() {
+                return json_response(
+                    403,
+                    &serde_json::json!({"error": "You cannot publish over the previously published versions"}),
+                );
+            }
+            let file = format!("{}-{v}.tgz", crate::fixtures::unscoped(&name));
+            let mut m = manifest.clone();
+            m["dist"]["tarball"] = Value::String(format!("{url}/{name}/-/{file}"));
+            doc["versions"][&v] = m;
+            doc["time"][&v] = Value::String(now.into());
+            doc["time"]["modified"] = Value::String(now.into());
+        }
+        for (tag, v) in sent["dist-tags"].as_object().cloned().unwrap_or_default() {
+            doc["dist-tags"][&tag] = v;
+        }
+        for (file, a) in attachments {
+            let Some(data) = a["data"].as_str() else {
+                continue;
+            };
+            let Ok(bytes) =
+                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, data)
+            else {
+                return json_response(400, &serde_json::json!({"error": "bad attachment"}));
+            };
+            // npm names it `<full name>-<version>.tgz`: `@fx/pub-1.0.0.tgz` → `pub-1.0.0.tgz`.
+            let file = file.rsplit('/').next().unwrap_or(&file).to_string();
+            s.tarballs
+                .insert(format!("/{name}/-/{file}"), Bytes::from(bytes));
+        }
+        bump_rev(&mut doc);
+        let rev = doc["_rev"].clone();
+        s.packuments.insert(name.clone(), doc);
+        json_response(
+            201,
+            &serde_json::json!({"ok": true, "id": name, "rev": rev}),
+        )
     }
 }
 

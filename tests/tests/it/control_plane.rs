@@ -5,110 +5,17 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nproxy_tests::clients::{Client, Project};
-use nproxy_tests::control::{ctl, ctl_with, ControlPlane, Redis, ADMIN_TOKEN};
-use nproxy_tests::fixtures;
-use nproxy_tests::procs::{target_dir, DataPlane, DataPlaneOptions, Storage};
+use nproxy_tests::control::{ctl, ctl_with, ADMIN_TOKEN};
+use nproxy_tests::procs::target_dir;
 use nproxy_tests::registry::Registry;
+use nproxy_tests::{eventually, fixtures};
 
-use crate::support::{blocking, raw_http};
+use crate::support::blocking;
 
-pub(crate) struct Stack {
-    pub dir: tempfile::TempDir,
-    pub redis: Redis,
-    pub cp: ControlPlane,
-    pub registry: Arc<Registry>,
-}
-
-impl Stack {
-    pub async fn start(cp_env: &[(&str, &str)]) -> Stack {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let redis = Redis::start(&dir.path().join("redis")).await;
-        let cp = ControlPlane::start(&dir.path().join("cp"), &redis.url(), cp_env).await;
-        let registry = Registry::start(&fixtures::standard()).await;
-        Stack {
-            dir,
-            redis,
-            cp,
-            registry,
-        }
-    }
-
-    pub async fn data_plane(&self, name: &str, env: &[(&str, &str)]) -> DataPlane {
-        self.data_plane_on(name, env, Storage::Local(self.dir.path().join("store")))
-            .await
-    }
-
-    pub async fn data_plane_on(
-        &self,
-        name: &str,
-        env: &[(&str, &str)],
-        storage: Storage,
-    ) -> DataPlane {
-        let mut all: Vec<(String, String)> = vec![
-            ("NPROXY_REDIS_URL".into(), self.redis.url()),
-            ("NPROXY_DEFAULT_ORG".into(), "acme".into()),
-            ("NPROXY_CONTROL_PLANE_URL".into(), self.cp.endpoint()),
-            (
-                "NPROXY_CONTROL_PLANE_TOKEN".into(),
-                nproxy_tests::control::DATA_PLANE_TOKEN.into(),
-            ),
-        ];
-        all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        DataPlane::start(
-            &self.dir.path().join(name),
-            DataPlaneOptions {
-                upstream: self.registry.url(),
-                storage,
-                env: all,
-            },
-        )
-        .await
-    }
-
-    pub fn ctl(&self, args: &[&str]) -> nproxy_tests::control::CtlRun {
-        let run = ctl(&self.cp.endpoint(), args);
-        assert!(
-            run.ok,
-            "nproxyctl {args:?} failed:\n{}\n{}",
-            run.stdout, run.stderr
-        );
-        run
-    }
-
-    /// Creates org `acme` and a token; returns (token id, secret).
-    pub fn org_and_token(&self, public_reads: bool, scopes: &[&str]) -> (String, String) {
-        self.ctl(&["org", "create", "acme", "--display-name", "Acme Corp"]);
-        self.ctl(&[
-            "org",
-            "settings",
-            "acme",
-            "--public-reads",
-            if public_reads { "true" } else { "false" },
-        ]);
-        let mut args = vec![
-            "-o", "json", "token", "create", "--org", "acme", "--name", "ci",
-        ];
-        for s in scopes {
-            args.extend(["--scope", s]);
-        }
-        let t = self.ctl(&args).json();
-        let id = t["id"].as_str().expect("id").to_string();
-        let secret = t["secret"].as_str().expect("secret").to_string();
-        (id, secret)
-    }
-}
-
-pub(crate) async fn status(url: &str, token: Option<&str>) -> u16 {
-    let mut req = raw_http().get(url);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    req.send().await.map(|r| r.status().as_u16()).unwrap_or(0)
-}
+pub(crate) use nproxy_tests::stack::{status, Stack};
 
 async fn wait_for_status(
     url: &str,
@@ -116,14 +23,12 @@ async fn wait_for_status(
     want: u16,
     within: Duration,
 ) -> Option<Duration> {
-    let started = Instant::now();
-    while started.elapsed() < within {
-        if status(url, token).await == want {
-            return Some(started.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    None
+    let what = format!("{url} answers {want}");
+    let ((), took) = eventually(&what, within, || async {
+        (status(url, token).await == want).then_some(())
+    })
+    .await;
+    Some(took)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -227,14 +132,12 @@ async fn survives_redis_restart_and_recovers_from_a_flush() {
     // Flush: the reconcile loop puts the org back.
     s.redis.cli(&["FLUSHALL"]);
     assert_eq!(s.redis.cli(&["EXISTS", "nproxy:v1:org:acme"]).trim(), "0");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while s.redis.cli(&["EXISTS", "nproxy:v1:org:acme"]).trim() != "1" {
-        assert!(
-            Instant::now() < deadline,
-            "the org's config did not come back after the flush"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        "the org's config comes back after the flush",
+        Duration::from_secs(10),
+        || async { (s.redis.cli(&["EXISTS", "nproxy:v1:org:acme"]).trim() == "1").then_some(()) },
+    )
+    .await;
     let fresh = s.data_plane("dp-fresh", &[]).await;
     let furl = format!("{}/fx-c", fresh.url());
     assert_eq!(

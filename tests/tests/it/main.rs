@@ -2,6 +2,7 @@
 
 mod support;
 
+mod compat;
 mod control_plane;
 mod http_api;
 mod installs;

@@ -180,14 +180,11 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if f().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
+    nproxy_tests::eventually("the condition holds", Duration::from_secs(10), || async {
+        f().await.then_some(())
+    })
+    .await;
+    true
 }
 
 #[tokio::test(flavor = "multi_thread")]
