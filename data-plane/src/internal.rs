@@ -187,9 +187,10 @@ pub fn remove_versions(
     let mut doc = current.clone();
     for v in versions {
         let blob = blob_of(&doc, v);
-        if obj_mut(&mut doc, "versions").remove(v).is_none() {
+        let Some(removed) = obj_mut(&mut doc, "versions").remove(v) else {
             return Err(DocError::NotFound(format!("version {v} does not exist")));
-        }
+        };
+        remember_integrity(&mut doc, v, removed["dist"].get("integrity").cloned());
         if let Some(b) = blob {
             // Remembered until npm's DELETE of the tarball removes the bytes.
             let own = obj_mut(&mut doc, OWN);
@@ -232,6 +233,32 @@ pub fn remove_versions(
     Ok(doc)
 }
 
+/// Remembers the integrity a removed version had, so an audit hand-off of its publish can
+/// still tell that the publish landed (see `outbox`).
+fn remember_integrity(doc: &mut Value, version: &str, integrity: Option<Value>) {
+    if let Some(i) = integrity {
+        let own = obj_mut(doc, OWN);
+        let gone = own.entry("gone_integrity").or_insert_with(|| json!({}));
+        if let Value::Object(m) = gone {
+            m.insert(version.to_string(), i);
+        }
+    }
+}
+
+/// Whether `version` was published with `integrity` (present now, or removed since).
+pub fn was_published(doc: &Value, version: &str, integrity: &str) -> bool {
+    doc["versions"]
+        .get(version)
+        .and_then(|m| m["dist"]["integrity"].as_str())
+        == Some(integrity)
+        || doc
+            .get(OWN)
+            .and_then(|o| o.get("gone_integrity"))
+            .and_then(|g| g.get(version))
+            .and_then(Value::as_str)
+            == Some(integrity)
+}
+
 /// What a whole-package unpublish leaves behind: no versions, no tags, and the list of
 /// every version number the package ever had, so none of them is ever published again
 /// with other bytes (installs that locked the old bytes must never get different ones).
@@ -251,6 +278,19 @@ pub fn tombstone(current: &Value, now_iso: &str) -> Value {
             gone.push(json!(v));
         }
     }
+    let gone_integrity = {
+        let mut g = current
+            .get(OWN)
+            .and_then(|o| o.get("gone_integrity"))
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        for v in &live {
+            if let Some(i) = current["versions"][v]["dist"].get("integrity") {
+                g[v] = i.clone();
+            }
+        }
+        g
+    };
     let mut doc = json!({
         "_id": current.get("_id").cloned().unwrap_or(Value::Null),
         "name": current.get("name").cloned().unwrap_or(Value::Null),
@@ -261,7 +301,7 @@ pub fn tombstone(current: &Value, now_iso: &str) -> Value {
             "modified": now_iso,
             "unpublished": {"time": now_iso, "versions": live},
         },
-        OWN: {"unpublished": gone, "tombstone": true},
+        OWN: {"unpublished": gone, "gone_integrity": gone_integrity, "tombstone": true},
     });
     if let Some(r) = current.get("_rev") {
         doc["_rev"] = r.clone();
@@ -553,6 +593,11 @@ mod tests {
         let gone = tombstone(&doc, "2024-01-02T00:00:00.000Z");
         assert!(is_tombstone(&gone));
         assert!(gone["versions"].as_object().unwrap().is_empty());
+        let integrity = doc["versions"]["1.0.0"]["dist"]["integrity"]
+            .as_str()
+            .unwrap();
+        assert!(was_published(&gone, "1.0.0", integrity));
+        assert!(!was_published(&gone, "1.0.0", "sha512-other"));
         assert_ne!(rev(&gone), rev(&doc));
         let sig = VersionSignature {
             key_id: "k".into(),

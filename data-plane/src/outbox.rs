@@ -120,12 +120,10 @@ impl Outbox {
         let doc = self.internal.read(&e.org_id, &name).await?.map(|(_, d)| d);
         let landed = match &e.expect {
             Expect::Nothing => true,
-            Expect::Present { version, integrity } => {
-                doc.as_ref()
-                    .and_then(|d| d["versions"].get(version))
-                    .and_then(|m| m["dist"]["integrity"].as_str())
-                    == Some(integrity.as_str())
-            }
+            // Landed, even if a later unpublish has removed it since.
+            Expect::Present { version, integrity } => doc
+                .as_ref()
+                .is_some_and(|d| crate::internal::was_published(d, version, integrity)),
             Expect::Absent { versions } => versions
                 .iter()
                 .all(|v| doc.as_ref().is_none_or(|d| d["versions"].get(v).is_none())),
