@@ -517,7 +517,11 @@ done
   echo
   echo "cold: fresh client cache, no lockfile; frozen: from that lockfile with a fresh client cache;"
   echo "lockfile URLs: all on nproxy (named = tarball URLs the package.json itself names);"
-  echo "upstream direct: the same install without nproxy, run when one through nproxy failed."
+  case "$direct_mode" in
+    on-failure) echo "upstream direct: the same install without nproxy, run when one through nproxy failed." ;;
+    always) echo "upstream direct: the same installs (cold / frozen) without nproxy." ;;
+    never) echo "upstream direct: not run (--direct never)." ;;
+  esac
   [ "$nproxy_restarts" -eq 0 ] || echo "nproxy crashed and was restarted $nproxy_restarts time(s)."
 } >"$work/table.txt"
 cat "$work/table.txt"
