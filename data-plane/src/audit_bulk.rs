@@ -10,6 +10,73 @@ use crate::osv::{Advisory, Severity};
 /// npm's request: package name → installed versions.
 pub type BulkRequest = BTreeMap<String, Vec<String>>;
 
+/// Most packages in one audit request (npm sends one entry per installed name: a large
+/// monorepo has a few thousand).
+pub const MAX_NAMES: usize = 20_000;
+/// Most versions of one package in one request.
+pub const MAX_VERSIONS: usize = 256;
+/// Longest name or version string accepted.
+const MAX_STRING: usize = 1024;
+
+/// Parses a bulk request, stopping at the first bound crossed (the work done before a
+/// refusal is bounded too: parsing never runs past `max_names` entries).
+pub fn parse_request(json: &[u8], max_names: usize) -> Result<BulkRequest, String> {
+    use serde::de::{Deserializer, Error, MapAccess, SeqAccess, Visitor};
+    struct Versions;
+    impl<'de> Visitor<'de> for Versions {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of versions")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(v) = seq.next_element::<String>()? {
+                if out.len() == MAX_VERSIONS || v.len() > MAX_STRING {
+                    return Err(A::Error::custom(format!(
+                        "at most {MAX_VERSIONS} versions of {MAX_STRING} characters per package"
+                    )));
+                }
+                out.push(v);
+            }
+            Ok(out)
+        }
+    }
+    struct VersionsSeed;
+    impl<'de> serde::de::DeserializeSeed<'de> for VersionsSeed {
+        type Value = Vec<String>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<String>, D::Error> {
+            d.deserialize_seq(Versions)
+        }
+    }
+    struct Names(usize);
+    impl<'de> Visitor<'de> for Names {
+        type Value = BulkRequest;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("{\"package\": [versions]}")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<BulkRequest, A::Error> {
+            let mut out = BulkRequest::new();
+            while let Some(name) = map.next_key::<String>()? {
+                if out.len() == self.0 || name.len() > MAX_STRING {
+                    return Err(A::Error::custom(format!(
+                        "at most {} packages per audit request",
+                        self.0
+                    )));
+                }
+                let versions = map.next_value_seed(VersionsSeed)?;
+                out.insert(name, versions);
+            }
+            Ok(out)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let req = (&mut de)
+        .deserialize_map(Names(max_names))
+        .map_err(|e| e.to_string())?;
+    de.end().map_err(|e| e.to_string())?;
+    Ok(req)
+}
+
 /// Our entries for one package: advisories that affect any of the given versions.
 pub fn entries(package: &str, versions: &[String], advisories: &[Advisory]) -> Vec<Value> {
     advisories
@@ -60,6 +127,25 @@ pub fn merge(ours: Map<String, Value>, upstream: Option<Value>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_are_bounded_while_parsed() {
+        let ok = parse_request(br#"{"a": ["1.0.0"], "@s/b": []}"#, 10).unwrap();
+        assert_eq!(ok.len(), 2);
+        let many: String = (0..11)
+            .map(|i| format!("\"p{i}\": [\"1.0.0\"]"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let e = parse_request(format!("{{{many}}}").as_bytes(), 10).unwrap_err();
+        assert!(e.contains("at most 10 packages"), "{e}");
+        let versions: String = (0..300)
+            .map(|i| format!("\"1.0.{i}\""))
+            .collect::<Vec<_>>()
+            .join(",");
+        assert!(parse_request(format!("{{\"a\": [{versions}]}}").as_bytes(), 10).is_err());
+        assert!(parse_request(b"[]", 10).is_err());
+        assert!(parse_request(br#"{"a": ["1"]} trailing"#, 10).is_err());
+    }
 
     #[test]
     fn entries_and_merge() {

@@ -68,9 +68,15 @@ impl NpmError {
         }
     }
 
-    /// The JSON body npm prints as `E<status> … - <error>`.
-    pub fn body(&self) -> Vec<u8> {
-        serde_json::to_vec(&serde_json::json!({ "error": self.to_string() }))
+    /// The JSON body npm prints as `E<status> … - <error>`. A 500's own text (storage
+    /// paths, OS errors) never reaches a client: it gets the request id the log line carries.
+    pub fn body(&self, request_id: &str) -> Vec<u8> {
+        let message = if self.status() == 500 {
+            format!("internal error (request id {request_id}); the registry's log has the details")
+        } else {
+            self.to_string()
+        };
+        serde_json::to_vec(&serde_json::json!({ "error": message }))
             .unwrap_or_else(|_| b"{\"error\":\"error\"}".to_vec())
     }
 }
@@ -106,10 +112,17 @@ mod tests {
     #[test]
     fn bodies_are_npm_json() {
         let e = NpmError::BadRequest("invalid package name: \"x\"".into());
-        let v: serde_json::Value = serde_json::from_slice(&e.body()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&e.body("r1")).unwrap();
         assert_eq!(v["error"], "invalid package name: \"x\"");
         assert_eq!(e.status(), 400);
         assert_eq!(NpmError::from(RouteError::NotFound).status(), 404);
+        // Internal detail stays in the log.
+        let e = NpmError::Storage(StoreError::Backend(
+            "/var/lib/nproxy/x: File name too long".into(),
+        ));
+        let v: serde_json::Value = serde_json::from_slice(&e.body("r2")).unwrap();
+        let text = v["error"].as_str().unwrap();
+        assert!(!text.contains("/var/lib") && text.contains("r2"), "{text}");
         assert_eq!(
             NpmError::from(UpstreamError::Timeout("x".into())).status(),
             504

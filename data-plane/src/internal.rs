@@ -108,6 +108,7 @@ pub fn add_version(
     sig: &VersionSignature,
     publisher: &str,
     now_iso: &str,
+    publish_id: &str,
 ) -> Result<Value, DocError> {
     let v = p.version.to_string();
     let mut doc = current.cloned().unwrap_or_else(|| {
@@ -158,6 +159,8 @@ pub fn add_version(
         json!({
             "blob": p.sha512_hex,
             "signatures": [{"keyid": sig.key_id, "sig": sig.signature_b64, "alg": "ed25519"}],
+            // Which publish (its audit hand-off) put this version here.
+            "publish_id": publish_id,
         }),
     );
     obj_mut(&mut doc, "versions").insert(v.clone(), Value::Object(manifest));
@@ -190,7 +193,7 @@ pub fn remove_versions(
         let Some(removed) = obj_mut(&mut doc, "versions").remove(v) else {
             return Err(DocError::NotFound(format!("version {v} does not exist")));
         };
-        remember_integrity(&mut doc, v, removed["dist"].get("integrity").cloned());
+        remember_publish(&mut doc, v, &removed);
         if let Some(b) = blob {
             // Remembered until npm's DELETE of the tarball removes the bytes.
             let own = obj_mut(&mut doc, OWN);
@@ -233,30 +236,45 @@ pub fn remove_versions(
     Ok(doc)
 }
 
-/// Remembers the integrity a removed version had, so an audit hand-off of its publish can
-/// still tell that the publish landed (see `outbox`).
-fn remember_integrity(doc: &mut Value, version: &str, integrity: Option<Value>) {
-    if let Some(i) = integrity {
-        let own = obj_mut(doc, OWN);
-        let gone = own.entry("gone_integrity").or_insert_with(|| json!({}));
-        if let Value::Object(m) = gone {
-            m.insert(version.to_string(), i);
-        }
+/// What identifies the publish that created a version: its hand-off id, and its integrity.
+fn publish_record(manifest: &Value) -> Value {
+    json!({
+        "publish_id": manifest.get(OWN).and_then(|o| o.get("publish_id")).cloned().unwrap_or(Value::Null),
+        "integrity": manifest["dist"].get("integrity").cloned().unwrap_or(Value::Null),
+    })
+}
+
+/// Remembers which publish created a removed version, so the audit hand-off of that publish
+/// can still tell it landed (see `outbox`).
+fn remember_publish(doc: &mut Value, version: &str, manifest: &Value) {
+    let record = publish_record(manifest);
+    let own = obj_mut(doc, OWN);
+    let gone = own.entry("gone").or_insert_with(|| json!({}));
+    if let Value::Object(m) = gone {
+        m.insert(version.to_string(), record);
     }
 }
 
-/// Whether `version` was published with `integrity` (present now, or removed since).
-pub fn was_published(doc: &Value, version: &str, integrity: &str) -> bool {
+/// Whether the publish `publish_id` (of `version` with `integrity`) landed: the version is
+/// there from that publish, or was there and has been unpublished since. A later publish
+/// refused for the same number (even with the same bytes) does not count.
+pub fn was_published(doc: &Value, version: &str, integrity: &str, publish_id: &str) -> bool {
+    let matches = |record: &Value| {
+        let id_ok = match record["publish_id"].as_str() {
+            Some(id) => id == publish_id,
+            // Versions stored before publish ids existed: the integrity decides.
+            None => true,
+        };
+        id_ok && record["integrity"].as_str() == Some(integrity)
+    };
     doc["versions"]
         .get(version)
-        .and_then(|m| m["dist"]["integrity"].as_str())
-        == Some(integrity)
+        .is_some_and(|m| matches(&publish_record(m)))
         || doc
             .get(OWN)
-            .and_then(|o| o.get("gone_integrity"))
+            .and_then(|o| o.get("gone"))
             .and_then(|g| g.get(version))
-            .and_then(Value::as_str)
-            == Some(integrity)
+            .is_some_and(matches)
 }
 
 /// What a whole-package unpublish leaves behind: no versions, no tags, and the list of
@@ -278,16 +296,14 @@ pub fn tombstone(current: &Value, now_iso: &str) -> Value {
             gone.push(json!(v));
         }
     }
-    let gone_integrity = {
+    let gone_publishes = {
         let mut g = current
             .get(OWN)
-            .and_then(|o| o.get("gone_integrity"))
+            .and_then(|o| o.get("gone"))
             .cloned()
             .unwrap_or_else(|| json!({}));
         for v in &live {
-            if let Some(i) = current["versions"][v]["dist"].get("integrity") {
-                g[v] = i.clone();
-            }
+            g[v] = publish_record(&current["versions"][v]);
         }
         g
     };
@@ -301,7 +317,7 @@ pub fn tombstone(current: &Value, now_iso: &str) -> Value {
             "modified": now_iso,
             "unpublished": {"time": now_iso, "versions": live},
         },
-        OWN: {"unpublished": gone, "gone_integrity": gone_integrity, "tombstone": true},
+        OWN: {"unpublished": gone, "gone": gone_publishes, "tombstone": true},
     });
     if let Some(r) = current.get("_rev") {
         doc["_rev"] = r.clone();
@@ -441,6 +457,7 @@ pub fn client_view(doc: &Value, base: &str, name: &PackageName) -> packument::Pa
         for m in vs.values_mut() {
             if let Some(own) = m.get_mut(OWN).and_then(Value::as_object_mut) {
                 own.remove("blob");
+                own.remove("publish_id");
             }
         }
     }
@@ -508,6 +525,7 @@ mod tests {
                     &sig,
                     "ci",
                     "2024-01-01T00:00:00.000Z",
+                    &format!("pub-{v}"),
                 )
                 .unwrap(),
             );
@@ -538,13 +556,13 @@ mod tests {
             signature_b64: "s".into(),
         };
         assert!(matches!(
-            add_version(Some(&doc), &name(), &p, &sig, "ci", "t"),
+            add_version(Some(&doc), &name(), &p, &sig, "ci", "t", "p2"),
             Err(DocError::Conflict(_))
         ));
         let after = remove_versions(&doc, &["1.0.1".into()], "t").unwrap();
         assert_eq!(after["dist-tags"]["latest"], "1.0.0");
         assert!(after["versions"].get("1.0.1").is_none());
-        let e = add_version(Some(&after), &name(), &p, &sig, "ci", "t").unwrap_err();
+        let e = add_version(Some(&after), &name(), &p, &sig, "ci", "t", "p3").unwrap_err();
         assert!(
             matches!(&e, DocError::Conflict(m) if m.contains("never reused")),
             "{e}"
@@ -596,8 +614,10 @@ mod tests {
         let integrity = doc["versions"]["1.0.0"]["dist"]["integrity"]
             .as_str()
             .unwrap();
-        assert!(was_published(&gone, "1.0.0", integrity));
-        assert!(!was_published(&gone, "1.0.0", "sha512-other"));
+        assert!(was_published(&gone, "1.0.0", integrity, "pub-1.0.0"));
+        assert!(!was_published(&gone, "1.0.0", "sha512-other", "pub-1.0.0"));
+        // A refused publish of the same number with the same bytes did not land.
+        assert!(!was_published(&gone, "1.0.0", integrity, "a-later-publish"));
         assert_ne!(rev(&gone), rev(&doc));
         let sig = VersionSignature {
             key_id: "k".into(),
@@ -613,6 +633,7 @@ mod tests {
                 &sig,
                 "alice",
                 "2024-01-03T00:00:00.000Z",
+                "p5",
             );
             assert_eq!(r.is_ok(), ok, "{v}: {r:?}");
             if let Ok(d) = r {
@@ -622,7 +643,7 @@ mod tests {
                 let body =
                     serde_json::to_vec(&payload("@acme/utils", "1.0.0", &tgz(b"x"))).unwrap();
                 let p = validate(&name(), &body).unwrap();
-                assert!(add_version(Some(&again), &name(), &p, &sig, "a", "t").is_err());
+                assert!(add_version(Some(&again), &name(), &p, &sig, "a", "t", "p4").is_err());
             }
         }
     }

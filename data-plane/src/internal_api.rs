@@ -37,29 +37,46 @@ impl Writer<'_> {
 /// reset connection; past this the connection is simply closed.
 const DISCARD_LIMIT: usize = 256 * 1024 * 1024;
 
-/// Reads a request body up to `limit` bytes; beyond it, 413 (nothing is kept in memory).
-pub(crate) async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, Failure> {
+/// The body's declared length, checked before any of it is read: beyond `limit`, 413 at
+/// once (also to a client waiting on `Expect: 100-continue`, which is then never told to
+/// send); otherwise the client that expects it gets its `100 Continue`.
+pub(crate) async fn declared_body(
+    session: &mut Session,
+    limit: usize,
+) -> Result<Option<usize>, Failure> {
     let declared = session
         .req_header()
         .headers
         .get("content-length")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if session.req_header().headers.contains_key("expect") && declared.is_none_or(|l| l <= limit) {
+    let expects = session.req_header().headers.contains_key("expect");
+    if let Some(len) = declared.filter(|l| *l > limit) {
+        if !expects {
+            discard_rest(session, 0).await;
+        }
+        return Err(NpmError::PayloadTooLarge(format!(
+            "the request body is {len} bytes; the limit is {limit}"
+        ))
+        .into());
+    }
+    if expects {
         session
             .write_continue_response()
             .await
             .map_err(|e| Failure::Abort(e.to_string()))?;
     }
+    Ok(declared)
+}
+
+/// Reads a request body up to `limit` bytes; beyond it, 413 (nothing is kept in memory).
+pub(crate) async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, Failure> {
+    declared_body(session, limit).await?;
     let too_large = |n: usize| {
         NpmError::PayloadTooLarge(format!(
             "the request body is {n} bytes or more; the limit is {limit}"
         ))
     };
-    if let Some(len) = declared.filter(|l| *l > limit) {
-        discard_rest(session, 0).await;
-        return Err(too_large(len).into());
-    }
     let mut body = BytesMut::new();
     while let Some(chunk) = session
         .read_request_body()
@@ -232,34 +249,34 @@ impl App {
             .put_blob(&cfg.org_id, name, &p.sha512_hex, p.tarball.clone())
             .await?;
         let t = now_ms();
-        let outbox_key = self
-            .audit(Entry::new(
-                &cfg.org_id,
-                name,
-                Expect::Present {
-                    version: version.clone(),
-                    integrity: p.integrity.clone(),
+        let entry = Entry::new(
+            &cfg.org_id,
+            name,
+            Expect::Present {
+                version: version.clone(),
+                integrity: p.integrity.clone(),
+            },
+            vec![
+                Event {
+                    kind: "package.published".into(),
+                    details: json!({"name": name.as_str(), "version": version, "integrity": p.integrity, "token_hash": writer.token_hash, "token": writer.grant.name}),
+                    time_ms: t,
                 },
-                vec![
-                    Event {
-                        kind: "package.published".into(),
-                        details: json!({"name": name.as_str(), "version": version, "integrity": p.integrity, "token_hash": writer.token_hash, "token": writer.grant.name}),
-                        time_ms: t,
-                    },
-                    Event {
-                        kind: "package.signed".into(),
-                        details: json!({"name": name.as_str(), "version": version, "key_id": key_id}),
-                        time_ms: t,
-                    },
-                ],
-            ))
-            .await?;
+                Event {
+                    kind: "package.signed".into(),
+                    details: json!({"name": name.as_str(), "version": version, "key_id": key_id}),
+                    time_ms: t,
+                },
+            ],
+        );
+        let publish_id = entry.id.clone();
+        let outbox_key = self.audit(entry).await?;
         let now = internal::iso_from_ms(t);
         let publisher = writer.grant.name.clone();
         let doc = self
             .internal
             .update_with_tombstone(&cfg.org_id, name, |cur| {
-                internal::add_version(cur, name, &p, &sig, &publisher, &now)
+                internal::add_version(cur, name, &p, &sig, &publisher, &now, &publish_id)
             })
             .await?;
         self.deliver_soon(outbox_key);
@@ -470,7 +487,13 @@ impl App {
             .await?;
         self.deliver_soon(key);
         let tags = doc.get("dist-tags").cloned().unwrap_or_else(|| json!({}));
-        self.send_json(session, 200, &tags).await
+        // yarn 1 reports "Couldn't add tag" unless the answer says `ok`.
+        self.send_json(
+            session,
+            200,
+            &json!({"ok": true, "id": name.as_str(), "dist-tags": tags}),
+        )
+        .await
     }
 }
 

@@ -25,6 +25,7 @@ pub mod store;
 pub mod tarballs;
 pub mod tenant;
 pub mod upstream;
+pub mod upstream_route;
 
 use std::sync::Arc;
 
@@ -163,6 +164,7 @@ pub fn build_app(
         settings.tarball_memory_cache_bytes,
     ));
     Ok(server::App {
+        forward_uploads: Arc::new(tokio::sync::Semaphore::new(server::MAX_FORWARD_UPLOADS)),
         internal,
         outbox,
         cp,

@@ -123,7 +123,7 @@ impl Outbox {
             // Landed, even if a later unpublish has removed it since.
             Expect::Present { version, integrity } => doc
                 .as_ref()
-                .is_some_and(|d| crate::internal::was_published(d, version, integrity)),
+                .is_some_and(|d| crate::internal::was_published(d, version, integrity, &e.id)),
             Expect::Absent { versions } => versions
                 .iter()
                 .all(|v| doc.as_ref().is_none_or(|d| d["versions"].get(v).is_none())),

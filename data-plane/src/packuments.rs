@@ -208,8 +208,11 @@ impl Packuments {
     /// a remembered 404 and make the next read ask the upstream, so a client that publishes
     /// and then installs through nproxy sees what it published.
     pub fn written_upstream(&self, name: &PackageName) {
-        self.not_found.invalidate(name);
         self.written.insert(name.clone(), ());
+        self.not_found.invalidate(name);
+        // Without a held state every read takes the slow path, which checks `written`: the
+        // hot path stays free of the extra lookup.
+        self.states.invalidate(name);
     }
 
     /// `written_upstream` for data planes that learn of it only from the store (a restart, or
@@ -233,7 +236,6 @@ impl Packuments {
         name: &PackageName,
         force: bool,
     ) -> Result<Arc<PackageState>, Arc<NpmError>> {
-        let force = force || self.written.contains_key(name);
         if let Some(s) = self.states.get(name) {
             if !force && self.is_fresh(&s) {
                 return Ok(s);
@@ -243,6 +245,7 @@ impl Packuments {
                 "package {name} not found"
             ))));
         }
+        let force = force || self.written.contains_key(name);
         let this = self.clone();
         let key = name.clone();
         self.refreshes

@@ -89,16 +89,25 @@ fn check_tgz(bytes: &[u8]) -> Result<(), PublishError> {
 
 /// Decodes a possibly gzip-encoded request body into JSON bytes, bounded.
 pub fn decode_body(body: &[u8], content_encoding: Option<&str>) -> Result<Vec<u8>, PublishError> {
+    decode_body_limited(body, content_encoding, MAX_PUBLISH_JSON)
+}
+
+/// `decode_body` with its own bound on the decoded size.
+pub fn decode_body_limited(
+    body: &[u8],
+    content_encoding: Option<&str>,
+    limit: usize,
+) -> Result<Vec<u8>, PublishError> {
     match content_encoding.map(|s| s.trim().to_ascii_lowercase()) {
         None => Ok(body.to_vec()),
         Some(e) if e == "identity" => Ok(body.to_vec()),
         Some(e) if e == "gzip" => {
             let mut out = Vec::new();
             flate2::read::GzDecoder::new(body)
-                .take(MAX_PUBLISH_JSON as u64 + 1)
+                .take(limit as u64 + 1)
                 .read_to_end(&mut out)
                 .map_err(|_| bad("the request body is not valid gzip"))?;
-            if out.len() > MAX_PUBLISH_JSON {
+            if out.len() > limit {
                 return Err(bad("the decoded request body is too large"));
             }
             Ok(out)

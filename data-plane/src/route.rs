@@ -1,6 +1,7 @@
 //! Maps an npm request path to what it asks for. Pure: no I/O, no config beyond its arguments.
 
 use crate::names::{NameError, OrgSlug, PackageName, TarballError, TarballFile};
+use crate::upstream_route::{self, package_segment, Forwarded, UpstreamRouteError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
@@ -9,9 +10,9 @@ pub enum Route {
     Packument(PackageName),
     /// `GET /<name>/-/<file>.tgz`.
     Tarball(PackageName, TarballFile),
-    /// An npm service endpoint this data plane does not own; passed to the upstream as is.
-    /// Holds the path relative to the registry root, still percent-encoded.
-    Forward(String),
+    /// An npm service endpoint this data plane does not own, from the allow-list in
+    /// `upstream_route`: validated parts, rebuilt into the URL sent upstream.
+    Forwarded(Forwarded),
     /// `/<name>/-rev/<rev>`: whole-package unpublish (DELETE) or a document update (PUT).
     /// `None`: the client sent no revision it knew (`-rev/undefined`, see `parse_rev`).
     PackumentRev(PackageName, Option<String>),
@@ -38,18 +39,65 @@ pub enum RouteError {
     BadEncoding,
     #[error("invalid revision")]
     BadRevision,
+    #[error("invalid dist-tag")]
+    BadTag,
+    #[error("invalid path parameter")]
+    BadParam,
 }
 
-/// Endpoints forwarded upstream untouched. Prefix match on the path after the org.
-const FORWARDED_PREFIXES: &[&str] = &[
-    "/-/npm/v1/security/",
-    "/-/v1/search",
-    "/-/npm/v1/attestations/",
-    "/-/npm/v1/keys",
-    // Logging in to the upstream (`npm login` / `npm adduser` through nproxy).
-    "/-/user/org.couchdb.user:",
-    "/-/v1/login",
-];
+impl From<UpstreamRouteError> for RouteError {
+    fn from(e: UpstreamRouteError) -> Self {
+        match e {
+            UpstreamRouteError::NotFound => RouteError::NotFound,
+            UpstreamRouteError::BadParam => RouteError::BadParam,
+        }
+    }
+}
+
+/// A dist-tag from a path: npm only makes tags `encodeURIComponent` leaves alone, and `.` or
+/// `..` would be a dot segment in the URL sent upstream.
+fn parse_tag(tag: &str) -> Result<String, RouteError> {
+    let ok = !tag.is_empty()
+        && tag.len() <= 128
+        && tag != "."
+        && tag != ".."
+        && tag.chars().all(|c| {
+            c.is_ascii_alphanumeric()
+                || matches!(c, '-' | '.' | '_' | '~' | '!' | '*' | '\'' | '(' | ')')
+        });
+    if ok {
+        Ok(tag.to_string())
+    } else {
+        Err(RouteError::BadTag)
+    }
+}
+
+impl Route {
+    /// The path sent upstream when this route is forwarded (writes to public packages, their
+    /// dist-tags), rebuilt from validated parts; `None` for routes that are never forwarded.
+    pub fn upstream_path(&self) -> Option<String> {
+        Some(match self {
+            Route::Packument(n) => format!("/{}", package_segment(n)),
+            Route::PackumentRev(n, rev) => format!(
+                "/{}/-rev/{}",
+                package_segment(n),
+                rev.as_deref().unwrap_or("undefined")
+            ),
+            Route::TarballRev(n, f, rev) => format!(
+                "/{}/-/{}/-rev/{}",
+                n.as_str(),
+                f.as_str(),
+                rev.as_deref().unwrap_or("undefined")
+            ),
+            Route::DistTags(n) => format!("/-/package/{}/dist-tags", package_segment(n)),
+            Route::DistTag(n, tag) => {
+                format!("/-/package/{}/dist-tags/{tag}", package_segment(n))
+            }
+            Route::Forwarded(u) => u.upstream_path(None),
+            _ => return None,
+        })
+    }
+}
 
 /// A CouchDB-style revision as nproxy issues them (`<n>-<hex>`), or `undefined`: pnpm 11
 /// reads documents without `?write=true` and, where that read had no `_rev`, sends the
@@ -106,6 +154,9 @@ pub fn route(path: &str) -> Result<Route, RouteError> {
     if let Some(rest) = path.strip_prefix("/-/nproxy/v1/explain/") {
         return Ok(Route::Explain(PackageName::parse(&decode(rest)?)?));
     }
+    if let Some(r) = upstream_route::route(path) {
+        return Ok(Route::Forwarded(r?));
+    }
     if let Some(rest) = path.strip_prefix("/-/package/") {
         let decoded = decode(rest)?;
         let (name, tail) = match decoded.split_once("/dist-tags") {
@@ -117,15 +168,12 @@ pub fn route(path: &str) -> Result<Route, RouteError> {
             "" | "/" => Ok(Route::DistTags(name)),
             t => {
                 let tag = t.strip_prefix('/').ok_or(RouteError::NotFound)?;
-                if tag.is_empty() || tag.contains('/') {
+                if tag.contains('/') {
                     return Err(RouteError::NotFound);
                 }
-                Ok(Route::DistTag(name, tag.to_string()))
+                Ok(Route::DistTag(name, parse_tag(tag)?))
             }
         };
-    }
-    if FORWARDED_PREFIXES.iter().any(|p| path.starts_with(p)) {
-        return Ok(Route::Forward(path.to_string()));
     }
     if path.starts_with("/-/") || path == "/" || path.is_empty() {
         return Err(RouteError::NotFound);
@@ -238,14 +286,23 @@ mod tests {
         assert_eq!(route("/-/ping"), Ok(Route::Ping));
         assert_eq!(
             route("/-/npm/v1/security/advisories/bulk"),
-            Ok(Route::Forward("/-/npm/v1/security/advisories/bulk".into()))
+            Ok(Route::Forwarded(Forwarded::AuditBulk))
         );
-        assert!(matches!(route("/-/v1/search"), Ok(Route::Forward(_))));
+        assert_eq!(
+            route("/-/v1/search"),
+            Ok(Route::Forwarded(Forwarded::Search))
+        );
         assert!(matches!(
             route("/-/npm/v1/attestations/x@1.0.0"),
-            Ok(Route::Forward(_))
+            Ok(Route::Forwarded(Forwarded::Attestations(..)))
         ));
-        assert!(matches!(route("/-/npm/v1/keys"), Ok(Route::Forward(_))));
+        assert_eq!(
+            route("/-/npm/v1/keys"),
+            Ok(Route::Forwarded(Forwarded::Keys))
+        );
+        // The campaign's bypass: never a route, let alone a forwarded one.
+        assert!(route("/-/user/org.couchdb.user:x/%2e%2e/%2e%2e/%2e%2e/ms").is_err());
+        assert!(route("/-/npm/v1/security/%2e%2e/%2e%2e/ms/-/ms-1.0.0.tgz").is_err());
     }
 
     #[test]
@@ -287,8 +344,20 @@ mod tests {
         assert_eq!(route("/-/whoami"), Ok(Route::Whoami));
         assert!(matches!(
             route("/-/user/org.couchdb.user:alice"),
-            Ok(Route::Forward(_))
+            Ok(Route::Forwarded(Forwarded::CouchUser(_)))
         ));
+        assert_eq!(route("/-/package/x/dist-tags/.."), Err(RouteError::BadTag));
+        assert_eq!(
+            route("/@acme/x/-/x-1.0.0.tgz/-rev/3-ab")
+                .unwrap()
+                .upstream_path()
+                .as_deref(),
+            Some("/@acme/x/-/x-1.0.0.tgz/-rev/3-ab")
+        );
+        assert_eq!(
+            route("/@acme%2Fx").unwrap().upstream_path().as_deref(),
+            Some("/@acme%2fx")
+        );
     }
 
     #[test]

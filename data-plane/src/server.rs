@@ -28,12 +28,21 @@ use crate::store::{Object, ObjectMeta};
 use crate::tarballs::{Download, Outcome, Source, Tarballs};
 use crate::tenant::{self, RequestFacts};
 use crate::upstream::Upstream;
+use crate::upstream_route::{package_segment, Forwarded, Gate};
 
 /// Largest request body forwarded upstream: a public publish can be as big as ours.
 const MAX_FORWARD_BODY: usize = crate::publish::MAX_PUBLISH_BODY;
+/// Forwarded request bodies streamed upstream at once, per data plane; more get a 503.
+pub const MAX_FORWARD_UPLOADS: usize = 16;
+/// An `npm audit` request as sent (gzip) and decoded. A 3,000-package monorepo sends
+/// about 100 KB of JSON.
+const AUDIT_MAX_BODY: usize = 2 * 1024 * 1024;
+const AUDIT_MAX_JSON: usize = 8 * 1024 * 1024;
 const FILE_READ_CHUNK: usize = 256 * 1024;
 
 pub struct App {
+    /// Bounds concurrent forwarded uploads (`MAX_FORWARD_UPLOADS`).
+    pub forward_uploads: Arc<tokio::sync::Semaphore>,
     pub internal: Arc<InternalStore>,
     pub outbox: Option<Arc<Outbox>>,
     pub cp: Option<ControlPlaneClient>,
@@ -48,6 +57,17 @@ pub struct App {
 pub struct Ctx {
     route: &'static str,
     status: u16,
+    /// Names this request in the log and in a 500's body.
+    request_id: String,
+}
+
+fn new_request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    // Unique per process and distinct across restarts and replicas.
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let prefix = PREFIX.get_or_init(|| format!("{:08x}", rand::random::<u32>()));
+    format!("{prefix}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Why a request ended without a complete answer.
@@ -72,7 +92,7 @@ fn route_label(r: &Route) -> &'static str {
         Route::Ping => "ping",
         Route::Whoami => "whoami",
         Route::Explain(_) => "explain",
-        Route::Forward(_) => "forward",
+        Route::Forwarded(u) => u.label(),
         Route::Packument(_) | Route::PackumentRev(..) => "packument",
         Route::Tarball(..) | Route::TarballRev(..) => "tarball",
         Route::DistTags(_) | Route::DistTag(..) => "dist-tags",
@@ -90,10 +110,6 @@ fn route_package(r: &Route) -> Option<&PackageName> {
         | Route::DistTag(n, _) => Some(n),
         _ => None,
     }
-}
-
-fn is_login(path: &str) -> bool {
-    path.starts_with("/-/user/org.couchdb.user:") || path.starts_with("/-/v1/login")
 }
 
 pub(crate) fn header(session: &Session, name: &str) -> Option<String> {
@@ -161,8 +177,12 @@ async fn send_body(session: &mut Session, data: Bytes, end: bool) -> Handled {
         .map_err(|e| Failure::Abort(format!("write body: {e}")))
 }
 
-async fn send_npm_error(session: &mut Session, e: &NpmError) -> pingora::Result<()> {
-    let body = Bytes::from(e.body());
+async fn send_npm_error(
+    session: &mut Session,
+    e: &NpmError,
+    request_id: &str,
+) -> pingora::Result<()> {
+    let body = Bytes::from(e.body(request_id));
     let mut resp = ResponseHeader::build(e.status(), Some(4))?;
     resp.insert_header("content-type", "application/json")?;
     resp.insert_header("content-length", body.len().to_string())?;
@@ -211,10 +231,6 @@ impl App {
         }
         let view = self.orgs.view(&tenant.org).await?;
         let authorization = header(session, "authorization");
-        let with_query = |p: &str| match &query {
-            Some(q) => format!("{p}?{q}"),
-            None => p.to_string(),
-        };
         let wants_write = query
             .as_deref()
             .is_some_and(|q| q.split('&').any(|kv| kv == "write=true"));
@@ -270,11 +286,21 @@ impl App {
                     self.send_json(session, 200, &body).await
                 }
                 // Someone else's token (or none): the upstream knows who that is.
-                _ => {
-                    self.forward(session, method, &with_query(&tenant.path))
-                        .await
-                }
+                _ => self.forward(session, method, "/-/whoami").await,
             },
+            // An internal name is the org's own: no rules apply and nothing is asked of the
+            // upstream about it.
+            Route::Explain(name)
+                if read_only
+                    && matches!(&view, OrgView::Configured(cfg) if cfg.is_internal(&name)) =>
+            {
+                view.authorize_internal(authorization.as_deref(), TokenScope::Proxy, &name)?;
+                let body = serde_json::json!({
+                    "package": name.as_str(), "internal": true, "blocked": [], "warned": [],
+                    "all_blocked": false, "findings": {}, "excepted": [], "recheck_at_ms": null,
+                });
+                self.send_json(session, 200, &body).await
+            }
             Route::Explain(name) if read_only => {
                 self.authorize_public(&view, authorization.as_deref())?;
                 let Some(policy) = self.policy(&view, &name).await? else {
@@ -311,26 +337,39 @@ impl App {
                 });
                 self.send_json(session, 200, &body).await
             }
-            // Logging in to the upstream needs no nproxy token: it is how users get theirs.
-            Route::Forward(p) if is_login(&p) => {
-                self.forward(session, method, &with_query(&p)).await
-            }
-            Route::Forward(p)
-                if p == "/-/npm/v1/security/advisories/bulk" && method == http::Method::POST =>
-            {
-                self.authorize_public(&view, authorization.as_deref())?;
-                self.audit_bulk(session, &with_query(&p)).await
-            }
-            Route::Forward(p) => {
-                self.authorize_public(&view, authorization.as_deref())?;
-                self.forward(session, method, &with_query(&p)).await
+            Route::Forwarded(u) => {
+                if !u.allows(&method) {
+                    return Err(NpmError::MethodNotAllowed.into());
+                }
+                // Internal names never leave nproxy.
+                if let (OrgView::Configured(cfg), Some(name)) = (&view, u.package()) {
+                    if cfg.is_internal(name) {
+                        return Err(
+                            NpmError::NotFound(format!("{name} is not on the upstream")).into()
+                        );
+                    }
+                }
+                match u.gate() {
+                    // Logging in needs no nproxy token: it is how users get credentials.
+                    Gate::Anyone => {}
+                    Gate::PublicRead => {
+                        self.authorize_public(&view, authorization.as_deref())?;
+                    }
+                    // The user's upstream account: the upstream authenticates it.
+                    Gate::UpstreamAccount => {}
+                }
+                let path = u.upstream_path(query.as_deref());
+                if u == Forwarded::AuditBulk {
+                    return self.audit_bulk(session, &view, &path).await;
+                }
+                self.forward(session, method, &path).await
             }
             // `?write=true` prepares a write (deprecate, unpublish, owner): the client needs
             // the upstream's own current document and `_rev`, not nproxy's merged copy.
-            Route::Packument(_) if read_only && wants_write => {
+            Route::Packument(ref name) if read_only && wants_write => {
                 self.authorize_public(&view, authorization.as_deref())?;
-                self.forward(session, method, &with_query(&tenant.path))
-                    .await
+                let path = format!("/{}?write=true", package_segment(name));
+                self.forward(session, method, &path).await
             }
             Route::Packument(name) if read_only => {
                 self.authorize_public(&view, authorization.as_deref())?;
@@ -366,10 +405,10 @@ impl App {
                 }
                 self.tarball(session, &name, &file).await
             }
-            Route::DistTags(_) if read_only => {
+            Route::DistTags(ref name) if read_only => {
                 self.authorize_public(&view, authorization.as_deref())?;
-                self.forward(session, method, &with_query(&tenant.path))
-                    .await
+                let path = format!("/-/package/{}/dist-tags", package_segment(name));
+                self.forward(session, method, &path).await
             }
             // Writes to public packages belong to the upstream: its own token (never an
             // nproxy one, which is stripped) authenticates them there.
@@ -379,47 +418,73 @@ impl App {
             | Route::DistTag(ref name, _)
                 if matches!(method, http::Method::PUT | http::Method::DELETE) =>
             {
-                self.forward_write(session, method, &with_query(&tenant.path), name)
-                    .await
+                // The upstream authenticates these with the user's own token there; without
+                // one nothing is relayed (nproxy tokens never leave for the upstream).
+                let upstream_credential = authorization
+                    .as_deref()
+                    .is_some_and(|a| nproxy_bearer(Some(a)).is_none() && !a.trim().is_empty());
+                if !upstream_credential {
+                    return Err(NpmError::Unauthorized(format!(
+                        "{name} is a public package: writes to it go to the upstream registry and \
+                         need your token there (nproxy tokens are never sent upstream)"
+                    ))
+                    .into());
+                }
+                let path = route.upstream_path().ok_or(NpmError::MethodNotAllowed)?;
+                self.forward_write(session, method, &path, name).await
             }
             _ => Err(NpmError::MethodNotAllowed.into()),
         }
     }
 
     /// `npm audit`: imported advisories for the packages asked about, merged with the
-    /// upstream's answer when it has one.
-    async fn audit_bulk(&self, session: &mut Session, path_and_query: &str) -> Handled {
-        let raw = crate::internal_api::read_body(session, 16 * 1024 * 1024).await?;
+    /// upstream's answer when it has one. Bounded: the body as sent and decoded, the number
+    /// of packages (counted while parsing), and the names sent upstream, which never
+    /// include the org's internal ones.
+    async fn audit_bulk(&self, session: &mut Session, view: &OrgView, path: &str) -> Handled {
+        let raw = crate::internal_api::read_body(session, AUDIT_MAX_BODY).await?;
         let encoding = header(session, "content-encoding");
-        let json = crate::publish::decode_body(&raw, encoding.as_deref())
-            .map_err(|e| NpmError::BadRequest(e.0))?;
-        let request: crate::audit_bulk::BulkRequest =
-            serde_json::from_slice(&json).map_err(|e| {
+        let json = crate::publish::decode_body_limited(&raw, encoding.as_deref(), AUDIT_MAX_JSON)
+            .map_err(|e| NpmError::PayloadTooLarge(e.0))?;
+        drop(raw);
+        let request = crate::audit_bulk::parse_request(&json, crate::audit_bulk::MAX_NAMES)
+            .map_err(|e| {
                 NpmError::BadRequest(format!(
-                    "the audit request is not {{\"pkg\": [versions]}}: {e}"
+                    "the audit request is not {{\"pkg\": [versions]}} within bounds: {e}"
                 ))
             })?;
-        let lookups = request
-            .iter()
-            .filter(|(p, _)| PackageName::parse(p).is_ok())
-            .map(|(p, versions)| async move {
+        drop(json);
+        let internal = |p: &str| match (view, PackageName::parse(p)) {
+            (OrgView::Configured(cfg), Ok(n)) => cfg.is_internal(&n),
+            _ => false,
+        };
+        let public: crate::audit_bulk::BulkRequest = request
+            .into_iter()
+            .filter(|(p, _)| PackageName::parse(p).is_ok() && !internal(p))
+            .collect();
+        let mut ours = serde_json::Map::new();
+        let names: Vec<(&String, &Vec<String>)> = public.iter().collect();
+        // A bounded number of advisory lookups at a time.
+        for batch in names.chunks(32) {
+            let lookups = batch.iter().map(|(p, versions)| async move {
                 let adv = self.orgs.advisories(p).await?;
                 Ok::<_, NpmError>((
-                    p.clone(),
+                    p.to_string(),
                     crate::audit_bulk::entries(p, versions, &adv.list),
                 ))
             });
-        let mut ours = serde_json::Map::new();
-        for r in futures::future::join_all(lookups).await {
-            let (p, entries) = r?;
-            if !entries.is_empty() {
-                ours.insert(p, serde_json::Value::Array(entries));
+            for r in futures::future::join_all(lookups).await {
+                let (p, entries) = r?;
+                if !entries.is_empty() {
+                    ours.insert(p, serde_json::Value::Array(entries));
+                }
             }
         }
+        let body = Bytes::from(serde_json::to_vec(&public).unwrap_or_default());
         let headers = session.req_header().headers.clone();
         let upstream = match self
             .upstream
-            .forward(http::Method::POST, path_and_query, &headers, raw)
+            .forward(http::Method::POST, path, &headers, body.into(), None, None)
             .await
         {
             Ok(r) if r.status().is_success() => r
@@ -836,23 +901,90 @@ impl App {
         path_and_query: &str,
         written: Option<&PackageName>,
     ) -> Handled {
-        let body = crate::internal_api::read_body(session, MAX_FORWARD_BODY).await?;
+        let declared = crate::internal_api::declared_body(session, MAX_FORWARD_BODY).await?;
+        let has_body = declared.is_some_and(|l| l > 0)
+            || session
+                .req_header()
+                .headers
+                .contains_key("transfer-encoding");
+        // A body is streamed to the upstream as it arrives: nothing is buffered whole, and
+        // only so many uploads run at once.
+        let _permit = if has_body {
+            Some(
+                self.forward_uploads
+                    .clone()
+                    .try_acquire_owned()
+                    .map_err(|_| {
+                        NpmError::Unavailable(
+                            "too many uploads to the upstream in flight; retry".into(),
+                        )
+                    })?,
+            )
+        } else {
+            None
+        };
         let headers = session.req_header().headers.clone();
-        let res = self
-            .upstream
-            .forward(method, path_and_query, &headers, body)
+        let encoding = header(session, "content-encoding");
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+        let upstream = self.upstream.clone();
+        let path = path_and_query.to_string();
+        let send = tokio::spawn(async move {
+            let body = if has_body {
+                reqwest::Body::wrap_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+            } else {
+                reqwest::Body::from(Bytes::new())
+            };
+            upstream
+                .forward(method, &path, &headers, body, encoding.as_deref(), declared)
+                .await
+        });
+        if has_body {
+            let mut seen = 0usize;
+            loop {
+                match session.read_request_body().await {
+                    Ok(Some(chunk)) => {
+                        seen += chunk.len();
+                        if seen > MAX_FORWARD_BODY {
+                            send.abort();
+                            return Err(NpmError::PayloadTooLarge(format!(
+                                "the request body is over {MAX_FORWARD_BODY} bytes"
+                            ))
+                            .into());
+                        }
+                        if tx.send(Ok(chunk)).await.is_err() {
+                            break; // the upstream answered (or failed) before the end
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        send.abort();
+                        return Err(NpmError::BadRequest(format!(
+                            "cannot read the request body: {e}"
+                        ))
+                        .into());
+                    }
+                }
+            }
+        }
+        drop(tx);
+        let res = send
             .await
+            .map_err(|_| NpmError::Internal("the upstream request task failed".into()))?
             .map_err(NpmError::from)?;
         if let Some(name) = written.filter(|_| res.status().is_success()) {
             self.after_public_write(name).await;
         }
         let mut resp = response(res.status().as_u16())?;
+        // What npm reads from the upstream's answer: OTP prompts (`www-authenticate`), login
+        // polling (`retry-after`), notices, caching and framing.
         for name in [
             "content-type",
             "cache-control",
             "etag",
             "last-modified",
             "npm-notice",
+            "www-authenticate",
+            "retry-after",
             "content-length",
         ] {
             if let Some(v) = res.headers().get(name).and_then(|v| v.to_str().ok()) {
@@ -882,6 +1014,7 @@ impl ProxyHttp for App {
         Ctx {
             route: "unrouted",
             status: 0,
+            request_id: new_request_id(),
         }
     }
 
@@ -909,9 +1042,9 @@ impl ProxyHttp for App {
             Err(Failure::Npm(e)) if session.response_written().is_none() => {
                 ctx.status = e.status();
                 if e.status() >= 500 {
-                    tracing::warn!(path = %session.req_header().uri, status = e.status(), error = %e, "request failed");
+                    tracing::warn!(request_id = %ctx.request_id, path = %session.req_header().uri.path(), status = e.status(), error = %e, "request failed");
                 }
-                send_npm_error(session, &e).await?;
+                send_npm_error(session, &e, &ctx.request_id).await?;
                 Ok(true)
             }
             Err(Failure::Npm(e)) => Err(pingora::Error::explain(
@@ -933,14 +1066,16 @@ impl ProxyHttp for App {
         &self,
         session: &mut Session,
         e: &pingora::Error,
-        _ctx: &mut Ctx,
+        ctx: &mut Ctx,
     ) -> FailToProxy
     where
         Ctx: Send + Sync,
     {
         // Once headers are out, writing an error would only corrupt the stream: close instead.
         if session.response_written().is_none() {
-            let _ = send_npm_error(session, &NpmError::Internal(e.to_string())).await;
+            tracing::warn!(request_id = %ctx.request_id, error = %e, "request failed");
+            let _ =
+                send_npm_error(session, &NpmError::Internal(e.to_string()), &ctx.request_id).await;
         }
         FailToProxy {
             error_code: 0,

@@ -29,12 +29,53 @@ pub struct Tenant {
     pub path: String,
 }
 
-/// Host names go into URLs we serve, so only plain host[:port] characters pass.
+/// Host names go into URLs we serve (every `dist.tarball`), so a Host must be exactly
+/// `name[:port]`, `ipv4[:port]` or `[ipv6][:port]`: DNS labels of letters, digits and inner
+/// hyphens, no empty label, a port of digits.
 fn valid_host(h: &str) -> bool {
-    !h.is_empty()
-        && h.len() <= 255
-        && h.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+    if h.is_empty() || h.len() > 255 {
+        return false;
+    }
+    let (host, port) = if let Some(rest) = h.strip_prefix('[') {
+        let Some((v6, after)) = rest.split_once(']') else {
+            return false;
+        };
+        if v6.parse::<std::net::Ipv6Addr>().is_err() {
+            return false;
+        }
+        match after {
+            "" => return true,
+            p => match p.strip_prefix(':') {
+                Some(port) => (None, Some(port)),
+                None => return false,
+            },
+        }
+    } else {
+        match h.split_once(':') {
+            Some((host, port)) => (Some(host), Some(port)),
+            None => (Some(h), None),
+        }
+    };
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 5
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u16>().is_ok()
+    });
+    let host_ok = host.is_none_or(|host| {
+        let host = host.strip_suffix('.').unwrap_or(host);
+        !host.is_empty()
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            })
+    });
+    port_ok && host_ok
 }
 
 pub fn resolve(settings: &Settings, facts: &RequestFacts<'_>) -> Result<Tenant, NpmError> {
@@ -151,6 +192,37 @@ fn strip_port(host: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_are_checked_syntactically() {
+        for ok in [
+            "registry.example",
+            "localhost:4873",
+            "127.0.0.1:80",
+            "[::1]:4873",
+            "[::1]",
+            "a-b.c.example.",
+        ] {
+            assert!(valid_host(ok), "{ok}");
+        }
+        for bad in [
+            "a]b[c:::",
+            "..",
+            "[",
+            "a..b",
+            "-a.example",
+            "a.example:",
+            "a.example:99999",
+            "a b",
+            "a/b",
+            "[::1",
+            "[zz]:1",
+            "a:1:2",
+            "ex_ample.com",
+        ] {
+            assert!(!valid_host(bad), "{bad}");
+        }
+    }
     use crate::config::Config;
 
     fn settings(f: impl FnOnce(&mut Config)) -> Settings {

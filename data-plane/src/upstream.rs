@@ -65,6 +65,24 @@ pub struct Upstream {
     metrics: Metrics,
 }
 
+/// Request headers passed to the upstream on forwarded requests (lowercase). Everything
+/// else (cookies, `x-forwarded-*`, `via`, `referer`, hop-by-hop headers, and
+/// `accept-encoding`, which the upstream client negotiates and decodes itself) stays here.
+pub const FORWARDED_HEADERS: &[&str] = &[
+    "accept",
+    "authorization",
+    "content-type",
+    "if-match",
+    "if-modified-since",
+    "if-none-match",
+    "npm-auth-type",
+    "npm-command",
+    "npm-otp",
+    "npm-scope",
+    "npm-session",
+    "user-agent",
+];
+
 impl Upstream {
     pub fn new(settings: &Settings, metrics: Metrics) -> Result<Self, reqwest::Error> {
         // reqwest is built without a bundled crypto provider; ring is the one in the tree.
@@ -176,13 +194,18 @@ impl Upstream {
     }
 
     /// Forwards a request for an endpoint nproxy does not own. `path_and_query` is relative to
-    /// the registry root and still percent-encoded.
+    /// the registry root and was rebuilt by nproxy from validated parts. Only the request
+    /// headers the npm protocol needs go along (`FORWARDED_HEADERS`); the client's cookies,
+    /// addresses and hop-by-hop headers never do, nor an nproxy token. `content_encoding`
+    /// describes `body` (the client's, or the one nproxy built).
     pub async fn forward(
         &self,
         method: http::Method,
         path_and_query: &str,
         headers: &http::HeaderMap,
-        body: Bytes,
+        body: reqwest::Body,
+        content_encoding: Option<&str>,
+        content_length: Option<usize>,
     ) -> Result<reqwest::Response, UpstreamError> {
         let url = format!("{}{}", self.base_str, path_and_query);
         let mut req = self
@@ -190,20 +213,12 @@ impl Upstream {
             .request(method, &url)
             .timeout(self.timeout)
             .body(body);
+        // A streamed body keeps its declared length (some registries refuse chunked PUTs).
+        if let Some(len) = content_length {
+            req = req.header(http::header::CONTENT_LENGTH, len);
+        }
         for (name, value) in headers {
-            // Hop-by-hop and addressing headers are ours to set, not the client's.
-            if matches!(
-                name.as_str(),
-                "host"
-                    | "connection"
-                    | "content-length"
-                    | "transfer-encoding"
-                    | "keep-alive"
-                    | "upgrade"
-                    | "proxy-authorization"
-                    | "te"
-                    | "trailer"
-            ) {
+            if !FORWARDED_HEADERS.contains(&name.as_str()) {
                 continue;
             }
             // nproxy's own tokens never leave for the upstream.
@@ -213,6 +228,9 @@ impl Upstream {
                 continue;
             }
             req = req.header(name, value);
+        }
+        if let Some(enc) = content_encoding {
+            req = req.header(http::header::CONTENT_ENCODING, enc);
         }
         let started = Instant::now();
         let res = req.send().await;

@@ -97,6 +97,40 @@ impl Project {
 
     /// Writes a publishable package `name@version` and runs `npm publish` in it.
     pub fn publish(&self, name: &str, version: &str) -> Run {
+        let dir = self.package_dir(name, version);
+        self.npm_in(&dir, &["publish"])
+    }
+
+    /// Publishes `name@version` with `tool`'s own publish command (pnpm 9/10 hand it to the
+    /// npm on PATH, as they do for users).
+    pub fn tool_publish(&self, tool: Tool, name: &str, version: &str) -> Run {
+        let dir = self.package_dir(name, version);
+        match tool {
+            Tool::Npm10 | Tool::Npm11 | Tool::Npm12 | Tool::Bun => {
+                self.tool_in(tool, &dir, &["publish"])
+            }
+            Tool::Pnpm9 | Tool::Pnpm10 | Tool::Pnpm11 | Tool::Pnpm12 => {
+                self.tool_in(tool, &dir, &["publish", "--no-git-checks"])
+            }
+            Tool::Yarn1 => self.tool_in(
+                tool,
+                &dir,
+                &["publish", "--new-version", version, "--no-git-tag-version"],
+            ),
+            Tool::Yarn4 => {
+                // `yarn npm publish` wants a project around the package.
+                std::fs::write(dir.join("yarn.lock"), "").expect("yarn.lock");
+                let r = self.tool_in(tool, &dir, &["install"]);
+                if !r.ok {
+                    return r;
+                }
+                self.tool_in(tool, &dir, &["npm", "publish"])
+            }
+        }
+    }
+
+    /// A publishable package folder for `name@version`.
+    pub fn package_dir(&self, name: &str, version: &str) -> PathBuf {
         let dir = self
             .home
             .join("packages")
@@ -112,7 +146,7 @@ impl Project {
             format!("module.exports = {{ name: {name:?}, version: {version:?} }};\n"),
         )
         .expect("index.js");
-        self.npm_in(&dir, &["publish"])
+        dir
     }
 
     /// Runs `npm <args>` in another folder with this project's config.

@@ -24,9 +24,15 @@ use crate::fixtures::FixturePackage;
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub method: String,
+    /// Path and query, as received.
     pub path: String,
     pub headers: http::HeaderMap,
+    /// The first 64 KiB of the body.
+    pub body: Bytes,
 }
+
+/// A canned answer: status, JSON body, extra response headers.
+type Canned = (u16, Value, Vec<(String, String)>);
 
 #[derive(Default)]
 struct State {
@@ -35,8 +41,8 @@ struct State {
     /// Tarball paths served with their last byte flipped.
     corrupt: HashSet<String>,
     requests: Vec<Recorded>,
-    /// Canned answers for other paths (search, audit): status and JSON body.
-    canned: HashMap<String, (u16, Value)>,
+    /// Canned answers for other paths (search, audit): status, JSON body, extra headers.
+    canned: HashMap<String, Canned>,
 }
 
 pub struct Registry {
@@ -133,11 +139,20 @@ impl Registry {
     }
 
     pub fn canned(&self, path: &str, status: u16, body: Value) {
+        self.canned_with(path, status, body, &[]);
+    }
+
+    /// A canned answer with response headers (e.g. `www-authenticate`).
+    pub fn canned_with(&self, path: &str, status: u16, body: Value, headers: &[(&str, &str)]) {
+        let headers = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         self.state
             .lock()
             .expect("state")
             .canned
-            .insert(path.to_string(), (status, body));
+            .insert(path.to_string(), (status, body, headers));
     }
 
     /// Holds every tarball answer until `release` (or `hold(false)`).
@@ -155,7 +170,7 @@ impl Registry {
             .expect("state")
             .requests
             .iter()
-            .filter(|r| r.method == method && r.path == path)
+            .filter(|r| r.method == method && r.path.split('?').next() == Some(path))
             .count()
     }
 
@@ -212,6 +227,11 @@ impl Registry {
     async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let method = req.method().to_string();
         let path = req.uri().path().to_string();
+        let path_and_query = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| path.clone());
         let headers = req.headers().clone();
         let body = req
             .into_body()
@@ -221,11 +241,22 @@ impl Registry {
             .unwrap_or_default();
         self.state.lock().expect("state").requests.push(Recorded {
             method: method.clone(),
-            path: path.clone(),
+            path: path_and_query,
             headers: headers.clone(),
+            body: body.slice(..body.len().min(64 * 1024)),
         });
-        if let Some((status, body)) = self.state.lock().expect("state").canned.get(&path).cloned() {
-            return json_response(status, &body);
+        let canned = self.state.lock().expect("state").canned.get(&path).cloned();
+        if let Some((status, body, extra)) = canned {
+            let mut r = json_response(status, &body);
+            for (k, v) in extra {
+                if let (Ok(k), Ok(v)) = (
+                    http::HeaderName::from_bytes(k.as_bytes()),
+                    http::HeaderValue::from_str(&v),
+                ) {
+                    r.headers_mut().insert(k, v);
+                }
+            }
+            return r;
         }
         if method != "GET" && method != "HEAD" {
             return self.write(&method, &path, &body);

@@ -194,6 +194,7 @@ async fn public_write_reaches_every_data_plane() {
         let (body, _) = publish_payload(name, version, 10);
         let r = raw_http()
             .put(format!("{}/{name}", a.url()))
+            .bearer_auth("npm_usersOwnUpstreamToken")
             .header("content-type", "application/json")
             .body(body)
             .send()

@@ -39,6 +39,7 @@ async fn bad_input_gets_npm_style_errors() {
     // A write to a public package belongs to the upstream.
     let _ = c
         .put(env.url("/fx-a"))
+        .bearer_auth("npm_usersOwnUpstreamToken")
         .body("{}")
         .send()
         .await

@@ -10,6 +10,7 @@ mod installs;
 mod internal_packages;
 mod resilience;
 mod rules;
+mod security;
 mod single_flight;
 mod storage;
 mod tarball_integrity;
