@@ -133,6 +133,12 @@ pub fn add_version(
             "{name}@{v} already exists; versions are immutable, publish a new one"
         )));
     }
+    let count = doc["versions"].as_object().map_or(0, |m| m.len());
+    if count >= crate::doc_bounds::MAX_VERSIONS {
+        return Err(DocError::Invalid(format!(
+            "{name} has {count} versions, the most one package may have"
+        )));
+    }
     let was_unpublished = doc
         .get(OWN)
         .and_then(|o| o.get("unpublished"))
@@ -335,11 +341,7 @@ pub fn is_tombstone(doc: &Value) -> bool {
 }
 
 pub fn set_dist_tag(current: &Value, tag: &str, version: &str) -> Result<Value, DocError> {
-    if tag.is_empty()
-        || tag.len() > 128
-        || semver::VersionReq::parse(tag).is_ok()
-        || tag.contains('/')
-    {
+    if !crate::doc_bounds::valid_tag(tag) {
         return Err(DocError::Invalid(format!(
             "{tag:?} is not a valid dist-tag"
         )));
@@ -415,6 +417,13 @@ pub fn apply_client_document(
                 Some(d) => {
                     if !d.is_string() {
                         return Err(DocError::Invalid("`deprecated` must be a string".into()));
+                    }
+                    let len = d.as_str().map(str::len).unwrap_or(0);
+                    if len > crate::doc_bounds::MAX_DEPRECATION_BYTES {
+                        return Err(DocError::Invalid(format!(
+                            "the deprecation message is {len} bytes; the limit is {}",
+                            crate::doc_bounds::MAX_DEPRECATION_BYTES
+                        )));
                     }
                     m.insert("deprecated".into(), d.clone());
                 }

@@ -194,8 +194,13 @@ impl App {
         let encoding = crate::server::header(session, "content-encoding");
         let json = publish::decode_body(&raw, encoding.as_deref())
             .map_err(|e| NpmError::BadRequest(e.0))?;
-        let sent: Value = serde_json::from_slice(&json)
-            .map_err(|e| NpmError::BadRequest(format!("the body is not JSON: {e}")))?;
+        // A whole-document PUT holds at most the versions a package may have, counted while
+        // parsing; a publish holds one (checked again in `publish::validate`).
+        let sent = crate::doc_bounds::parse_document(&json, crate::doc_bounds::MAX_VERSIONS)
+            .map(Value::Object)
+            .map_err(|e| {
+                NpmError::BadRequest(format!("the body is not a package document: {e}"))
+            })?;
         let has_attachments = sent
             .get("_attachments")
             .and_then(Value::as_object)

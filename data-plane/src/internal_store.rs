@@ -114,6 +114,13 @@ impl InternalStore {
             let body = Bytes::from(
                 serde_json::to_vec(&next).map_err(|e| NpmError::Internal(e.to_string()))?,
             );
+            if body.len() > crate::doc_bounds::MAX_DOCUMENT_BYTES {
+                return Err(NpmError::PayloadTooLarge(format!(
+                    "{name}'s document would be {} bytes; the limit is {}",
+                    body.len(),
+                    crate::doc_bounds::MAX_DOCUMENT_BYTES
+                )));
+            }
             let mode = match &current {
                 Some((etag, _)) => PutMode::IfMatch(etag.clone()),
                 None => PutMode::CreateOnly,

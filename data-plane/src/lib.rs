@@ -4,6 +4,7 @@
 pub mod audit_bulk;
 pub mod config;
 pub mod cp_client;
+pub mod doc_bounds;
 pub mod error;
 pub mod integrity;
 pub mod internal;

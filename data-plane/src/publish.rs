@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use sha1::Sha1;
 use sha2::{Digest, Sha512};
 
+use crate::doc_bounds;
 use crate::names::{PackageName, TarballFile};
 
 /// Largest publish request accepted, as sent (before any gzip decoding).
@@ -118,8 +119,9 @@ pub fn decode_body_limited(
 
 /// Validates a publish payload for package `name` (from the URL).
 pub fn validate(name: &PackageName, json: &[u8]) -> Result<Publish, PublishError> {
-    let doc: Map<String, Value> = serde_json::from_slice(json)
-        .map_err(|e| bad(format!("the body is not a JSON object: {e}")))?;
+    // One version per publish: a second one stops the parse.
+    let doc = doc_bounds::parse_document(json, 1)
+        .map_err(|e| bad(format!("the body is not a publish payload: {e}")))?;
     let field_str = |k: &str| doc.get(k).and_then(Value::as_str);
     if field_str("name") != Some(name.as_str()) {
         return Err(bad(format!(
@@ -237,7 +239,7 @@ pub fn validate(name: &PackageName, json: &[u8]) -> Result<Publish, PublishError
                     "dist-tag {tag:?} must point at the published version"
                 )));
             }
-            if semver::VersionReq::parse(tag).is_ok() || tag.is_empty() || tag.len() > 128 {
+            if !doc_bounds::valid_tag(tag) {
                 return Err(bad(format!("{tag:?} is not a valid dist-tag")));
             }
             dist_tags.push(tag.clone());
@@ -246,9 +248,18 @@ pub fn validate(name: &PackageName, json: &[u8]) -> Result<Publish, PublishError
     if dist_tags.is_empty() {
         dist_tags.push("latest".into());
     }
-    // nproxy owns these: what clients claim is replaced.
-    for owned in ["dist", "_nproxy", "_id", "_rev", "_npmUser"] {
+    // nproxy owns these: what clients claim is replaced. The readme lives once, at the top.
+    for owned in ["dist", "_nproxy", "_id", "_rev", "_npmUser", "readme"] {
         manifest.remove(owned);
+    }
+    let manifest_len = serde_json::to_vec(&manifest)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
+    if manifest_len > doc_bounds::MAX_MANIFEST_BYTES {
+        return Err(bad(format!(
+            "the version's manifest is {manifest_len} bytes; the limit is {}",
+            doc_bounds::MAX_MANIFEST_BYTES
+        )));
     }
     manifest.insert("_id".into(), Value::String(format!("{name}@{version}")));
     Ok(Publish {
@@ -259,8 +270,14 @@ pub fn validate(name: &PackageName, json: &[u8]) -> Result<Publish, PublishError
         integrity,
         shasum,
         sha512_hex,
-        readme: doc.get("readme").cloned(),
-        description: doc.get("description").cloned(),
+        // Strings only, cut to their bounds (as npm's registry does with long readmes).
+        readme: doc
+            .get("readme")
+            .and_then(Value::as_str)
+            .map(|r| Value::String(doc_bounds::truncate(r, doc_bounds::MAX_README_BYTES).into())),
+        description: doc.get("description").and_then(Value::as_str).map(|d| {
+            Value::String(doc_bounds::truncate(d, doc_bounds::MAX_DESCRIPTION_BYTES).into())
+        }),
     })
 }
 
@@ -314,6 +331,38 @@ pub(crate) mod tests {
                 "length": tarball.len()
             }}
         })
+    }
+
+    #[test]
+    fn stored_fields_are_bounded() {
+        let n = PackageName::parse("@acme/utils").unwrap();
+        let t = tgz(b"x");
+        let mut p = payload("@acme/utils", "1.0.0", &t);
+        p["readme"] = json!("r".repeat(5 * 1024 * 1024));
+        p["description"] = json!("d".repeat(100_000));
+        p["versions"]["1.0.0"]["readme"] = json!("r".repeat(1024 * 1024));
+        let ok = validate(&n, &serde_json::to_vec(&p).unwrap()).unwrap();
+        assert_eq!(
+            ok.readme.unwrap().as_str().unwrap().len(),
+            doc_bounds::MAX_README_BYTES
+        );
+        assert_eq!(
+            ok.description.unwrap().as_str().unwrap().len(),
+            doc_bounds::MAX_DESCRIPTION_BYTES
+        );
+        assert!(!ok.manifest.contains_key("readme"));
+        // Other oversized manifest fields are refused, not stored.
+        p["versions"]["1.0.0"]["junk"] = json!("j".repeat(1024 * 1024));
+        let e = validate(&n, &serde_json::to_vec(&p).unwrap()).unwrap_err();
+        assert!(e.0.contains("manifest"), "{e}");
+        // A second version stops the parse.
+        let mut two = payload("@acme/utils", "1.0.0", &t);
+        two["versions"]["1.0.1"] = json!({});
+        let e = validate(&n, &serde_json::to_vec(&two).unwrap()).unwrap_err();
+        assert!(e.0.contains("more than 1 versions"), "{e}");
+        let mut tag = payload("@acme/utils", "1.0.0", &t);
+        tag["dist-tags"] = json!({"..": "1.0.0"});
+        assert!(validate(&n, &serde_json::to_vec(&tag).unwrap()).is_err());
     }
 
     fn name() -> PackageName {

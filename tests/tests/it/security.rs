@@ -331,3 +331,94 @@ async fn internal_errors_stay_in_the_log() {
         "the log carries the request id {id}"
     );
 }
+
+/// Internal documents stay small whatever a publish or a whole-document PUT carries: a
+/// 78 MB readme (a small gzip body) is cut, a 20 MB deprecation message is refused, a
+/// 100,000-version document stops the parse, a JSON array is a 400.
+#[tokio::test(flavor = "multi_thread")]
+async fn internal_documents_are_bounded() {
+    let s = Stack::start(&[]).await;
+    let (_, token) = s.org_and_token(true, &["proxy", "publish"]);
+    s.ctl(&["org", "settings", "acme", "--internal-scopes", "@acme"]);
+    let dp = s.data_plane("dp", &[]).await;
+    let url = format!("{}/@acme%2fbig", dp.url());
+    let (body, _) = nproxy_tests::fixtures::publish_payload("@acme/big", "1.0.0", 10);
+    let mut payload: Value = serde_json::from_slice(&body).expect("json");
+    payload["readme"] = json!("r".repeat(78 * 1024 * 1024));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&serde_json::to_vec(&payload).expect("json"))
+        .expect("gzip");
+    let gz = gz.finish().expect("gzip");
+    assert!(gz.len() < 1024 * 1024, "the attack is a small body");
+    let res = raw_http()
+        .put(&url)
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(gz)
+        .send()
+        .await
+        .expect("publish");
+    assert_eq!(res.status().as_u16(), 201);
+    let res = raw_http()
+        .get(format!("{url}?write=true"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get");
+    let text = res.text().await.expect("body");
+    assert!(
+        text.len() < 200 * 1024,
+        "the stored document is {} bytes",
+        text.len()
+    );
+    let mut doc: Value = serde_json::from_str(&text).expect("json");
+    // A 20 MB deprecation message.
+    doc["versions"]["1.0.0"]["deprecated"] = json!("d".repeat(20 * 1024 * 1024));
+    let (code, body) = put_json(&url, &token, &doc).await;
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("deprecation message")),
+        "{body}"
+    );
+    // 100,000 versions: refused while parsing.
+    let mut versions = serde_json::Map::new();
+    for i in 0..100_000 {
+        versions.insert(format!("1.0.{i}"), json!({}));
+    }
+    doc["versions"] = Value::Object(versions);
+    let (code, body) = put_json(&url, &token, &doc).await;
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("more than 10000 versions")),
+        "{body}"
+    );
+    let (code, body) = put_json(&url, &token, &json!([1, 2, 3])).await;
+    assert_eq!(code, 400, "{body}");
+    // Nothing of that was stored.
+    let res = raw_http()
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get");
+    let after: Value = res.json().await.expect("json");
+    assert!(after["versions"]["1.0.0"].get("deprecated").is_none());
+}
+
+async fn put_json(url: &str, token: &str, v: &Value) -> (u16, Value) {
+    let res = raw_http()
+        .put(url)
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(v).expect("json"))
+        .send()
+        .await
+        .expect("put");
+    let code = res.status().as_u16();
+    (code, res.json().await.unwrap_or(Value::Null))
+}
