@@ -50,6 +50,8 @@ pub struct Config {
     pub verify_before_send_bytes: u64,
     /// Worker threads for the HTTP server; 0 means one per core.
     pub threads: usize,
+    /// How long an idle keep-alive connection is kept between requests, seconds.
+    pub keepalive_idle_secs: u64,
     /// `text` or `json`.
     pub log_format: LogFormat,
     /// Redis the control plane publishes org config to (`redis://host:port`). Unset: every
@@ -130,6 +132,7 @@ impl Default for Config {
             tarball_memory_cache_bytes: 32 * 1024 * 1024,
             verify_before_send_bytes: 1024 * 1024,
             threads: 0,
+            keepalive_idle_secs: 60,
             log_format: LogFormat::Text,
             redis_url: None,
             org_config_refresh_secs: 30,
@@ -166,6 +169,7 @@ pub struct Settings {
     pub tarball_memory_cache_bytes: u64,
     pub verify_before_send_bytes: u64,
     pub threads: usize,
+    pub keepalive_idle: Duration,
     pub log_format: LogFormat,
     pub redis_url: Option<String>,
     pub org_config_refresh: Duration,
@@ -344,6 +348,9 @@ impl Config {
             }
             (None, _) => None,
         };
+        if self.keepalive_idle_secs == 0 || self.keepalive_idle_secs > 3600 {
+            return Err(invalid("keepalive_idle_secs", "must be between 1 and 3600"));
+        }
         if self.org_config_refresh_secs == 0 {
             return Err(invalid("org_config_refresh_secs", "must be at least 1"));
         }
@@ -364,6 +371,7 @@ impl Config {
             tarball_memory_cache_bytes: self.tarball_memory_cache_bytes,
             verify_before_send_bytes: self.verify_before_send_bytes,
             threads: self.threads,
+            keepalive_idle: Duration::from_secs(self.keepalive_idle_secs),
             log_format: self.log_format,
             redis_url,
             org_config_refresh: Duration::from_secs(self.org_config_refresh_secs),

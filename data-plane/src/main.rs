@@ -76,6 +76,12 @@ fn main() -> anyhow::Result<()> {
     }
     let settings = Config::load(figment)?.validate()?;
     init_logs(settings.log_format);
+    // Each connection, staging file and store read is a descriptor: raise the soft limit to
+    // the hard one where the system allows, and say what we got.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::info!(nofile = n, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
 
     // A small runtime of our own for Redis and config-following tasks: pingora builds its
     // runtimes only when the server runs, and these must run for the whole process.

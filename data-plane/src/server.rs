@@ -1031,6 +1031,9 @@ impl ProxyHttp for App {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
+        // pingora keeps an HTTP/1.1 connection open forever between requests unless told:
+        // an idle client gets this long, then the connection is closed.
+        session.set_keepalive(Some(self.settings.keepalive_idle.as_secs()));
         match self.handle(session, ctx).await {
             Ok(()) => {
                 ctx.status = session

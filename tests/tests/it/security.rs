@@ -422,3 +422,29 @@ async fn put_json(url: &str, token: &str, v: &Value) -> (u16, Value) {
     let code = res.status().as_u16();
     (code, res.json().await.unwrap_or(Value::Null))
 }
+
+/// An idle keep-alive connection is closed after `keepalive_idle_secs` (it stayed open past
+/// 150 s before), so idle clients cannot hold descriptors forever.
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_keepalive_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let env = Env::builder()
+        .set("NPROXY_KEEPALIVE_IDLE_SECS", "1")
+        .start()
+        .await;
+    let addr = env.dp.url().trim_start_matches("http://").to_string();
+    let mut conn = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    conn.write_all(b"GET /-/ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = vec![0u8; 4096];
+    let n = conn.read(&mut buf).await.expect("read");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // Nothing more is sent: the server closes the connection (read returns 0).
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(20), conn.read(&mut buf))
+        .await
+        .expect("closed within a generous bound");
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+}
