@@ -132,7 +132,9 @@ pub fn verify(
     let last_hash = events.last().map(|e| e.hash.clone()).unwrap_or_default();
     match anchor {
         Some(a) => {
-            if mk.anchor_mac(org_id, a.seq as u64, &a.hash) != a.mac {
+            let expected = mk.anchor_mac(org_id, a.seq as u64, &a.hash);
+            // A MAC is a secret-derived value: compared in constant time.
+            if !crate::secrets::hashes_equal(expected.as_bytes(), a.mac.as_bytes()) {
                 problems
                     .push("the anchored chain head was altered (its MAC does not match)".into());
             } else if a.seq != last_seq || a.hash != last_hash {
