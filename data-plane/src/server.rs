@@ -34,6 +34,18 @@ use crate::upstream_route::{package_segment, Forwarded, Gate};
 const MAX_FORWARD_BODY: usize = crate::publish::MAX_PUBLISH_BODY;
 /// Forwarded request bodies streamed upstream at once, per data plane; more get a 503.
 pub const MAX_FORWARD_UPLOADS: usize = 16;
+/// What npm reads from a forwarded answer: OTP prompts (`www-authenticate`), login polling
+/// (`retry-after`), notices, caching and framing.
+const ANSWER_HEADERS: &[&str] = &[
+    "content-type",
+    "cache-control",
+    "etag",
+    "last-modified",
+    "npm-notice",
+    "www-authenticate",
+    "retry-after",
+    "content-length",
+];
 /// An `npm audit` request as sent (gzip) and decoded. A 3,000-package monorepo sends
 /// about 100 KB of JSON.
 const AUDIT_MAX_BODY: usize = 2 * 1024 * 1024;
@@ -362,7 +374,8 @@ impl App {
                 if u == Forwarded::AuditBulk {
                     return self.audit_bulk(session, &view, &path).await;
                 }
-                self.forward(session, method, &path).await
+                self.forward_account(session, method, &path, &tenant.base_url)
+                    .await
             }
             // `?write=true` prepares a write (deprecate, unpublish, owner): the client needs
             // the upstream's own current document and `_rev`, not nproxy's merged copy.
@@ -869,7 +882,20 @@ impl App {
         method: http::Method,
         path_and_query: &str,
     ) -> Handled {
-        self.forward_inner(session, method, path_and_query, None)
+        self.forward_inner(session, method, path_and_query, None, None)
+            .await
+    }
+
+    /// `forward` for npm's account endpoints: a web login's or web OTP challenge's
+    /// `doneUrl` is pointed at nproxy (`public_base`), where `/-/v1/done` is forwarded.
+    async fn forward_account(
+        &self,
+        session: &mut Session,
+        method: http::Method,
+        path_and_query: &str,
+        public_base: &str,
+    ) -> Handled {
+        self.forward_inner(session, method, path_and_query, None, Some(public_base))
             .await
     }
 
@@ -883,7 +909,7 @@ impl App {
         path_and_query: &str,
         name: &PackageName,
     ) -> Handled {
-        self.forward_inner(session, method, path_and_query, Some(name))
+        self.forward_inner(session, method, path_and_query, Some(name), None)
             .await
     }
 
@@ -900,6 +926,7 @@ impl App {
         method: http::Method,
         path_and_query: &str,
         written: Option<&PackageName>,
+        done_base: Option<&str>,
     ) -> Handled {
         let declared = crate::internal_api::declared_body(session, MAX_FORWARD_BODY).await?;
         let has_body = declared.is_some_and(|l| l > 0)
@@ -974,22 +1001,38 @@ impl App {
         if let Some(name) = written.filter(|_| res.status().is_success()) {
             self.after_public_write(name).await;
         }
-        let mut resp = response(res.status().as_u16())?;
-        // What npm reads from the upstream's answer: OTP prompts (`www-authenticate`), login
-        // polling (`retry-after`), notices, caching and framing.
-        for name in [
-            "content-type",
-            "cache-control",
-            "etag",
-            "last-modified",
-            "npm-notice",
-            "www-authenticate",
-            "retry-after",
-            "content-length",
-        ] {
-            if let Some(v) = res.headers().get(name).and_then(|v| v.to_str().ok()) {
+        let status = res.status().as_u16();
+        // A login answer or an OTP challenge may name a doneUrl to poll: small JSON, read
+        // whole (bounded) so its doneUrl can point at nproxy.
+        let small_json = res.content_length().is_some_and(|l| l <= 64 * 1024)
+            && res
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|c| c.contains("json"));
+        if let (Some(base), true, true) = (done_base, matches!(status, 200 | 401), small_json) {
+            let headers = res.headers().clone();
+            let body = res.bytes().await.map_err(|e| {
+                NpmError::BadGateway(format!("the upstream's answer broke off: {e}"))
+            })?;
+            let body = crate::upstream_route::rewrite_done_url(&body, self.upstream.base(), base)
+                .map(Bytes::from)
+                .unwrap_or(body);
+            let mut resp = response(status)?;
+            for name in ANSWER_HEADERS.iter().filter(|h| **h != "content-length") {
+                if let Some(v) = headers.get(*name).and_then(|v| v.to_str().ok()) {
+                    insert(&mut resp, name, v)?;
+                }
+            }
+            insert(&mut resp, "content-length", body.len())?;
+            send_header(session, resp).await?;
+            return send_body(session, body, true).await;
+        }
+        let mut resp = response(status)?;
+        for name in ANSWER_HEADERS {
+            if let Some(v) = res.headers().get(*name).and_then(|v| v.to_str().ok()) {
                 let v = v.to_string();
-                resp.insert_header(name, v)
+                resp.insert_header(*name, v)
                     .map_err(|e| Failure::Npm(NpmError::Internal(e.to_string())))?;
             }
         }

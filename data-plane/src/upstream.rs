@@ -193,6 +193,11 @@ impl Upstream {
         Ok(TarballDownload { len, body })
     }
 
+    /// The upstream's base URL (no trailing slash).
+    pub fn base(&self) -> &str {
+        &self.base_str
+    }
+
     /// Forwards a request for an endpoint nproxy does not own. `path_and_query` is relative to
     /// the registry root and was rebuilt by nproxy from validated parts. Only the request
     /// headers the npm protocol needs go along (`FORWARDED_HEADERS`); the client's cookies,

@@ -422,6 +422,22 @@ impl Forwarded {
     }
 }
 
+/// Points the `doneUrl` of a web login (or web OTP) answer at nproxy instead of the
+/// upstream, so npm polls through nproxy (older npm polls the URL as given, which needs
+/// direct egress and misses the token it keeps for nproxy). Only a `doneUrl` on the
+/// upstream's own base with the path `/-/v1/done` is rewritten; `None`: nothing to change.
+pub fn rewrite_done_url(body: &[u8], upstream_base: &str, public_base: &str) -> Option<Vec<u8>> {
+    let mut v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let done = v.get("doneUrl")?.as_str()?;
+    let rest = done.strip_prefix(upstream_base)?;
+    let query = rest.strip_prefix("/-/v1/done")?;
+    if !(query.is_empty() || query.starts_with('?')) {
+        return None;
+    }
+    v["doneUrl"] = serde_json::Value::String(format!("{public_base}/-/v1/done{query}"));
+    serde_json::to_vec(&v).ok()
+}
+
 /// Characters escaped in a rebuilt path segment: everything but npm's URL-safe set (so a
 /// `/`, `\`, `%`, `?`, `#` or `.`-only segment can't change the path's meaning).
 const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -559,6 +575,20 @@ mod tests {
             up("/-/npm/v1/attestations/x@notsemver"),
             Err(UpstreamRouteError::BadParam)
         );
+    }
+
+    #[test]
+    fn done_urls_point_at_nproxy() {
+        let body = br#"{"loginUrl":"https://web.example/login/x","doneUrl":"https://up.example/r/-/v1/done?sessionId=abc"}"#;
+        let out = rewrite_done_url(body, "https://up.example/r", "http://np:4873/acme").unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["doneUrl"], "http://np:4873/acme/-/v1/done?sessionId=abc");
+        assert_eq!(v["loginUrl"], "https://web.example/login/x");
+        // Another host's URL, or another path, is left alone.
+        let other = br#"{"doneUrl":"https://elsewhere.example/-/v1/done?sessionId=abc"}"#;
+        assert!(rewrite_done_url(other, "https://up.example/r", "http://np").is_none());
+        let path = br#"{"doneUrl":"https://up.example/r/-/v1/doneX"}"#;
+        assert!(rewrite_done_url(path, "https://up.example/r", "http://np").is_none());
     }
 
     #[test]

@@ -448,3 +448,46 @@ async fn idle_keepalive_connections_are_closed() {
         .expect("closed within a generous bound");
     assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
 }
+
+/// Web login through nproxy: the upstream's `doneUrl` is pointed at nproxy, and polling it
+/// there reaches the upstream, with `retry-after` passed back (npm sleeps on it).
+#[tokio::test(flavor = "multi_thread")]
+async fn web_login_polls_through_nproxy() {
+    let env = Env::start().await;
+    let up = env.registry.url();
+    env.registry.canned(
+        "/-/v1/login",
+        200,
+        json!({"loginUrl": "https://web.example/login/abc", "doneUrl": format!("{up}/-/v1/done?sessionId=abc-123")}),
+    );
+    env.registry
+        .canned_with("/-/v1/done", 202, json!({}), &[("retry-after", "5")]);
+    let res = raw_http()
+        .post(env.url("/-/v1/login"))
+        .header("npm-auth-type", "web")
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(res.status().as_u16(), 200);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["doneUrl"], env.url("/-/v1/done?sessionId=abc-123"));
+    assert_eq!(body["loginUrl"], "https://web.example/login/abc");
+    let poll = raw_http()
+        .get(env.url("/-/v1/done?sessionId=abc-123"))
+        .send()
+        .await
+        .expect("poll");
+    assert_eq!(poll.status().as_u16(), 202);
+    assert_eq!(
+        poll.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("5")
+    );
+    assert!(env
+        .registry
+        .requests()
+        .iter()
+        .any(|r| r.path == "/-/v1/done?sessionId=abc-123"));
+}
