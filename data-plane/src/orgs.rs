@@ -183,6 +183,22 @@ impl OrgView {
         }
     }
 
+    /// A presented nproxy token must be valid wherever it is sent, even on routes nproxy
+    /// itself does not authorize (forwarded ones): never silently treated as anonymous.
+    pub fn check_presented(&self, authorization: Option<&str>) -> Result<(), NpmError> {
+        match nproxy_bearer(authorization) {
+            Some(_) => self
+                .authorize(authorization, TokenScope::Unspecified)
+                .map(|_| ())
+                .or_else(|e| match e {
+                    // Valid, only without a scope this check does not ask for.
+                    NpmError::Forbidden(_) => Ok(()),
+                    other => Err(other),
+                }),
+            None => Ok(()),
+        }
+    }
+
     /// Checks the request's token for `needed` access to public packages.
     pub fn authorize(
         &self,

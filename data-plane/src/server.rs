@@ -353,6 +353,17 @@ impl App {
                 if !u.allows(&method) {
                     return Err(NpmError::MethodNotAllowed.into());
                 }
+                match u.gate() {
+                    // Logging in needs no nproxy token (it is how users get credentials), and
+                    // the user's upstream account is the upstream's to authenticate; a
+                    // presented nproxy token must still be a valid one.
+                    Gate::Anyone | Gate::UpstreamAccount => {
+                        view.check_presented(authorization.as_deref())?;
+                    }
+                    Gate::PublicRead => {
+                        self.authorize_public(&view, authorization.as_deref())?;
+                    }
+                }
                 // Internal names never leave nproxy.
                 if let (OrgView::Configured(cfg), Some(name)) = (&view, u.package()) {
                     if cfg.is_internal(name) {
@@ -360,15 +371,6 @@ impl App {
                             NpmError::NotFound(format!("{name} is not on the upstream")).into()
                         );
                     }
-                }
-                match u.gate() {
-                    // Logging in needs no nproxy token: it is how users get credentials.
-                    Gate::Anyone => {}
-                    Gate::PublicRead => {
-                        self.authorize_public(&view, authorization.as_deref())?;
-                    }
-                    // The user's upstream account: the upstream authenticates it.
-                    Gate::UpstreamAccount => {}
                 }
                 let path = u.upstream_path(query.as_deref());
                 if u == Forwarded::AuditBulk {
@@ -433,6 +435,7 @@ impl App {
             {
                 // The upstream authenticates these with the user's own token there; without
                 // one nothing is relayed (nproxy tokens never leave for the upstream).
+                view.check_presented(authorization.as_deref())?;
                 let upstream_credential = authorization
                     .as_deref()
                     .is_some_and(|a| nproxy_bearer(Some(a)).is_none() && !a.trim().is_empty());

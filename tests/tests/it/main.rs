@@ -2,6 +2,7 @@
 
 mod support;
 
+mod auth_matrix;
 mod client_matrix;
 mod compat;
 mod control_plane;
