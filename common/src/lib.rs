@@ -2,3 +2,4 @@
 //! tonic, Redis or S3) so any crate, fuzz target or tool can use it.
 
 pub mod logging;
+pub mod slug;

@@ -1,32 +1,28 @@
 //! nproxy's data plane: the pingora HTTP server that answers npm clients.
 //! See ARCHITECTURE.md at the repository root for the map and the invariants.
 
-pub mod audit_bulk;
+// The pure cores live in `nproxy-core`; re-exported so every module here names them the same.
+pub use nproxy_core::{
+    audit_bulk, doc_bounds, internal, names, osv, packument, publish, route, rules, upstream_route,
+};
+
 pub mod config;
 pub mod cp_client;
-pub mod doc_bounds;
 pub mod error;
 pub mod integrity;
-pub mod internal;
 pub mod internal_api;
 pub mod internal_store;
 pub mod metrics;
-pub mod names;
 pub mod orgs;
-pub mod osv;
 pub mod outbox;
-pub mod packument;
 pub mod packuments;
-pub mod publish;
-pub mod route;
-pub mod rules;
+pub mod rules_pb;
 pub mod server;
 pub mod singleflight;
 pub mod store;
 pub mod tarballs;
 pub mod tenant;
 pub mod upstream;
-pub mod upstream_route;
 
 use std::sync::Arc;
 

@@ -77,7 +77,7 @@ impl OrgConfig {
         let rules = Arc::new(
             s.rules
                 .as_ref()
-                .map(crate::rules::Rules::from_pb)
+                .map(crate::rules_pb::rules_from_pb)
                 .unwrap_or_default(),
         );
         let mut exceptions: HashMap<String, std::collections::HashSet<String>> = HashMap::new();

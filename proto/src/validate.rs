@@ -27,13 +27,7 @@ impl From<FieldError> for tonic::Status {
 
 /// An org slug: a DNS label (lowercase letters, digits and inner hyphens, 1–63 chars).
 pub fn slug(field: &'static str, s: &str) -> Result<String, FieldError> {
-    let ok = !s.is_empty()
-        && s.len() <= 63
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok {
+    if nproxy_common::slug::is_valid(s) {
         Ok(s.to_string())
     } else {
         Err(FieldError::new(

@@ -69,8 +69,15 @@ pub fn binary(name: &str) -> PathBuf {
     // The crates each binary is built from (a binary is not rebuilt for crates it lacks).
     let crates: &[&str] = match name {
         "nproxy-control-plane" => &["common", "proto", "control-plane"],
-        "nproxy-data-plane" => &["common", "proto", "data-plane"],
-        _ => &["common", "proto", "control-plane", "data-plane", "cli"],
+        "nproxy-data-plane" => &["common", "core", "proto", "data-plane"],
+        _ => &[
+            "common",
+            "core",
+            "proto",
+            "control-plane",
+            "data-plane",
+            "cli",
+        ],
     };
     if let Some((newest, path)) = newest_source(crates) {
         assert!(

@@ -129,47 +129,6 @@ pub struct Rules {
     pub min_severity: Option<Severity>,
 }
 
-impl Mode {
-    fn from_pb(m: i32) -> Mode {
-        match nproxy_proto::v1::RuleMode::try_from(m)
-            .unwrap_or(nproxy_proto::v1::RuleMode::Unspecified)
-        {
-            nproxy_proto::v1::RuleMode::Warn => Mode::Warn,
-            nproxy_proto::v1::RuleMode::Block => Mode::Block,
-            _ => Mode::Off,
-        }
-    }
-}
-
-impl Rules {
-    /// From the org's snapshot (validated by the control plane; bad patterns are skipped).
-    pub fn from_pb(r: &nproxy_proto::v1::Rules) -> Rules {
-        let pats = |ps: &[nproxy_proto::v1::PackagePattern]| {
-            ps.iter()
-                .filter_map(|p| Pattern::parse(&p.name, Some(&p.range)).ok())
-                .collect()
-        };
-        Rules {
-            lists: Mode::from_pb(r.lists),
-            allow: pats(&r.allow),
-            deny: pats(&r.deny),
-            allow_list_only: r.allow_list_only,
-            cooldown: Mode::from_pb(r.cooldown),
-            cooldown_hours: r.cooldown_hours,
-            first_seen: Mode::from_pb(r.first_seen),
-            first_seen_days: r.first_seen_days,
-            install_scripts: Mode::from_pb(r.install_scripts),
-            unexpected_dependencies: Mode::from_pb(r.unexpected_dependencies),
-            publisher_change: Mode::from_pb(r.publisher_change),
-            deprecated: Mode::from_pb(r.deprecated),
-            license: Mode::from_pb(r.license),
-            licenses: r.licenses.clone(),
-            vulnerabilities: Mode::from_pb(r.vulnerabilities),
-            min_severity: Severity::parse(&r.min_severity),
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
     pub rule: Rule,
