@@ -439,9 +439,10 @@ pub fn apply_client_document(
         .filter(|v| !sent_versions.contains_key(*v))
         .cloned()
         .collect();
+    check_unchanged_elsewhere(current, sent, &removed)?;
     if removed.is_empty() && deprecated_changes.is_empty() {
-        bump_rev(&mut doc);
-        return Ok((doc, deprecated_changes, removed));
+        // Nothing to change: the document (and its revision) stays as it is.
+        return Ok((current.clone(), deprecated_changes, removed));
     }
     let doc = if removed.is_empty() {
         let mut d = doc;
@@ -452,6 +453,64 @@ pub fn apply_client_document(
         remove_versions(&doc, &removed, now_iso)?
     };
     Ok((doc, deprecated_changes, removed))
+}
+
+/// Outside `versions`, a whole document sent back may differ from the stored one only as a
+/// removed version implies (npm's one-version unpublish drops that version's `time` entry
+/// and moves the tags that pointed at it). Client bookkeeping (`_…` keys such as `_rev`,
+/// `_attachments`, `_revisions`, `_cached`) is ignored; anything else that differs is refused.
+fn check_unchanged_elsewhere(
+    current: &Value,
+    sent: &Value,
+    removed: &[String],
+) -> Result<(), DocError> {
+    let refuse = |what: String| {
+        Err(DocError::Invalid(format!(
+            "{what} can't be changed by sending the document back; only `deprecated` and \
+             removed versions are taken from it"
+        )))
+    };
+    let empty = Map::new();
+    let sent_obj = sent.as_object().unwrap_or(&empty);
+    for (k, v) in sent_obj {
+        if k.starts_with('_') || matches!(k.as_str(), "versions" | "time" | "dist-tags") {
+            continue;
+        }
+        if current.get(k) != Some(v) {
+            return refuse(format!("`{k}`"));
+        }
+    }
+    let is_removed = |v: &str| removed.iter().any(|r| r == v);
+    let cur_time = current["time"].as_object().unwrap_or(&empty);
+    if let Some(time) = sent.get("time").and_then(Value::as_object) {
+        for (k, v) in time {
+            if matches!(k.as_str(), "modified" | "unpublished") || is_removed(k) {
+                continue;
+            }
+            if cur_time.get(k) != Some(v) {
+                return refuse(format!("`time.{k}`"));
+            }
+        }
+    }
+    let cur_tags = current["dist-tags"].as_object().unwrap_or(&empty);
+    if let Some(tags) = sent.get("dist-tags").and_then(Value::as_object) {
+        for (tag, v) in tags {
+            let moved_by_removal = cur_tags
+                .get(tag)
+                .and_then(Value::as_str)
+                .is_some_and(is_removed);
+            if cur_tags.get(tag) != Some(v) && !moved_by_removal {
+                return refuse(format!("dist-tag `{tag}`"));
+            }
+        }
+        for (tag, target) in cur_tags {
+            let gone_with_version = target.as_str().is_some_and(is_removed);
+            if !tags.contains_key(tag) && !gone_with_version {
+                return refuse(format!("dist-tag `{tag}`"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The document as clients see it: tarball URLs through nproxy, nproxy's bookkeeping out of
@@ -655,6 +714,49 @@ mod tests {
                 assert!(add_version(Some(&again), &name(), &p, &sig, "a", "t", "p4").is_err());
             }
         }
+    }
+
+    #[test]
+    fn other_changes_in_a_sent_document_are_refused() {
+        let doc = published(&["1.0.0", "1.0.1"]);
+        let base = "http://h/p";
+        let view = client_view(&doc, base, &name()).to_value();
+        // Unchanged: accepted, and nothing moves (not even the revision).
+        let (same, dep, rem) = apply_client_document(&doc, &view, "t").unwrap();
+        assert!(dep.is_empty() && rem.is_empty());
+        assert_eq!(rev(&same), rev(&doc));
+        for (what, edit) in [
+            ("readme", json!({"readme": "changed"})),
+            ("description", json!({"description": "changed"})),
+            ("new field", json!({"homepage": "https://evil.example"})),
+        ] {
+            let mut sent = view.clone();
+            for (k, v) in edit.as_object().unwrap() {
+                sent[k] = v.clone();
+            }
+            assert!(apply_client_document(&doc, &sent, "t").is_err(), "{what}");
+        }
+        let mut sent = view.clone();
+        sent["time"]["1.0.0"] = json!("1999-01-01T00:00:00.000Z");
+        assert!(
+            apply_client_document(&doc, &sent, "t").is_err(),
+            "time of a kept version"
+        );
+        let mut sent = view.clone();
+        sent["dist-tags"]["latest"] = json!("1.0.0");
+        assert!(
+            apply_client_document(&doc, &sent, "t").is_err(),
+            "moving latest"
+        );
+        // npm's one-version unpublish: version, its time and the tag that pointed at it go.
+        let mut sent = view.clone();
+        sent["versions"].as_object_mut().unwrap().remove("1.0.1");
+        sent["time"].as_object_mut().unwrap().remove("1.0.1");
+        sent["dist-tags"]["latest"] = json!("1.0.0");
+        sent["_cached"] = json!(true);
+        let (d, _, rem) = apply_client_document(&doc, &sent, "t").unwrap();
+        assert_eq!(rem, vec!["1.0.1".to_string()]);
+        assert_eq!(d["dist-tags"]["latest"], "1.0.0");
     }
 
     #[test]

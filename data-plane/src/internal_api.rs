@@ -308,8 +308,39 @@ impl App {
             return Err(NpmError::NotFound(format!("package {name} not found")).into());
         };
         // Judge first (nothing is written for a refused document), then write by CAS.
-        let (_, _, removed) = internal::apply_client_document(&current, sent, &internal::iso_now())
-            .map_err(NpmError::from)?;
+        let (judged, deprecated, removed) =
+            internal::apply_client_document(&current, sent, &internal::iso_now())
+                .map_err(NpmError::from)?;
+        let deprecations: Vec<(String, Option<String>)> = deprecated
+            .iter()
+            .map(|v| {
+                let msg = judged["versions"][v]
+                    .get("deprecated")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                (v.clone(), msg)
+            })
+            .collect();
+        let deprecate_key = if deprecations.is_empty() {
+            None
+        } else {
+            self.audit(Entry::new(
+                &cfg.org_id,
+                name,
+                Expect::Deprecated {
+                    versions: deprecations.clone(),
+                },
+                deprecations
+                    .iter()
+                    .map(|(v, msg)| Event {
+                        kind: "package.deprecated".into(),
+                        details: json!({"name": name.as_str(), "version": v, "message": msg, "token_hash": writer.token_hash, "token": writer.grant.name}),
+                        time_ms: now_ms(),
+                    })
+                    .collect(),
+            ))
+            .await?
+        };
         let outbox_key = if removed.is_empty() {
             None
         } else {
@@ -345,6 +376,7 @@ impl App {
             })
             .await?;
         self.deliver_soon(outbox_key);
+        self.deliver_soon(deprecate_key);
         self.send_json(
             session,
             200,
@@ -467,6 +499,23 @@ impl App {
         } else {
             None
         };
+        // The outbox entry first (the invariant: an event is durable before its change);
+        // it is delivered only once the tag really points where it says.
+        let key = self
+            .audit(Entry::new(
+                &cfg.org_id,
+                name,
+                Expect::DistTag {
+                    tag: tag.to_string(),
+                    version: version.clone(),
+                },
+                vec![Event {
+                    kind: "package.dist_tag_changed".into(),
+                    details: json!({"name": name.as_str(), "tag": tag, "version": version, "token_hash": writer.token_hash, "token": writer.grant.name}),
+                    time_ms: now_ms(),
+                }],
+            ))
+            .await?;
         let doc = self
             .internal
             .update(&cfg.org_id, name, |cur| {
@@ -477,18 +526,6 @@ impl App {
                     None => internal::remove_dist_tag(cur, tag),
                 }
             })
-            .await?;
-        let key = self
-            .audit(Entry::new(
-                &cfg.org_id,
-                name,
-                Expect::Nothing,
-                vec![Event {
-                    kind: "package.dist_tag_changed".into(),
-                    details: json!({"name": name.as_str(), "tag": tag, "version": version, "token_hash": writer.token_hash}),
-                    time_ms: now_ms(),
-                }],
-            ))
             .await?;
         self.deliver_soon(key);
         let tags = doc.get("dist-tags").cloned().unwrap_or_else(|| json!({}));

@@ -38,9 +38,23 @@ pub struct Event {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Expect {
-    Present { version: String, integrity: String },
-    Absent { versions: Vec<String> },
+    Present {
+        version: String,
+        integrity: String,
+    },
+    Absent {
+        versions: Vec<String>,
+    },
     PackageGone,
+    /// A dist-tag points at `version` (`None`: the tag is gone).
+    DistTag {
+        tag: String,
+        version: Option<String>,
+    },
+    /// Each version's deprecation message is this (`None`: un-deprecated).
+    Deprecated {
+        versions: Vec<(String, Option<String>)>,
+    },
     Nothing,
 }
 
@@ -76,6 +90,9 @@ impl Entry {
         }
     }
 }
+
+/// Where unreadable outbox entries are moved (the rest of the key is the original one).
+pub const QUARANTINE_PREFIX: &str = "quarantine/";
 
 pub struct Outbox {
     store: Arc<dyn BlobStore>,
@@ -128,6 +145,17 @@ impl Outbox {
                 .iter()
                 .all(|v| doc.as_ref().is_none_or(|d| d["versions"].get(v).is_none())),
             Expect::PackageGone => doc.as_ref().is_none_or(crate::internal::is_tombstone),
+            Expect::DistTag { tag, version } => doc.as_ref().is_some_and(|d| {
+                d["dist-tags"].get(tag).and_then(serde_json::Value::as_str) == version.as_deref()
+            }),
+            Expect::Deprecated { versions } => doc.as_ref().is_some_and(|d| {
+                versions.iter().all(|(v, msg)| {
+                    d["versions"][v]
+                        .get("deprecated")
+                        .and_then(serde_json::Value::as_str)
+                        == msg.as_deref()
+                })
+            }),
         };
         Ok(if landed {
             Verdict::Deliver
@@ -144,8 +172,15 @@ impl Outbox {
             return Ok(true);
         };
         let Ok(entry) = serde_json::from_slice::<Entry>(&bytes) else {
-            tracing::error!(%key, "unreadable outbox entry; leaving it for inspection");
-            return Ok(false);
+            // Kept for inspection, out of the way of every entry after it.
+            let quarantined = Key::parse(&format!("{QUARANTINE_PREFIX}{key}"))
+                .ok_or_else(|| NpmError::Internal("quarantine key".into()))?;
+            self.store
+                .put(&quarantined, PutBody::Bytes(bytes), PutMode::Overwrite)
+                .await?;
+            self.store.delete(key).await?;
+            tracing::error!(%key, %quarantined, "unreadable outbox entry moved to quarantine");
+            return Ok(true);
         };
         match self.verdict(&entry).await? {
             Verdict::Wait => return Ok(false),
@@ -178,8 +213,13 @@ impl Outbox {
     pub async fn drain(&self) -> Result<usize, NpmError> {
         let mut done = 0;
         for key in self.store.list(Key::OUTBOX_PREFIX).await? {
-            if self.deliver(&key).await? {
-                done += 1;
+            // One entry's trouble never holds back the ones after it.
+            match self.deliver(&key).await {
+                Ok(true) => done += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(%key, error = %e, "cannot deliver an outbox entry yet; going on")
+                }
             }
         }
         Ok(done)

@@ -168,12 +168,27 @@ async fn npm_publish_install_tag_deprecate_unpublish() {
         let published = events_of(&s, "package.published").await.len();
         let signed = events_of(&s, "package.signed").await.len();
         let unpublished = events_of(&s, "package.unpublished").await.len();
-        if published == 2 && signed == 2 && unpublished == 2 {
+        let deprecated = events_of(&s, "package.deprecated").await;
+        let tags = events_of(&s, "package.dist_tag_changed").await;
+        if published == 2
+            && signed == 2
+            && unpublished == 2
+            && deprecated.len() == 2
+            && tags.len() == 2
+        {
+            // Deprecate and un-deprecate, each with who did it; tag changes too.
+            assert_eq!(deprecated[0]["details"]["version"], "1.0.0");
+            for e in deprecated.iter().chain(&tags) {
+                assert_eq!(e["details"]["token"], "ci", "{e}");
+            }
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "audit events: published {published}, signed {signed}, unpublished {unpublished}"
+            "audit events: published {published}, signed {signed}, unpublished {unpublished}, \
+             deprecated {}, dist-tag {}",
+            deprecated.len(),
+            tags.len()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -677,4 +692,43 @@ async fn a_deprecate_that_alters_another_version_is_refused() {
         after["versions"]["1.0.1"]["dist"]["integrity"],
         before["versions"]["1.0.1"]["dist"]["integrity"]
     );
+}
+
+/// An outbox entry that can't be read (or whose package can't be read) never holds back the
+/// entries after it: it is moved to `quarantine/` and the drain goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_outbox_entry_is_quarantined_and_the_rest_delivered() {
+    let (s, token) = internal_stack().await;
+    let settings = s.ctl(&["-o", "json", "org", "settings", "acme"]).json();
+    let org_id = settings["org_id"].as_str().expect("org id").to_string();
+    let store = s.dir.path().join("store");
+    let outbox = store.join("outbox").join(&org_id);
+    std::fs::create_dir_all(&outbox).expect("outbox dir");
+    // Sorts before every real entry (their ids start with the time).
+    std::fs::write(outbox.join("0000000000000-broken.json"), b"{not an entry").expect("write");
+    let dp = s.data_plane("dp", &[]).await;
+    let (body, _) = publish_payload(PKG, "7.0.0", 10);
+    assert_eq!(
+        put_payload(&dp, &token, PKG, body).await.status().as_u16(),
+        201
+    );
+    nproxy_tests::eventually(
+        "the publish's events arrive despite the broken entry",
+        Duration::from_secs(20),
+        || async { (events_of(&s, "package.published").await.len() == 1).then_some(()) },
+    )
+    .await;
+    nproxy_tests::eventually(
+        "the broken entry is quarantined",
+        Duration::from_secs(20),
+        || async {
+            let moved = store
+                .join("quarantine/outbox")
+                .join(&org_id)
+                .join("0000000000000-broken.json")
+                .exists();
+            (moved && !outbox.join("0000000000000-broken.json").exists()).then_some(())
+        },
+    )
+    .await;
 }
