@@ -642,13 +642,17 @@ impl Packuments {
                 .filter(|v| upstream_doc.as_ref().is_none_or(|u| !u.has_version(v)))
                 .cloned()
                 .collect();
-            for v in dropped {
-                let Ok(version) = semver::Version::parse(&v) else {
-                    continue;
-                };
-                let key = Key::public_tarball(name, &TarballFile::for_version(name, &version));
-                if matches!(self.store.head(&key).await, Ok(Some(_))) {
-                    cached.insert(v);
+            // One HEAD per dropped version, a bounded number at a time (not one by one).
+            for batch in dropped.chunks(32) {
+                let heads = batch.iter().filter_map(|v| {
+                    let version = semver::Version::parse(v).ok()?;
+                    let key = Key::public_tarball(name, &TarballFile::for_version(name, &version));
+                    Some(async move { (v, matches!(self.store.head(&key).await, Ok(Some(_)))) })
+                });
+                for (v, stored) in futures::future::join_all(heads).await {
+                    if stored {
+                        cached.insert(v.clone());
+                    }
                 }
             }
         }
