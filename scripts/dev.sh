@@ -15,11 +15,11 @@ if ! command -v cmake >/dev/null; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake >/dev/null
 fi
-command -v cargo >/dev/null || { echo "cargo is missing: install Rust with rustup first" >&2; exit 1; }
 if [ "${1:-}" = "--install-only" ]; then
   echo "build dependencies ready"
   exit 0
 fi
+command -v cargo >/dev/null || { echo "cargo is missing: install Rust with rustup first" >&2; exit 1; }
 cd "$root"
 cargo build --release --locked -p nproxyctl
 exec "$root/target/release/nproxyctl" dev "$@"
