@@ -49,6 +49,7 @@ for v in $(compgen -e); do
   case "$v" in NPROXY_*|http_proxy|https_proxy|HTTP_PROXY|HTTPS_PROXY|ALL_PROXY|all_proxy) unset "$v" ;; esac
 done
 export NO_PROXY=127.0.0.1 no_proxy=127.0.0.1
+export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ under bench/
 
 tmp="$(mktemp -d /tmp/nproxy-attack.XXXXXX)"
 up_pid="" dp_pid="" run_pid=""
