@@ -125,6 +125,8 @@ pub struct Packuments {
     verdicts: moka::sync::Cache<VerdictKey, Arc<PolicyVerdict>>,
     verdict_builds: SingleFlight<VerdictKey, Shared<Arc<PolicyVerdict>>>,
     outbox: Option<Arc<crate::outbox::Outbox>>,
+    /// Bounds concurrent renders of served bytes (one per core).
+    renders: tokio::sync::Semaphore,
 }
 
 fn sha256_hex(b: &[u8]) -> String {
@@ -189,6 +191,11 @@ impl Packuments {
             verdicts: moka::sync::Cache::builder().max_capacity(100_000).build(),
             verdict_builds: SingleFlight::default(),
             outbox: None,
+            renders: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2),
+            ),
         }
     }
 
@@ -705,6 +712,14 @@ impl Packuments {
         key: ServedKey,
         verdict: Option<Arc<PolicyVerdict>>,
     ) -> Shared<Arc<Served>> {
+        // Each render holds a parsed document and two encodings (several MB for a big
+        // packument): only so many at once, whatever the number of distinct base URLs asked
+        // for, so memory stays bounded and the async workers stay free.
+        let _permit = self
+            .renders
+            .acquire()
+            .await
+            .map_err(|_| shared_err(NpmError::Internal("render limiter closed".into())))?;
         let Some((_, body)) = get_bytes(self.store.as_ref(), &Key::public_packument(&key.name))
             .await
             .map_err(shared_err)?
