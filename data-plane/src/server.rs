@@ -133,18 +133,32 @@ pub(crate) fn header(session: &Session, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Whether the client takes gzip: an explicit `gzip` entry decides by its q-value (also
+/// over a `*`), otherwise a `*` does; `q=0` (any spelling) means "not this".
 fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
-    accept_encoding.is_some_and(|ae| {
-        ae.split(',').any(|part| {
-            let mut it = part.split(';');
-            let coding = it.next().unwrap_or("").trim();
-            let q_zero = it.any(|p| {
-                let p = p.trim();
-                p == "q=0" || p == "q=0.0" || p == "q=0.00" || p == "q=0.000"
-            });
-            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q_zero
-        })
-    })
+    let Some(ae) = accept_encoding else {
+        return false;
+    };
+    let (mut gzip, mut star) = (None, None);
+    for part in ae.split(',') {
+        let mut it = part.split(';');
+        let coding = it.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = it
+            .filter_map(|p| {
+                let (k, v) = p.split_once('=')?;
+                k.trim()
+                    .eq_ignore_ascii_case("q")
+                    .then(|| v.trim().parse::<f32>().unwrap_or(0.0))
+            })
+            .next_back()
+            .unwrap_or(1.0);
+        match coding.as_str() {
+            "gzip" | "x-gzip" => gzip = Some(q),
+            "*" => star = Some(q),
+            _ => {}
+        }
+    }
+    gzip.or(star).is_some_and(|q| q > 0.0)
 }
 
 /// True when `If-None-Match` names `etag` (weak comparison, `*` matches anything).
@@ -1152,6 +1166,13 @@ mod tests {
         assert!(accepts_gzip(Some("gzip, deflate, br")));
         assert!(accepts_gzip(Some("br;q=1.0, gzip;q=0.8")));
         assert!(!accepts_gzip(Some("gzip;q=0")));
+        // Found by the attack campaign: case, and an explicit refusal beside a `*`.
+        assert!(!accepts_gzip(Some("GZIP;Q=0")));
+        assert!(!accepts_gzip(Some("gzip;q=0, *")));
+        assert!(!accepts_gzip(Some("*;q=0")));
+        assert!(accepts_gzip(Some("*")));
+        assert!(accepts_gzip(Some("gzip;q=0.5")));
+        assert!(!accepts_gzip(Some("gzip;q=0.000")));
         assert!(!accepts_gzip(Some("identity")));
         assert!(!accepts_gzip(None));
     }
