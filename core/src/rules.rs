@@ -214,6 +214,17 @@ pub fn parse_iso_ms(s: &str) -> Option<i64> {
         t.next()?.parse().ok()?,
         t.next()?.parse().ok()?,
     );
+    // Found by fuzzing: an upstream `time` of year 10^30 overflowed the arithmetic below
+    // (a panic in checked builds, nonsense times otherwise). Only real calendar values pass.
+    let in_range = (1..=9999).contains(&y)
+        && (1..=12).contains(&m)
+        && (1..=31).contains(&day)
+        && (0..=23).contains(&hh)
+        && (0..=59).contains(&mm)
+        && (0..=60).contains(&ss);
+    if !in_range || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let millis: i64 = format!("{:0<3}", &frac[..frac.len().min(3)]).parse().ok()?;
     // days_from_civil
     let y = if m <= 2 { y - 1 } else { y };
@@ -501,6 +512,27 @@ pub fn all_blocked(doc: &Packument, v: &Verdict) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fuzzer's find: absurd years (and other out-of-range fields) are not times.
+    #[test]
+    fn iso_times_out_of_range_are_refused() {
+        assert_eq!(
+            parse_iso_ms(
+                "2021-01-0000000000000000000000000000000000006744073709551614T00:00:00.00"
+            ),
+            None
+        );
+        assert_eq!(parse_iso_ms("99999999999999-01-01T00:00:00.000Z"), None);
+        assert_eq!(parse_iso_ms("2021-13-01T00:00:00.000Z"), None);
+        assert_eq!(parse_iso_ms("2021-01-01T24:00:00.000Z"), None);
+        assert_eq!(parse_iso_ms("-5-01-01T00:00:00.000Z"), None);
+        assert_eq!(parse_iso_ms("2021-01-01T00:00:00.x"), None);
+        assert_eq!(parse_iso_ms("1970-01-01T00:00:00.000Z"), Some(0));
+        assert_eq!(
+            parse_iso_ms("2020-01-01T00:00:00.000Z"),
+            Some(1_577_836_800_000)
+        );
+    }
     use serde_json::json;
 
     const DAY: i64 = 86_400_000;
