@@ -107,7 +107,7 @@ IFS=',' read -r -a attacks <<< "$ONLY"
 for a in "${attacks[@]}"; do
   env_extra=()
   case "$a" in
-    idle|trickle) env_extra=(NPROXY_KEEPALIVE_IDLE_SECS=5) ;;
+    idle|trickle) env_extra=(NPROXY_KEEPALIVE_IDLE_SECS=5 NPROXY_HEADER_TIMEOUT_SECS=5) ;;
     dots|audit|hosts|put-anon|put-token|expect) ;;
     *) echo "unknown attack: $a" >&2; exit 2 ;;
   esac

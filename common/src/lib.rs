@@ -2,4 +2,5 @@
 //! tonic, Redis or S3) so any crate, fuzz target or tool can use it.
 
 pub mod logging;
+pub mod secret;
 pub mod slug;

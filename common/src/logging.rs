@@ -31,13 +31,23 @@ const CAPPED_AT_DEBUG: &[&str] = &[
     "sqlx",
 ];
 
+/// Silenced entirely. nproxy answers every request itself and never proxies through
+/// pingora, so `pingora_proxy` only ever reports a *client* going away mid-request, at
+/// error level, once per connection: under a slow-header attack that is a log line per
+/// attacking connection. nproxy logs its own failures (with request ids) and counts cut
+/// connections in `nproxy_connections_cut_total`.
+const SILENCED: &[&str] = &["pingora_proxy"];
+
 /// The cap: every level allowed, except trace for the crates above.
 pub fn cap() -> Targets {
-    CAPPED_AT_DEBUG
+    let capped = CAPPED_AT_DEBUG
         .iter()
         .fold(Targets::new().with_default(LevelFilter::TRACE), |t, c| {
             t.with_target(*c, LevelFilter::DEBUG)
-        })
+        });
+    SILENCED
+        .iter()
+        .fold(capped, |t, c| t.with_target(*c, LevelFilter::OFF))
 }
 
 /// The level filter: `spec` in `RUST_LOG` syntax (e.g. `RUST_LOG`'s value, or a default).
@@ -109,6 +119,9 @@ mod tests {
     fn secret_printing_crates_stay_below_trace() {
         enabled_under("trace", || {
             assert!(!tracing::enabled!(target: "pingora_proxy", Level::TRACE));
+            // Silenced: one error line per client that goes away mid-header.
+            assert!(!tracing::enabled!(target: "pingora_proxy", Level::ERROR));
+            assert!(tracing::enabled!(target: "pingora_core", Level::ERROR));
             assert!(!tracing::enabled!(target: "h2::codec", Level::TRACE));
             assert!(tracing::enabled!(target: "h2", Level::DEBUG));
             assert!(tracing::enabled!(target: "nproxy_data_plane", Level::TRACE));

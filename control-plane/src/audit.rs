@@ -3,6 +3,7 @@
 //! newest head is anchored outside the rows themselves: in `audit_anchors` with a MAC keyed
 //! from the master key (a database edit can't forge it), in Redis, and in the log.
 
+use nproxy_common::secret::SecretDigest;
 use sha2::{Digest, Sha256};
 
 use crate::error::CpResult;
@@ -133,8 +134,10 @@ pub fn verify(
     match anchor {
         Some(a) => {
             let expected = mk.anchor_mac(org_id, a.seq as u64, &a.hash);
-            // A MAC is a secret-derived value: compared in constant time.
-            if !crate::secrets::hashes_equal(expected.as_bytes(), a.mac.as_bytes()) {
+            // A MAC is a secret-derived value: `SecretDigest` compares in constant time.
+            if SecretDigest::from_bytes(expected.as_bytes())
+                != SecretDigest::from_bytes(a.mac.as_bytes())
+            {
                 problems
                     .push("the anchored chain head was altered (its MAC does not match)".into());
             } else if a.seq != last_seq || a.hash != last_hash {

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use tonic::{Request, Status};
 
-use crate::secrets::{hashes_equal, sha256};
+use nproxy_common::secret::SecretDigest;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
@@ -27,29 +27,30 @@ impl Caller {
 
 #[derive(Clone, Default)]
 pub struct Authenticator {
-    admins: Arc<RwLock<HashMap<[u8; 32], String>>>,
-    data_plane: Option<[u8; 32]>,
+    admins: Arc<RwLock<HashMap<SecretDigest, String>>>,
+    data_plane: Option<SecretDigest>,
 }
 
 impl Authenticator {
     pub fn new(data_plane_token: Option<&str>) -> Self {
         Self {
             admins: Arc::default(),
-            data_plane: data_plane_token.map(sha256),
+            data_plane: data_plane_token.map(|t| SecretDigest::sha256(t.as_bytes())),
         }
     }
 
     pub fn set_admins(&self, admins: impl IntoIterator<Item = (Vec<u8>, String)>) {
         let map = admins
             .into_iter()
-            .filter_map(|(h, name)| Some((<[u8; 32]>::try_from(h.as_slice()).ok()?, name)))
+            .filter(|(h, _)| h.len() == 32)
+            .map(|(h, name)| (SecretDigest::from_bytes(&h), name))
             .collect();
         *self.admins.write().unwrap_or_else(|p| p.into_inner()) = map;
     }
 
     fn identify(&self, token: &str) -> Option<Caller> {
-        let h = sha256(token);
-        if self.data_plane.is_some_and(|dp| hashes_equal(&dp, &h)) {
+        let h = SecretDigest::sha256(token.as_bytes());
+        if self.data_plane.as_ref() == Some(&h) {
             return Some(Caller::DataPlane);
         }
         let admins = self.admins.read().unwrap_or_else(|p| p.into_inner());

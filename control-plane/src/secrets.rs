@@ -167,12 +167,6 @@ pub fn key_id(public_key: &[u8]) -> String {
     )
 }
 
-/// Constant-time equality of two hashes.
-pub fn hashes_equal(a: &[u8], b: &[u8]) -> bool {
-    use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.ct_eq(b))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

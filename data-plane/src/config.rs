@@ -52,6 +52,14 @@ pub struct Config {
     pub threads: usize,
     /// How long an idle keep-alive connection is kept between requests, seconds.
     pub keepalive_idle_secs: u64,
+    /// Client connections served at once; one more gets a 503 and is closed. 0: derived
+    /// from the open-file limit, keeping half of it for the store and the upstream.
+    pub max_connections: usize,
+    /// A new connection's first byte, and a whole request header once begun, must arrive
+    /// within this many seconds, however slowly the bytes are paced.
+    pub header_timeout_secs: u64,
+    /// A whole request body must arrive within this many seconds of its header.
+    pub body_timeout_secs: u64,
     /// `text` or `json`.
     pub log_format: LogFormat,
     /// Redis the control plane publishes org config to (`redis://host:port`). Unset: every
@@ -133,6 +141,9 @@ impl Default for Config {
             verify_before_send_bytes: 1024 * 1024,
             threads: 0,
             keepalive_idle_secs: 60,
+            max_connections: 0,
+            header_timeout_secs: 20,
+            body_timeout_secs: 600,
             log_format: LogFormat::Text,
             redis_url: None,
             org_config_refresh_secs: 30,
@@ -170,6 +181,9 @@ pub struct Settings {
     pub verify_before_send_bytes: u64,
     pub threads: usize,
     pub keepalive_idle: Duration,
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
     pub log_format: LogFormat,
     pub redis_url: Option<String>,
     pub org_config_refresh: Duration,
@@ -351,6 +365,21 @@ impl Config {
         if self.keepalive_idle_secs == 0 || self.keepalive_idle_secs > 3600 {
             return Err(invalid("keepalive_idle_secs", "must be between 1 and 3600"));
         }
+        if self.header_timeout_secs == 0 || self.header_timeout_secs > 600 {
+            return Err(invalid("header_timeout_secs", "must be between 1 and 600"));
+        }
+        if self.body_timeout_secs < self.header_timeout_secs || self.body_timeout_secs > 86_400 {
+            return Err(invalid(
+                "body_timeout_secs",
+                "must be at least header_timeout_secs and at most 86400",
+            ));
+        }
+        if self.max_connections > 1_000_000 {
+            return Err(invalid(
+                "max_connections",
+                "must be at most 1000000 (0: automatic)",
+            ));
+        }
         if self.org_config_refresh_secs == 0 {
             return Err(invalid("org_config_refresh_secs", "must be at least 1"));
         }
@@ -372,6 +401,9 @@ impl Config {
             verify_before_send_bytes: self.verify_before_send_bytes,
             threads: self.threads,
             keepalive_idle: Duration::from_secs(self.keepalive_idle_secs),
+            max_connections: self.max_connections,
+            header_timeout: Duration::from_secs(self.header_timeout_secs),
+            body_timeout: Duration::from_secs(self.body_timeout_secs),
             log_format: self.log_format,
             redis_url,
             org_config_refresh: Duration::from_secs(self.org_config_refresh_secs),

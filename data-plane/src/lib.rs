@@ -7,6 +7,7 @@ pub use nproxy_core::{
 };
 
 pub mod config;
+pub mod conn_guard;
 pub mod cp_client;
 pub mod error;
 pub mod integrity;
@@ -94,13 +95,29 @@ pub fn build_server(
     server.bootstrap();
     let listen = settings.listen;
     let metrics_listen = settings.metrics_listen;
+    let limits = conn_guard::ConnLimits {
+        max_connections: match settings.max_connections {
+            0 => automatic_max_connections(),
+            n => n,
+        },
+        header_timeout: settings.header_timeout,
+        body_timeout: settings.body_timeout,
+    };
+    tracing::info!(
+        max_connections = limits.max_connections,
+        "client connection cap"
+    );
     let metrics = Metrics::new();
     let app = build_app(settings, metrics.clone(), orgs)?;
     if let Some(outbox) = &app.outbox {
         outbox.spawn_drainer(background, std::time::Duration::from_secs(2));
     }
     let conf = server.configuration.clone();
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(&conf, app, "nproxy npm");
+    let proxy = pingora::proxy::http_proxy(&conf, app);
+    let mut proxy = pingora::services::listening::Service::new(
+        "nproxy npm".to_string(),
+        conn_guard::Guarded::new(proxy, limits, metrics.clone()),
+    );
     proxy.add_tcp(&listen.to_string());
     server.add_service(proxy);
     if let Some(addr) = metrics_listen {
@@ -112,6 +129,17 @@ pub fn build_server(
         server.add_service(svc);
     }
     Ok(server)
+}
+
+/// Half the open-file limit (the rest is for the store, the upstream, Redis and logs),
+/// between 64 and 10,000: idle connections cost memory too.
+fn automatic_max_connections() -> usize {
+    let soft = rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .map(|(soft, _)| soft)
+        .unwrap_or(1024);
+    usize::try_from(soft / 2)
+        .unwrap_or(usize::MAX)
+        .clamp(64, 10_000)
 }
 
 /// Builds the request-handling application from validated settings.

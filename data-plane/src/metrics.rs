@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 #[derive(Clone)]
@@ -17,6 +18,19 @@ struct Inner {
     upstream: IntCounterVec,
     upstream_seconds: HistogramVec,
     tarball_bytes: IntCounter,
+    connections_open: IntGauge,
+    connections_refused: IntCounter,
+    connections_cut: IntCounterVec,
+    breaker_open: IntGaugeVec,
+    breaker_transitions: IntCounterVec,
+    background_refreshes: IntCounterVec,
+}
+
+fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, m: T) -> T {
+    registry
+        .register(Box::new(m.clone()))
+        .unwrap_or_else(|e| panic!("metric registered twice: {e}"));
+    m
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -75,8 +89,56 @@ impl Metrics {
         registry
             .register(Box::new(tarball_bytes.clone()))
             .unwrap_or_else(|e| panic!("counter: {e}"));
+        let connections_open = register(
+            &registry,
+            IntGauge::new("connections_open", "Client connections being served")
+                .unwrap_or_else(|e| panic!("gauge: {e}")),
+        );
+        let connections_refused = register(
+            &registry,
+            IntCounter::new(
+                "connections_refused_total",
+                "Client connections refused because max_connections were open",
+            )
+            .unwrap_or_else(|e| panic!("counter: {e}")),
+        );
+        let connections_cut = counter_vec(
+            &registry,
+            "connections_cut_total",
+            "Client connections closed by a deadline, by what was late (first_byte, header, body)",
+            &["late"],
+        );
+        let breaker_open = register(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "upstream_breaker_open",
+                    "1 while the upstream's circuit breaker is open (upstream assumed down)",
+                ),
+                &["upstream"],
+            )
+            .unwrap_or_else(|e| panic!("gauge: {e}")),
+        );
+        let breaker_transitions = counter_vec(
+            &registry,
+            "upstream_breaker_transitions_total",
+            "Circuit breaker state changes, by the state entered (open, half_open, closed)",
+            &["upstream", "to"],
+        );
+        let background_refreshes = counter_vec(
+            &registry,
+            "background_refreshes_total",
+            "Stale packuments refreshed in the background, by result",
+            &["result"],
+        );
         Self(Arc::new(Inner {
             registry,
+            connections_open,
+            connections_refused,
+            connections_cut,
+            breaker_open,
+            breaker_transitions,
+            background_refreshes,
             requests,
             cache,
             upstream,
@@ -106,6 +168,41 @@ impl Metrics {
 
     pub fn tarball_bytes(&self, n: u64) {
         self.0.tarball_bytes.inc_by(n);
+    }
+
+    pub fn connection_opened(&self) {
+        self.0.connections_open.inc();
+    }
+
+    pub fn connection_closed(&self) {
+        self.0.connections_open.dec();
+    }
+
+    pub fn connection_refused(&self) {
+        self.0.connections_refused.inc();
+    }
+
+    pub fn connection_cut(&self, late: &str) {
+        self.0.connections_cut.with_label_values(&[late]).inc();
+    }
+
+    /// Records a breaker transition into `to` (`open`, `half_open`, `closed`).
+    pub fn breaker(&self, upstream: &str, to: &str) {
+        self.0
+            .breaker_open
+            .with_label_values(&[upstream])
+            .set(i64::from(to == "open"));
+        self.0
+            .breaker_transitions
+            .with_label_values(&[upstream, to])
+            .inc();
+    }
+
+    pub fn background_refresh(&self, result: &str) {
+        self.0
+            .background_refreshes
+            .with_label_values(&[result])
+            .inc();
     }
 
     pub fn render(&self) -> Vec<u8> {

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use nproxy_common::secret::SecretDigest;
 use nproxy_proto::redis_layout::{
     org_snapshot_key, package_write_invalidation, token_usage_key, ADVISORIES_PREFIX,
     INVALIDATE_ALL, INVALIDATION_CHANNEL, PACKAGE_WRITE_PREFIX,
@@ -66,7 +67,8 @@ pub struct OrgConfig {
     pub version: u64,
     pub internal_scopes: Vec<String>,
     pub public_reads: bool,
-    tokens: HashMap<[u8; 32], TokenGrant>,
+    /// Keyed by the token's digest; lookups compare keys in constant time.
+    tokens: HashMap<SecretDigest, TokenGrant>,
     pub rules: Arc<crate::rules::Rules>,
     /// Package → versions an admin allowed despite the rules.
     pub exceptions: HashMap<String, Arc<std::collections::HashSet<String>>>,
@@ -95,9 +97,11 @@ impl OrgConfig {
             .tokens
             .into_iter()
             .filter_map(|t| {
-                let hash: [u8; 32] = t.sha256.as_slice().try_into().ok()?;
+                if t.sha256.len() != 32 {
+                    return None;
+                }
                 Some((
-                    hash,
+                    SecretDigest::from_bytes(&t.sha256),
                     TokenGrant {
                         token_id: t.token_id,
                         name: t.name,
@@ -210,10 +214,9 @@ impl OrgView {
         };
         let principal = match nproxy_bearer(authorization) {
             Some(token) => {
-                let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
                 let grant = cfg
                     .tokens
-                    .get(&hash)
+                    .get(&SecretDigest::sha256(token.as_bytes()))
                     .ok_or_else(|| NpmError::Unauthorized("invalid or revoked token".into()))?;
                 if grant.expires_at_ms.is_some_and(|e| e <= now_ms()) {
                     return Err(NpmError::Unauthorized(format!(

@@ -203,6 +203,31 @@ async fn send_body(session: &mut Session, data: Bytes, end: bool) -> Handled {
         .map_err(|e| Failure::Abort(format!("write body: {e}")))
 }
 
+/// Reads and drops the rest of a request body nproxy refused without reading (a publish
+/// without credentials). Answering first and closing would reset the connection while
+/// the client is still sending, and npm would report `ECONNRESET` instead of the 401.
+/// Bounded: at most `DISCARD_MAX_BYTES` within `DISCARD_MAX_TIME`; past either, the
+/// answer goes out and the connection is closed. A client that sent `Expect:
+/// 100-continue` has sent no body yet and is answered at once.
+async fn discard_unread_body(session: &mut Session) {
+    const DISCARD_MAX_BYTES: usize = 64 * 1024 * 1024;
+    const DISCARD_MAX_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+    let expects = header(session, "expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    if expects || session.is_body_done() || session.is_body_empty() {
+        return;
+    }
+    let _ = tokio::time::timeout(DISCARD_MAX_TIME, async {
+        let mut seen = 0usize;
+        while let Ok(Some(chunk)) = session.read_request_body().await {
+            seen += chunk.len();
+            if seen > DISCARD_MAX_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 async fn send_npm_error(
     session: &mut Session,
     e: &NpmError,
@@ -1106,6 +1131,9 @@ impl ProxyHttp for App {
                 ctx.status = e.status();
                 if e.status() >= 500 {
                     tracing::warn!(request_id = %ctx.request_id, path = %session.req_header().uri.path(), status = e.status(), error = %e, "request failed");
+                }
+                if matches!(e.status(), 401 | 403 | 404 | 405) {
+                    discard_unread_body(session).await;
                 }
                 send_npm_error(session, &e, &ctx.request_id).await?;
                 Ok(true)

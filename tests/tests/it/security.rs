@@ -449,6 +449,195 @@ async fn idle_keepalive_connections_are_closed() {
     assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
 }
 
+/// Reads until the server closes the connection (EOF or reset), for at most `limit`.
+/// Returns what was received, or `None` if the connection was still open at the limit.
+async fn read_until_closed(
+    conn: &mut tokio::net::TcpStream,
+    limit: std::time::Duration,
+) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    let end = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(end, conn.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(out),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// A header trickled one byte at a time is cut off by the whole-header deadline (before,
+/// every byte restarted a per-read timeout and the connection stayed open past 100 s).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trickled_header_is_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let env = Env::builder()
+        .set("NPROXY_HEADER_TIMEOUT_SECS", "1")
+        .start()
+        .await;
+    let addr = env.dp.url().trim_start_matches("http://").to_string();
+    let mut conn = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    conn.write_all(b"GET /-/ping HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    // One header byte every 100 ms, for up to 200 bytes (20 s): each read is quick, the
+    // header as a whole is not.
+    let mut sent = 0;
+    let cut = loop {
+        if conn.write_all(b"x").await.is_err() {
+            break true;
+        }
+        sent += 1;
+        if sent == 200 {
+            break false;
+        }
+        let mut probe = [0u8; 64];
+        if let Ok(r) = tokio::time::timeout(
+            std::time::Duration::from_millis(100),
+            tokio::io::AsyncReadExt::read(&mut conn, &mut probe),
+        )
+        .await
+        {
+            // EOF or reset: the server gave up on the header.
+            assert!(matches!(r, Ok(0) | Err(_)), "unexpected answer {r:?}");
+            break true;
+        }
+    };
+    assert!(
+        cut,
+        "the header was still being accepted after {sent} bytes"
+    );
+    assert!(sent < 200);
+}
+
+/// A connection that never sends a byte is closed after the header deadline, and so is a
+/// request whose body stops arriving (body deadline), instead of holding a descriptor.
+#[tokio::test(flavor = "multi_thread")]
+async fn silent_connections_and_stalled_bodies_are_closed() {
+    use tokio::io::AsyncWriteExt;
+    let env = Env::builder()
+        .set("NPROXY_HEADER_TIMEOUT_SECS", "1")
+        .set("NPROXY_BODY_TIMEOUT_SECS", "2")
+        .set("NPROXY_KEEPALIVE_IDLE_SECS", "600")
+        .start()
+        .await;
+    let addr = env.dp.url().trim_start_matches("http://").to_string();
+    let limit = std::time::Duration::from_secs(20);
+
+    let mut silent = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let got = read_until_closed(&mut silent, limit).await;
+    assert!(got.is_some(), "a silent connection stayed open");
+
+    let mut stalled = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    stalled
+        .write_all(
+            b"PUT /-/npm/v1/security/advisories/bulk HTTP/1.1\r\nHost: x\r\n\
+Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"a\"",
+        )
+        .await
+        .expect("write");
+    let got = read_until_closed(&mut stalled, limit).await;
+    assert!(got.is_some(), "a stalled body held the connection open");
+}
+
+/// At most `max_connections` client connections are served; one more is told 503 in an
+/// npm-style error and closed (about 20,000 idle connections exhausted the descriptors
+/// before). When a connection closes, its slot is free again.
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_are_capped() {
+    use tokio::io::AsyncWriteExt;
+    let env = Env::builder()
+        .set("NPROXY_MAX_CONNECTIONS", "4")
+        .set("NPROXY_HEADER_TIMEOUT_SECS", "60")
+        .start()
+        .await;
+    let addr = env.dp.url().trim_start_matches("http://").to_string();
+    // The harness may hold a pooled connection of its own; open ours one at a time until
+    // one is refused. It must happen by the fifth of ours.
+    let mut held = Vec::new();
+    let mut refused = None;
+    for _ in 0..5 {
+        let mut c = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        // Half a header: the connection is being served, and stays so.
+        let _ = c.write_all(b"GET /-/ping HTTP/1.1\r\n").await;
+        if let Some(got) = read_until_closed(&mut c, std::time::Duration::from_millis(500)).await {
+            refused = Some(String::from_utf8_lossy(&got).to_string());
+            break;
+        }
+        held.push(c);
+    }
+    let refused = refused.expect("a connection over the cap of 4 was refused");
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert!(
+        refused.contains(r#"{"error":"too many open connections; try again shortly"}"#),
+        "{refused}"
+    );
+    assert!(
+        env.dp
+            .metrics()
+            .await
+            .lines()
+            .any(|l| l.starts_with("nproxy_connections_refused_total ") && !l.ends_with(" 0")),
+        "the refusal is counted"
+    );
+    drop(held.pop());
+    let (code, _) = nproxy_tests::eventually(
+        "a freed slot serves again",
+        std::time::Duration::from_secs(10),
+        || {
+            let url = format!("{}/-/ping", env.dp.url());
+            async move {
+                let code = raw_http().get(url).send().await.ok()?.status().as_u16();
+                (code == 200).then_some(code)
+            }
+        },
+    )
+    .await;
+    assert_eq!(code, 200);
+}
+
+/// A large anonymous publish to a public name is refused with a readable 401: the body is
+/// read and dropped first, so the client is not reset mid-upload (npm would print
+/// `ECONNRESET` instead of the reason), and nothing is relayed upstream.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_upload_gets_its_401_not_a_reset() {
+    use tokio::io::AsyncWriteExt;
+    let env = Env::start().await;
+    let addr = env.dp.url().trim_start_matches("http://").to_string();
+    let mut conn = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let size = 8 * 1024 * 1024;
+    let head = format!(
+        "PUT /fx-a HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {size}\r\nConnection: close\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.expect("header");
+    let chunk = vec![b' '; 64 * 1024];
+    for i in 0..size / chunk.len() {
+        if let Err(e) = conn.write_all(&chunk).await {
+            panic!("the upload was reset after {i} chunks: {e}");
+        }
+    }
+    let got = read_until_closed(&mut conn, std::time::Duration::from_secs(20))
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+    assert!(text.contains("need your token there"), "{text}");
+    assert_eq!(env.registry.count("PUT", "/fx-a"), 0);
+}
+
 /// Web login through nproxy: the upstream's `doneUrl` is pointed at nproxy, and polling it
 /// there reaches the upstream, with `retry-after` passed back (npm sleeps on it).
 #[tokio::test(flavor = "multi_thread")]
