@@ -25,8 +25,22 @@ pub struct Config {
     pub upstream: String,
     /// Connect timeout to the upstream, milliseconds.
     pub upstream_connect_timeout_ms: u64,
-    /// Time allowed for a whole packument fetch, and for each read of a tarball stream.
+    /// Time allowed for a whole packument fetch (headers and body), milliseconds.
     pub upstream_timeout_ms: u64,
+    /// Time from sending a request to the upstream's response headers (connect included),
+    /// milliseconds. A black-holed upstream costs this much, once, before the breaker opens.
+    pub upstream_first_byte_timeout_ms: u64,
+    /// Longest silence between two body chunks from the upstream, milliseconds: a tarball
+    /// trickling at 1 byte/s is cut here, not held for a whole-request timeout.
+    pub upstream_idle_timeout_ms: u64,
+    /// Largest tarball taken from the upstream, bytes (announced or, without
+    /// `Content-Length`, counted while it arrives).
+    pub upstream_max_tarball_bytes: u64,
+    /// Consecutive upstream failures (unreachable, timed out, 5xx) that open the circuit
+    /// breaker; 0 disables it.
+    pub upstream_breaker_failures: u32,
+    /// While the breaker is open, how often a probe asks the upstream, seconds.
+    pub upstream_breaker_probe_secs: u64,
     /// The URL clients use to reach this data plane, with any path prefix. When unset, it is
     /// derived per request from `Host` (or `X-Forwarded-*` from trusted proxies).
     pub public_url: Option<String>,
@@ -39,6 +53,10 @@ pub struct Config {
     pub default_org: Option<String>,
     /// How long a cached packument is served before it is revalidated upstream, seconds.
     pub packument_max_age_secs: u64,
+    /// Past its max age, how much longer a cached packument is still answered at once while
+    /// one refresh runs in the background, seconds. 0: strict freshness (clients wait on the
+    /// upstream for every stale packument; the copy is still served if the upstream fails).
+    pub stale_while_revalidate_secs: u64,
     /// How long an upstream 404 is remembered, seconds.
     pub negative_cache_secs: u64,
     /// Bound on the in-memory cache of ready-to-send packuments, bytes.
@@ -129,12 +147,18 @@ impl Default for Config {
             upstream: String::new(),
             upstream_connect_timeout_ms: 5_000,
             upstream_timeout_ms: 30_000,
+            upstream_first_byte_timeout_ms: 10_000,
+            upstream_idle_timeout_ms: 10_000,
+            upstream_max_tarball_bytes: 1024 * 1024 * 1024,
+            upstream_breaker_failures: 5,
+            upstream_breaker_probe_secs: 5,
             public_url: None,
             trusted_proxies: Vec::new(),
             org_mode: OrgMode::Single,
             base_domain: None,
             default_org: Some("default".into()),
             packument_max_age_secs: 300,
+            stale_while_revalidate_secs: 86_400,
             negative_cache_secs: 30,
             memory_cache_bytes: 64 * 1024 * 1024,
             tarball_memory_cache_bytes: 32 * 1024 * 1024,
@@ -169,12 +193,18 @@ pub struct Settings {
     pub upstream: Url,
     pub upstream_connect_timeout: Duration,
     pub upstream_timeout: Duration,
+    pub upstream_first_byte_timeout: Duration,
+    pub upstream_idle_timeout: Duration,
+    pub upstream_max_tarball_bytes: u64,
+    pub upstream_breaker_failures: u32,
+    pub upstream_breaker_probe: Duration,
     pub public_url: Option<Url>,
     pub trusted_proxies: Vec<Cidr>,
     pub org_mode: OrgMode,
     pub base_domain: Option<String>,
     pub default_org: Option<OrgSlug>,
     pub packument_max_age: Duration,
+    pub stale_while_revalidate: Duration,
     pub negative_cache: Duration,
     pub memory_cache_bytes: u64,
     pub tarball_memory_cache_bytes: u64,
@@ -330,6 +360,29 @@ impl Config {
         if self.upstream_timeout_ms == 0 || self.upstream_connect_timeout_ms == 0 {
             return Err(invalid("upstream_timeout_ms", "must be greater than 0"));
         }
+        for (key, v) in [
+            (
+                "upstream_first_byte_timeout_ms",
+                self.upstream_first_byte_timeout_ms,
+            ),
+            ("upstream_idle_timeout_ms", self.upstream_idle_timeout_ms),
+        ] {
+            if v == 0 || v > 3_600_000 {
+                return Err(invalid(key, "must be between 1 and 3600000"));
+            }
+        }
+        if self.upstream_max_tarball_bytes < 1024 * 1024 {
+            return Err(invalid(
+                "upstream_max_tarball_bytes",
+                "must be at least 1 MiB",
+            ));
+        }
+        if self.upstream_breaker_probe_secs == 0 || self.upstream_breaker_probe_secs > 3600 {
+            return Err(invalid(
+                "upstream_breaker_probe_secs",
+                "must be between 1 and 3600",
+            ));
+        }
         if self.storage.kind == StorageKind::S3 && self.storage.s3.bucket.is_empty() {
             return Err(invalid(
                 "storage.s3.bucket",
@@ -389,12 +442,18 @@ impl Config {
             upstream,
             upstream_connect_timeout: Duration::from_millis(self.upstream_connect_timeout_ms),
             upstream_timeout: Duration::from_millis(self.upstream_timeout_ms),
+            upstream_first_byte_timeout: Duration::from_millis(self.upstream_first_byte_timeout_ms),
+            upstream_idle_timeout: Duration::from_millis(self.upstream_idle_timeout_ms),
+            upstream_max_tarball_bytes: self.upstream_max_tarball_bytes,
+            upstream_breaker_failures: self.upstream_breaker_failures,
+            upstream_breaker_probe: Duration::from_secs(self.upstream_breaker_probe_secs),
             public_url,
             trusted_proxies,
             org_mode: self.org_mode,
             base_domain,
             default_org,
             packument_max_age: Duration::from_secs(self.packument_max_age_secs),
+            stale_while_revalidate: Duration::from_secs(self.stale_while_revalidate_secs),
             negative_cache: Duration::from_secs(self.negative_cache_secs),
             memory_cache_bytes: self.memory_cache_bytes,
             tarball_memory_cache_bytes: self.tarball_memory_cache_bytes,

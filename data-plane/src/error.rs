@@ -94,6 +94,7 @@ impl From<UpstreamError> for NpmError {
     fn from(e: UpstreamError) -> Self {
         match e {
             UpstreamError::Timeout(m) => NpmError::GatewayTimeout(m),
+            UpstreamError::Unavailable(m) => NpmError::Unavailable(m),
             other => NpmError::BadGateway(other.to_string()),
         }
     }

@@ -6,6 +6,7 @@ pub use nproxy_core::{
     audit_bulk, doc_bounds, internal, names, osv, packument, publish, route, rules, upstream_route,
 };
 
+pub mod breaker;
 pub mod config;
 pub mod conn_guard;
 pub mod cp_client;
@@ -168,6 +169,7 @@ pub fn build_app(
             metrics.clone(),
             PackumentsConfig {
                 max_age: settings.packument_max_age,
+                stale_while_revalidate: settings.stale_while_revalidate,
                 negative_ttl: settings.negative_cache,
                 memory_bytes: settings.memory_cache_bytes,
             },

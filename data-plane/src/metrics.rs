@@ -122,7 +122,7 @@ impl Metrics {
         let breaker_transitions = counter_vec(
             &registry,
             "upstream_breaker_transitions_total",
-            "Circuit breaker state changes, by the state entered (open, half_open, closed)",
+            "Circuit breaker state changes, by the state entered (open, closed), and failed probes (probe_failed)",
             &["upstream", "to"],
         );
         let background_refreshes = counter_vec(
@@ -186,15 +186,27 @@ impl Metrics {
         self.0.connections_cut.with_label_values(&[late]).inc();
     }
 
-    /// Records a breaker transition into `to` (`open`, `half_open`, `closed`).
-    pub fn breaker(&self, upstream: &str, to: &str) {
+    /// Sets the breaker's state gauge without counting a transition (at start).
+    pub fn breaker_state(&self, upstream: &str, open: bool) {
         self.0
             .breaker_open
             .with_label_values(&[upstream])
-            .set(i64::from(to == "open"));
+            .set(i64::from(open));
+    }
+
+    /// Records a breaker transition into `to` (`open` or `closed`).
+    pub fn breaker(&self, upstream: &str, to: &str) {
+        self.breaker_state(upstream, to == "open");
         self.0
             .breaker_transitions
             .with_label_values(&[upstream, to])
+            .inc();
+    }
+
+    pub fn breaker_probe_failed(&self, upstream: &str) {
+        self.0
+            .breaker_transitions
+            .with_label_values(&[upstream, "probe_failed"])
             .inc();
     }
 

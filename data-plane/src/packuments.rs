@@ -113,6 +113,10 @@ pub struct Packuments {
     upstream: Arc<Upstream>,
     metrics: Metrics,
     max_age: Duration,
+    /// Past `max_age`, how much longer a copy is answered at once while it is refreshed.
+    stale_while_revalidate: Duration,
+    /// Packages with a background refresh under way (one per package).
+    background: moka::sync::Cache<PackageName, ()>,
     states: moka::sync::Cache<PackageName, Arc<PackageState>>,
     served: moka::sync::Cache<ServedKey, Arc<Served>>,
     not_found: moka::sync::Cache<PackageName, ()>,
@@ -155,6 +159,7 @@ const WRITTEN_TTL: Duration = Duration::from_secs(600);
 
 pub struct PackumentsConfig {
     pub max_age: Duration,
+    pub stale_while_revalidate: Duration,
     pub negative_ttl: Duration,
     pub memory_bytes: u64,
 }
@@ -171,6 +176,12 @@ impl Packuments {
             upstream,
             metrics,
             max_age: cfg.max_age,
+            stale_while_revalidate: cfg.stale_while_revalidate,
+            // An entry outlives a refresh only if its task died; it then expires.
+            background: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(300))
+                .build(),
             states: moka::sync::Cache::builder().max_capacity(200_000).build(),
             served: moka::sync::Cache::builder()
                 .weigher(|_k, v: &Arc<Served>| {
@@ -206,9 +217,46 @@ impl Packuments {
     }
 
     fn is_fresh(&self, s: &PackageState) -> bool {
+        self.age_within(s.fetched_at, self.max_age)
+    }
+
+    /// Stale, but still answered at once while a background refresh runs.
+    fn may_serve_stale(&self, fetched_at: SystemTime) -> bool {
+        !self.stale_while_revalidate.is_zero()
+            && self.age_within(fetched_at, self.max_age + self.stale_while_revalidate)
+    }
+
+    fn age_within(&self, fetched_at: SystemTime, limit: Duration) -> bool {
+        // A clock that went backwards makes a copy look new: treat it as fetched now.
         SystemTime::now()
-            .duration_since(s.fetched_at)
-            .is_ok_and(|age| age < self.max_age)
+            .duration_since(fetched_at)
+            .map_or(true, |age| age < limit)
+    }
+
+    /// Starts one background refresh of `name` unless one is running or the upstream's
+    /// breaker is open (then there is nothing to try until the probe closes it).
+    fn refresh_in_background(self: &Arc<Self>, name: &PackageName) {
+        if !self.upstream.available() {
+            return;
+        }
+        if !self.background.entry(name.clone()).or_insert(()).is_fresh() {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            self.background.invalidate(name);
+            return;
+        };
+        let this = self.clone();
+        let key = name.clone();
+        rt.spawn(async move {
+            // Not through `refreshes`: the caller may itself be inside this package's
+            // flight (loading the stale copy), which a join would return unchanged. The
+            // `background` entry keeps it to one per package.
+            let r = this.clone().refresh(key.clone(), false).await;
+            this.metrics
+                .background_refresh(if r.is_ok() { "done" } else { "failed" });
+            this.background.invalidate(&key);
+        });
     }
 
     /// A write to this package was accepted upstream (here or on another data plane): forget
@@ -245,6 +293,12 @@ impl Packuments {
     ) -> Result<Arc<PackageState>, Arc<NpmError>> {
         if let Some(s) = self.states.get(name) {
             if !force && self.is_fresh(&s) {
+                return Ok(s);
+            }
+            // Stale-while-revalidate: the copy now, the upstream in the background.
+            if !force && self.may_serve_stale(s.fetched_at) && !self.written.contains_key(name) {
+                self.metrics.cache("packument", "stale_served");
+                self.refresh_in_background(name);
                 return Ok(s);
             }
         } else if self.not_found.contains_key(name) {
@@ -460,16 +514,44 @@ impl Packuments {
                 None
             }
         };
-        // Another data plane (or this one before a restart) may have fetched it recently.
-        if let (None, Some(m)) = (&held, &meta) {
+        // Another data plane (or this one before a restart) may have fetched it recently:
+        // take its stored result instead of asking the upstream again, so every data plane
+        // converges on the same bytes.
+        if let (Some(m), false) = (&meta, force) {
             let fetched_at = UNIX_EPOCH + Duration::from_millis(m.fetched_at_ms);
-            let fresh = SystemTime::now()
-                .duration_since(fetched_at)
-                .is_ok_and(|age| age < self.max_age);
-            if fresh && !force {
-                if let Some(state) = self.load_stored(&name, fetched_at).await? {
+            let fresh = self.age_within(fetched_at, self.max_age);
+            match &held {
+                Some(h) if fresh && h.version == m.body_sha256 => {
+                    let state = Arc::new(PackageState {
+                        version: h.version.clone(),
+                        fetched_at,
+                        tarballs: h.tarballs.clone(),
+                    });
+                    self.states.insert(name.clone(), state.clone());
                     return Ok(state);
                 }
+                Some(_) if fresh => {
+                    if let Some(state) = self.load_stored(&name, fetched_at).await? {
+                        return Ok(state);
+                    }
+                }
+                None if fresh => {
+                    if let Some(state) = self.load_stored(&name, fetched_at).await? {
+                        return Ok(state);
+                    }
+                }
+                // Held nowhere in memory (a restart, or evicted), stale but within the
+                // window, or the upstream is known to be down: the stored copy now.
+                None if self.may_serve_stale(fetched_at) || !self.upstream.available() => {
+                    if let Some(state) = self.load_stored(&name, fetched_at).await? {
+                        if self.upstream.available() && !self.written.contains_key(&name) {
+                            self.metrics.cache("packument", "stale_served");
+                            self.refresh_in_background(&name);
+                        }
+                        return Ok(state);
+                    }
+                }
+                _ => {}
             }
         }
         let validators = meta.as_ref().map(|m| &m.validators);
@@ -491,16 +573,22 @@ impl Packuments {
                     return self.touch(&name, held, meta).await;
                 }
                 self.metrics.cache("packument", "miss");
-                let upstream_doc = tokio::task::spawn_blocking(move || Packument::parse(&body))
+                let parsed = tokio::task::spawn_blocking(move || Packument::parse(&body))
                     .await
-                    .map_err(|_| shared_err(NpmError::Internal("parse task failed".into())))?
-                    .map_err(|e| {
-                        shared_err(NpmError::BadGateway(format!(
+                    .map_err(|_| shared_err(NpmError::Internal("parse task failed".into())))?;
+                match parsed {
+                    Ok(doc) => {
+                        self.merge_and_store(&name, Some(doc), validators, up_sha)
+                            .await
+                    }
+                    // A lying upstream is no reason to stop serving a good copy.
+                    Err(e) => {
+                        let e = NpmError::BadGateway(format!(
                             "upstream sent an invalid packument for {name}: {e}"
-                        )))
-                    })?;
-                self.merge_and_store(&name, Some(upstream_doc), validators, up_sha)
-                    .await
+                        ));
+                        self.stale_or(&name, held, meta, e).await
+                    }
+                }
             }
             Ok(PackumentFetch::NotFound) => {
                 if meta.is_none() {
@@ -522,28 +610,43 @@ impl Packuments {
                     other => other,
                 }
             }
-            Err(e) => {
-                // Keeping installs working while the upstream is down is the point of a copy.
-                let stale = match held {
-                    Some(s) => Some(s),
-                    None if meta.is_some() => {
-                        let fetched_at = meta
-                            .as_ref()
-                            .map(|m| UNIX_EPOCH + Duration::from_millis(m.fetched_at_ms))
-                            .unwrap_or(UNIX_EPOCH);
-                        self.load_stored(&name, fetched_at).await?
-                    }
-                    None => None,
-                };
-                match stale {
-                    Some(s) => {
-                        tracing::warn!(package = %name, error = %e, "upstream failed; serving the cached packument");
-                        self.metrics.cache("packument", "stale");
-                        Ok(s)
-                    }
-                    None => Err(shared_err(e)),
-                }
+            Err(e) => self.stale_or(&name, held, meta, e.into()).await,
+        }
+    }
+
+    /// The copy, when the upstream failed or lied: keeping installs working while the
+    /// upstream is down is the point of a copy. Without one, the error.
+    async fn stale_or(
+        &self,
+        name: &PackageName,
+        held: Option<Arc<PackageState>>,
+        meta: Option<StoredMeta>,
+        e: NpmError,
+    ) -> Shared<Arc<PackageState>> {
+        let stale = match held {
+            Some(s) => Some(s),
+            None if meta.is_some() => {
+                let fetched_at = meta
+                    .as_ref()
+                    .map(|m| UNIX_EPOCH + Duration::from_millis(m.fetched_at_ms))
+                    .unwrap_or(UNIX_EPOCH);
+                self.load_stored(name, fetched_at).await?
             }
+            None => None,
+        };
+        match stale {
+            Some(s) => {
+                // While the breaker is open this is every stale read: the breaker logs the
+                // outage once; here it is only debug.
+                if matches!(e, NpmError::Unavailable(_)) {
+                    tracing::debug!(package = %name, "upstream down; serving the cached packument");
+                } else {
+                    tracing::warn!(package = %name, error = %e, "upstream failed; serving the cached packument");
+                }
+                self.metrics.cache("packument", "stale");
+                Ok(s)
+            }
+            None => Err(shared_err(e)),
         }
     }
 

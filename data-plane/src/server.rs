@@ -819,8 +819,10 @@ impl App {
         let mut rx = d.progress.clone();
         let started = loop {
             let p = rx.borrow_and_update().clone();
-            if let Some(Outcome::Failed(why)) = p.outcome {
-                return Err(NpmError::BadGateway(why).into());
+            match p.outcome {
+                Some(Outcome::Failed(why)) => return Err(NpmError::BadGateway(why).into()),
+                Some(Outcome::Unavailable(why)) => return Err(NpmError::Unavailable(why).into()),
+                _ => {}
             }
             if p.outcome.is_some() {
                 break None;
@@ -855,7 +857,9 @@ impl App {
         loop {
             let p = rx.borrow_and_update().clone();
             let allowed = match &p.outcome {
-                Some(Outcome::Failed(why)) => return Err(Failure::Abort(why.clone())),
+                Some(Outcome::Failed(why) | Outcome::Unavailable(why)) => {
+                    return Err(Failure::Abort(why.clone()))
+                }
                 Some(Outcome::Stored) => len,
                 // The last byte waits for the verdict on all the others.
                 None => p.written.min(len.saturating_sub(1)),
@@ -901,6 +905,7 @@ impl App {
             let outcome = rx.borrow_and_update().outcome.clone();
             match outcome {
                 Some(Outcome::Failed(why)) => return Err(NpmError::BadGateway(why).into()),
+                Some(Outcome::Unavailable(why)) => return Err(NpmError::Unavailable(why).into()),
                 Some(Outcome::Stored) => break,
                 None => {
                     if rx.changed().await.is_err() {

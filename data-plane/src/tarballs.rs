@@ -29,6 +29,8 @@ use crate::upstream::Upstream;
 pub enum Outcome {
     Stored,
     Failed(String),
+    /// The upstream's breaker is open: nothing was asked (a 503, not a 502).
+    Unavailable(String),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -193,6 +195,9 @@ impl Tarballs {
     ) -> Outcome {
         let dl = match self.upstream.tarball(url).await {
             Ok(dl) => dl,
+            Err(e @ crate::upstream::UpstreamError::Unavailable(_)) => {
+                return Outcome::Unavailable(e.to_string())
+            }
             Err(e) => return Outcome::Failed(e.to_string()),
         };
         tx.send_modify(|p| p.started = Some(dl.len));

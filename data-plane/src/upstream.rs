@@ -1,12 +1,20 @@
 //! The client for the upstream registry: conditional packument fetches, streamed tarballs,
 //! and plain forwarding for the npm service endpoints nproxy does not own.
+//!
+//! Every exchange has deadlines per step: connect (`upstream_connect_timeout_ms`), response
+//! headers (`upstream_first_byte_timeout_ms`), silence between body chunks
+//! (`upstream_idle_timeout_ms`), and for packuments the whole fetch (`upstream_timeout_ms`).
+//! Every outcome feeds the circuit breaker (`breaker.rs`); while it is open nothing is sent
+//! and callers get `UpstreamError::Unavailable` at once.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use url::Url;
 
+use crate::breaker::{Breaker, Transition};
 use crate::config::{url_base, Settings};
 use crate::metrics::Metrics;
 use crate::names::PackageName;
@@ -25,6 +33,9 @@ pub enum UpstreamError {
     Status(u16),
     #[error("the upstream registry sent a bad response: {0}")]
     Body(String),
+    /// The breaker is open: nothing was sent.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl UpstreamError {
@@ -61,8 +72,64 @@ pub struct Upstream {
     client: reqwest::Client,
     base: Url,
     base_str: String,
+    /// A whole packument fetch.
     timeout: Duration,
+    /// Sending the request until the response headers (connect included).
+    first_byte: Duration,
+    /// Longest silence between body chunks.
+    idle: Duration,
+    max_tarball_bytes: u64,
+    health: Arc<Health>,
     metrics: Metrics,
+}
+
+/// The breaker with what its probe needs; shared with tarball bodies still streaming.
+struct Health {
+    breaker: Breaker,
+    client: reqwest::Client,
+    probe_url: String,
+    probe_deadline: Duration,
+}
+
+impl Health {
+    fn success(&self) {
+        self.breaker.success();
+    }
+
+    fn failure(self: &Arc<Self>, why: &str) {
+        if self.breaker.failure(why) == Transition::Opened {
+            self.ensure_probe();
+        }
+    }
+
+    /// While the breaker is open, asks the upstream's root every probe interval; the first
+    /// answer below 500 closes it. At most one probe task; called again on every refused
+    /// request, so a probe lost with its runtime is restarted.
+    fn ensure_probe(self: &Arc<Self>) {
+        if self.breaker.allows() || !self.breaker.start_probing() {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            self.breaker.stop_probing();
+            return;
+        };
+        let this = self.clone();
+        rt.spawn(async move {
+            while !this.breaker.allows() {
+                tokio::time::sleep(this.breaker.probe_interval()).await;
+                let answer = tokio::time::timeout(
+                    this.probe_deadline,
+                    this.client.get(&this.probe_url).send(),
+                )
+                .await;
+                match answer {
+                    Ok(Ok(r)) if r.status().as_u16() < 500 => this.success(),
+                    _ => this.breaker.probe_failed(),
+                }
+            }
+            this.breaker.stop_probing();
+        });
+    }
 }
 
 /// Request headers passed to the upstream on forwarded requests (lowercase). Everything
@@ -92,13 +159,86 @@ impl Upstream {
             .user_agent(concat!("nproxy/", env!("CARGO_PKG_VERSION")))
             .pool_idle_timeout(Duration::from_secs(60))
             .build()?;
+        let base_str = url_base(&settings.upstream);
+        // The breaker's label: the origin only (a base URL may carry credentials or a path).
+        let label = settings.upstream.origin().ascii_serialization();
+        let first_byte = settings.upstream_connect_timeout + settings.upstream_first_byte_timeout;
+        let health = Arc::new(Health {
+            breaker: Breaker::new(
+                label,
+                settings.upstream_breaker_failures,
+                settings.upstream_breaker_probe,
+                metrics.clone(),
+            ),
+            client: client.clone(),
+            probe_url: format!("{base_str}/"),
+            probe_deadline: first_byte,
+        });
         Ok(Self {
             client,
-            base_str: url_base(&settings.upstream),
+            base_str,
             base: settings.upstream.clone(),
             timeout: settings.upstream_timeout,
+            first_byte,
+            idle: settings.upstream_idle_timeout,
+            max_tarball_bytes: settings.upstream_max_tarball_bytes,
+            health,
             metrics,
         })
+    }
+
+    /// False while the breaker is open (the upstream is assumed down).
+    pub fn available(&self) -> bool {
+        self.health.breaker.allows()
+    }
+
+    /// Refuses at once while the breaker is open.
+    fn gate(&self) -> Result<(), UpstreamError> {
+        let b = &self.health.breaker;
+        if b.allows() {
+            return Ok(());
+        }
+        self.health.ensure_probe();
+        Err(UpstreamError::Unavailable(format!(
+            "the upstream registry is unreachable (no answer for {} s); nproxy serves what it \
+             has cached and tries the upstream again every {} s",
+            b.open_for().as_secs(),
+            b.probe_interval().as_secs()
+        )))
+    }
+
+    /// Feeds one exchange's outcome to the breaker.
+    fn record(&self, outcome: &Result<u16, &UpstreamError>) {
+        match outcome {
+            Ok(status) if *status < 500 => self.health.success(),
+            Ok(status) => self.health.failure(&format!("answered {status}")),
+            Err(UpstreamError::Status(s)) if *s < 500 => self.health.success(),
+            Err(UpstreamError::Unavailable(_)) => {}
+            Err(e) => self.health.failure(&e.to_string()),
+        }
+    }
+
+    /// Sends with the first-byte deadline and records failures to send.
+    async fn send(
+        &self,
+        kind: &'static str,
+        req: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        self.gate()?;
+        let started = Instant::now();
+        let res = match tokio::time::timeout(self.first_byte, req.send()).await {
+            Ok(r) => self.observe(kind, started, r),
+            Err(_) => {
+                self.metrics.upstream(kind, "timeout", started.elapsed());
+                Err(UpstreamError::Timeout(format!(
+                    "{what}: no response headers within {} ms",
+                    self.first_byte.as_millis()
+                )))
+            }
+        };
+        self.record(&res.as_ref().map(|r| r.status().as_u16()));
+        res
     }
 
     pub async fn packument(
@@ -112,8 +252,7 @@ impl Upstream {
             .client
             .get(&url)
             .header("accept", "application/json")
-            .header("accept-encoding", "gzip")
-            .timeout(self.timeout);
+            .header("accept-encoding", "gzip");
         if let Some(v) = validators {
             if let Some(e) = &v.etag {
                 req = req.header("if-none-match", e);
@@ -123,8 +262,7 @@ impl Upstream {
             }
         }
         let started = Instant::now();
-        let res = req.send().await;
-        let res = self.observe("packument", started, res)?;
+        let res = self.send("packument", req, &url).await?;
         match res.status().as_u16() {
             304 => Ok(PackumentFetch::NotModified),
             404 => Ok(PackumentFetch::NotFound),
@@ -139,24 +277,52 @@ impl Upstream {
                     etag: header("etag"),
                     last_modified: header("last-modified"),
                 };
-                let mut body = Vec::new();
-                let mut stream = res.bytes_stream();
-                while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(|e| UpstreamError::from_reqwest(e, &url))?;
-                    if body.len() + chunk.len() > MAX_PACKUMENT_BYTES {
-                        return Err(UpstreamError::Body(format!(
-                            "packument for {name} is larger than {MAX_PACKUMENT_BYTES} bytes"
-                        )));
-                    }
-                    body.extend_from_slice(&chunk);
+                let body = self.read_packument(res, name, &url, started).await;
+                if let Err(e) = &body {
+                    self.record(&Err(e));
                 }
                 Ok(PackumentFetch::Fetched {
-                    body: Bytes::from(body),
+                    body: body?,
                     validators,
                 })
             }
             s => Err(UpstreamError::Status(s)),
         }
+    }
+
+    /// Reads a packument body: each chunk within the idle deadline, the whole fetch within
+    /// `upstream_timeout_ms` of `started`, at most `MAX_PACKUMENT_BYTES`.
+    async fn read_packument(
+        &self,
+        res: reqwest::Response,
+        name: &PackageName,
+        url: &str,
+        started: Instant,
+    ) -> Result<Bytes, UpstreamError> {
+        let whole = tokio::time::Instant::from_std(started) + self.timeout;
+        let mut body = Vec::new();
+        let mut stream = res.bytes_stream();
+        loop {
+            let next = tokio::time::Instant::now() + self.idle;
+            let chunk = match tokio::time::timeout_at(next.min(whole), stream.next()).await {
+                Ok(Some(c)) => c.map_err(|e| UpstreamError::from_reqwest(e, url))?,
+                Ok(None) => break,
+                Err(_) => {
+                    return Err(UpstreamError::Timeout(format!(
+                        "{url}: the packument body stalled (idle {} ms, whole fetch {} ms)",
+                        self.idle.as_millis(),
+                        self.timeout.as_millis()
+                    )))
+                }
+            };
+            if body.len() + chunk.len() > MAX_PACKUMENT_BYTES {
+                return Err(UpstreamError::Body(format!(
+                    "packument for {name} is larger than {MAX_PACKUMENT_BYTES} bytes"
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(body))
     }
 
     /// Picks where to download a tarball: the upstream's own `dist.tarball` when it is on the
@@ -171,25 +337,33 @@ impl Upstream {
     }
 
     pub async fn tarball(&self, url: &str) -> Result<TarballDownload, UpstreamError> {
-        let started = Instant::now();
-        // No total timeout: big tarballs take long. Each read has its own below.
-        let res = tokio::time::timeout(self.timeout, self.client.get(url).send())
-            .await
-            .map_err(|_| UpstreamError::Timeout(format!("{url}: no response headers")))?;
-        let res = self.observe("tarball", started, res)?;
+        // No total timeout: big tarballs take long. The idle deadline cuts a trickle.
+        let res = self.send("tarball", self.client.get(url), url).await?;
         match res.status().as_u16() {
             200 => {}
             s => return Err(UpstreamError::Status(s)),
         }
         let len = res.content_length();
-        let per_read = self.timeout;
-        let url = url.to_string();
+        if len.is_some_and(|l| l > self.max_tarball_bytes) {
+            return Err(UpstreamError::Body(format!(
+                "{url}: the tarball is larger than {} bytes",
+                self.max_tarball_bytes
+            )));
+        }
         let body = res
             .bytes_stream()
             .map_err(std::io::Error::other)
             .then(|r| async move { r })
             .boxed();
-        let body = with_read_timeout(body, per_read, url);
+        let body = guarded_body(
+            body,
+            BodyGuard {
+                idle: self.idle,
+                max_bytes: self.max_tarball_bytes,
+                url: url.to_string(),
+                health: self.health.clone(),
+            },
+        );
         Ok(TarballDownload { len, body })
     }
 
@@ -213,11 +387,7 @@ impl Upstream {
         content_length: Option<usize>,
     ) -> Result<reqwest::Response, UpstreamError> {
         let url = format!("{}{}", self.base_str, path_and_query);
-        let mut req = self
-            .client
-            .request(method, &url)
-            .timeout(self.timeout)
-            .body(body);
+        let mut req = self.client.request(method, &url).body(body);
         // A streamed body keeps its declared length (some registries refuse chunked PUTs).
         if let Some(len) = content_length {
             req = req.header(http::header::CONTENT_LENGTH, len);
@@ -237,9 +407,7 @@ impl Upstream {
         if let Some(enc) = content_encoding {
             req = req.header(http::header::CONTENT_ENCODING, enc);
         }
-        let started = Instant::now();
-        let res = req.send().await;
-        self.observe("forward", started, res)
+        self.send("forward", req, &url).await
     }
 
     fn observe(
@@ -263,19 +431,50 @@ impl Upstream {
     }
 }
 
-fn with_read_timeout(body: ByteStream, per_read: Duration, url: String) -> ByteStream {
-    futures::stream::unfold((body, url), move |(mut body, url)| async move {
-        match tokio::time::timeout(per_read, body.next()).await {
-            Ok(Some(item)) => Some((item, (body, url))),
-            Ok(None) => None,
-            Err(_) => Some((
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("{url}: upstream stalled"),
-                )),
-                (body, url),
-            )),
-        }
-    })
+struct BodyGuard {
+    idle: Duration,
+    max_bytes: u64,
+    url: String,
+    health: Arc<Health>,
+}
+
+/// A tarball body with the idle deadline between chunks and the size bound (for bodies
+/// without `Content-Length` too); a stall counts against the breaker.
+fn guarded_body(body: ByteStream, guard: BodyGuard) -> ByteStream {
+    futures::stream::unfold(
+        (body, guard, 0u64, false),
+        move |(mut body, guard, seen, done)| async move {
+            if done {
+                return None;
+            }
+            match tokio::time::timeout(guard.idle, body.next()).await {
+                Ok(Some(Ok(chunk))) => {
+                    let seen = seen + chunk.len() as u64;
+                    if seen > guard.max_bytes {
+                        let e = std::io::Error::other(format!(
+                            "{}: the tarball is larger than {} bytes",
+                            guard.url, guard.max_bytes
+                        ));
+                        return Some((Err(e), (body, guard, seen, true)));
+                    }
+                    Some((Ok(chunk), (body, guard, seen, false)))
+                }
+                Ok(Some(Err(e))) => Some((Err(e), (body, guard, seen, true))),
+                Ok(None) => None,
+                Err(_) => {
+                    guard.health.failure("a tarball body stalled");
+                    let e = std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!(
+                            "{}: the upstream sent nothing for {} ms",
+                            guard.url,
+                            guard.idle.as_millis()
+                        ),
+                    );
+                    Some((Err(e), (body, guard, seen, true)))
+                }
+            }
+        },
+    )
     .boxed()
 }

@@ -3,6 +3,7 @@
 
 pub mod clients;
 pub mod control;
+pub mod faults;
 pub mod fixtures;
 pub mod procs;
 pub mod registry;

@@ -6,6 +6,7 @@ mod auth_matrix;
 mod client_matrix;
 mod compat;
 mod control_plane;
+mod faults;
 mod http_api;
 mod installs;
 mod internal_packages;

@@ -91,8 +91,11 @@ async fn upstream_down_still_installs_from_stale_copies() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn vanished_versions_and_packages_stay_installable() {
+    // Strict freshness: each read revalidates before answering, so each upstream change is
+    // seen by the very next read.
     let env = Env::builder()
         .set("NPROXY_PACKUMENT_MAX_AGE_SECS", "0")
+        .set("NPROXY_STALE_WHILE_REVALIDATE_SECS", "0")
         .start()
         .await;
     install(

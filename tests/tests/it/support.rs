@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use nproxy_tests::faults::FaultProxy;
 use nproxy_tests::fixtures::{self, FixturePackage};
 use nproxy_tests::procs::{DataPlane, DataPlaneOptions, Storage};
 use nproxy_tests::registry::Registry;
@@ -9,11 +10,14 @@ use nproxy_tests::registry::Registry;
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub registry: Arc<Registry>,
+    /// The fault proxy between the data plane and the upstream, when asked for.
+    pub upstream_faults: Option<Arc<FaultProxy>>,
     pub fixtures: Vec<FixturePackage>,
     pub dp: DataPlane,
 }
 
 pub struct EnvBuilder {
+    faulty_upstream: bool,
     env: Vec<(String, String)>,
     extra: Vec<FixturePackage>,
     storage: Option<Storage>,
@@ -23,6 +27,12 @@ impl EnvBuilder {
     /// Adds an `NPROXY_*` setting for the data plane.
     pub fn set(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Puts a `FaultProxy` between the data plane and the upstream (`Env::upstream_faults`).
+    pub fn faulty_upstream(mut self) -> Self {
+        self.faulty_upstream = true;
         self
     }
 
@@ -41,13 +51,30 @@ impl EnvBuilder {
         let mut fixtures = fixtures::standard();
         fixtures.extend(self.extra);
         let registry = Registry::start(&fixtures).await;
+        let upstream_faults = if self.faulty_upstream {
+            Some(
+                FaultProxy::start(
+                    registry
+                        .url()
+                        .trim_start_matches("http://")
+                        .trim_end_matches('/'),
+                )
+                .await,
+            )
+        } else {
+            None
+        };
+        let upstream = match &upstream_faults {
+            Some(f) => f.url(),
+            None => registry.url(),
+        };
         let storage = self
             .storage
             .unwrap_or_else(|| Storage::Local(dir.path().join("store")));
         let dp = DataPlane::start(
             &dir.path().join("dp"),
             DataPlaneOptions {
-                upstream: registry.url(),
+                upstream,
                 storage,
                 env: self.env,
             },
@@ -56,6 +83,7 @@ impl EnvBuilder {
         Env {
             dir,
             registry,
+            upstream_faults,
             fixtures,
             dp,
         }
@@ -65,6 +93,7 @@ impl EnvBuilder {
 impl Env {
     pub fn builder() -> EnvBuilder {
         EnvBuilder {
+            faulty_upstream: false,
             env: Vec::new(),
             extra: Vec::new(),
             storage: None,
