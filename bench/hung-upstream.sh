@@ -94,7 +94,7 @@ run_ci() { # label -> seconds (median of RUNS)
   printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p"
 }
 
-echo "== warming nproxy from $UPSTREAM (one npm ci)" >&2
+echo "== warming nproxy from the upstream (one npm ci)" >&2
 start_dp "$UPSTREAM"
 run_ci warm > /dev/null
 pkgs=$(find "$tmp/p/node_modules" -name package.json -path '*/node_modules/*/package.json' -not -path '*/node_modules/*/node_modules/*/*/package.json' | wc -l)

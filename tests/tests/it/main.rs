@@ -7,6 +7,7 @@ mod client_matrix;
 mod compat;
 mod control_plane;
 mod faults;
+mod faults_deps;
 mod http_api;
 mod installs;
 mod internal_packages;

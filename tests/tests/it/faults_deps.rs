@@ -1,0 +1,131 @@
+//! Issue 10's fault matrix beyond the upstream: the control plane and Redis reached through
+//! a `FaultProxy`, made to hang or vanish mid-traffic. Asserts what clients see and that
+//! nothing is half-stored or lost.
+
+use std::time::Duration;
+
+use nproxy_tests::faults::{Fault, FaultProxy};
+use nproxy_tests::fixtures::publish_payload;
+use nproxy_tests::procs::DataPlane;
+use serde_json::Value;
+
+use crate::control_plane::Stack;
+use crate::support::raw_http;
+
+const PKG: &str = "@acme/faulty";
+
+async fn put(dp: &DataPlane, token: &str, body: Vec<u8>) -> (u16, String) {
+    let res = raw_http()
+        .put(format!("{}/{}", dp.url(), PKG.replacen('/', "%2f", 1)))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .timeout(Duration::from_secs(60))
+        .body(body)
+        .send()
+        .await
+        .expect("put");
+    let code = res.status().as_u16();
+    let v: Value = res.json().await.unwrap_or(Value::Null);
+    (code, v["error"].as_str().unwrap_or_default().to_string())
+}
+
+async fn versions(dp: &DataPlane, token: &str) -> (u16, Vec<String>) {
+    let res = raw_http()
+        .get(format!("{}/{}", dp.url(), PKG.replacen('/', "%2f", 1)))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("get");
+    let code = res.status().as_u16();
+    let v: Value = res.json().await.unwrap_or(Value::Null);
+    let vs = v["versions"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    (code, vs)
+}
+
+/// The control plane hangs (black-holed) or is gone during an internal publish: the
+/// publish fails cleanly (503, an error that names the control plane) and nothing is
+/// stored; once it answers again the same publish succeeds, exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_publish_fails_cleanly_while_the_control_plane_is_down_or_hung() {
+    let s = Stack::start(&[]).await;
+    let (_, token) = s.org_and_token(true, &["publish"]);
+    s.ctl(&["org", "settings", "acme", "--internal-scopes", "@acme"]);
+    let cp = FaultProxy::start(s.cp.endpoint().trim_start_matches("http://")).await;
+    let dp = s
+        .data_plane("dp", &[("NPROXY_CONTROL_PLANE_URL", &cp.url())])
+        .await;
+
+    for fault in [Fault::BlackHole, Fault::Refuse] {
+        cp.set(fault.clone());
+        let (body, _) = publish_payload(PKG, "1.0.0", 100);
+        let (code, error) = put(&dp, &token, body).await;
+        assert_eq!(code, 503, "{fault:?}: {error}");
+        assert!(error.contains("control plane"), "{fault:?}: {error}");
+        let (code, vs) = versions(&dp, &token).await;
+        assert!(
+            code == 404 && vs.is_empty(),
+            "{fault:?}: nothing stored ({code} {vs:?})"
+        );
+    }
+
+    cp.set(Fault::Pass);
+    let (body, _) = publish_payload(PKG, "1.0.0", 100);
+    let (code, error) = put(&dp, &token, body).await;
+    assert_eq!(code, 201, "{error}");
+    assert_eq!(versions(&dp, &token).await.1, vec!["1.0.0".to_string()]);
+}
+
+/// Redis hangs mid-traffic: an org already held keeps answering from memory; when Redis is
+/// back, a revocation made meanwhile reaches the data plane (by the invalidation after
+/// resubscribing, or at the latest by the periodic re-read), so a revoked token is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_redis_keeps_held_orgs_serving_and_revocations_arrive_after() {
+    let s = Stack::start(&[]).await;
+    let (id, token) = s.org_and_token(false, &["proxy"]);
+    let redis = FaultProxy::start(s.redis.url().trim_start_matches("redis://")).await;
+    let dp = s
+        .data_plane(
+            "dp",
+            &[
+                ("NPROXY_REDIS_URL", &format!("redis://{}", redis.addr())),
+                ("NPROXY_ORG_CONFIG_REFRESH_SECS", "2"),
+            ],
+        )
+        .await;
+    let get = |tok: String| {
+        let url = format!("{}/fx-a", dp.url());
+        async move {
+            raw_http()
+                .get(url)
+                .bearer_auth(tok)
+                .timeout(Duration::from_secs(30))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+    assert_eq!(get(token.clone()).await, 200);
+
+    redis.set(Fault::BlackHole);
+    for _ in 0..3 {
+        assert_eq!(get(token.clone()).await, 200, "held org while Redis hangs");
+    }
+    s.ctl(&["token", "revoke", "--org", "acme", &id]);
+
+    redis.set(Fault::Pass);
+    let (_, took) = nproxy_tests::eventually(
+        "the revocation reaches the data plane after Redis returns",
+        Duration::from_secs(30),
+        || {
+            let t = token.clone();
+            let g = &get;
+            async move { (g(t).await == 401).then_some(()) }
+        },
+    )
+    .await;
+    eprintln!("revocation seen {took:?} after Redis answered again");
+}
