@@ -85,6 +85,9 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// How often held org configs are re-read even without an invalidation, seconds.
     pub org_config_refresh_secs: u64,
+    /// How long an audit outbox entry waits for the change it describes to land before it
+    /// is dropped as abandoned (the change failed, or its data plane died first), seconds.
+    pub audit_outbox_grace_secs: u64,
     /// The control plane's gRPC URL: publishing internal packages signs and audits there.
     pub control_plane_url: Option<String>,
     /// This data plane's credential for the control plane.
@@ -137,6 +140,13 @@ pub struct S3Config {
     /// Falls back to `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
+    /// Connect deadline for every S3 call, milliseconds (0: 3000).
+    #[serde(default)]
+    pub connect_timeout_ms: u64,
+    /// Deadline for the first byte of an S3 answer, milliseconds, for every call but file
+    /// uploads (0: 20000). The SDK retries a timed-out call up to three times in all.
+    #[serde(default)]
+    pub first_byte_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -171,6 +181,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             redis_url: None,
             org_config_refresh_secs: 30,
+            audit_outbox_grace_secs: 120,
             control_plane_url: None,
             control_plane_token: None,
             storage: StorageConfig {
@@ -217,6 +228,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub redis_url: Option<String>,
     pub org_config_refresh: Duration,
+    pub audit_outbox_grace: Duration,
     pub control_plane: Option<(Url, String)>,
     pub storage: StorageConfig,
 }
@@ -433,6 +445,9 @@ impl Config {
                 "must be at most 1000000 (0: automatic)",
             ));
         }
+        if self.audit_outbox_grace_secs == 0 {
+            return Err(invalid("audit_outbox_grace_secs", "must be at least 1"));
+        }
         if self.org_config_refresh_secs == 0 {
             return Err(invalid("org_config_refresh_secs", "must be at least 1"));
         }
@@ -466,6 +481,7 @@ impl Config {
             log_format: self.log_format,
             redis_url,
             org_config_refresh: Duration::from_secs(self.org_config_refresh_secs),
+            audit_outbox_grace: Duration::from_secs(self.audit_outbox_grace_secs),
             control_plane,
             storage: self.storage,
         })

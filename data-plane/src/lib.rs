@@ -159,9 +159,14 @@ pub fn build_app(
         ),
         None => None,
     };
-    let outbox = cp
-        .clone()
-        .map(|cp| outbox::Outbox::new(store.clone(), internal.clone(), cp));
+    let outbox = cp.clone().map(|cp| {
+        outbox::Outbox::new(
+            store.clone(),
+            internal.clone(),
+            cp,
+            settings.audit_outbox_grace,
+        )
+    });
     let packuments = Arc::new(
         Packuments::new(
             store.clone(),

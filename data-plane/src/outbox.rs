@@ -24,8 +24,10 @@ use crate::internal_store::InternalStore;
 use crate::names::PackageName;
 use crate::store::{get_bytes, BlobStore, Key, PutBody, PutMode};
 
-/// How long an entry may wait for its change to land before it is considered abandoned.
-const GRACE_MS: i64 = 120_000;
+/// How long an entry may wait for its change to land before it is considered abandoned,
+/// unless configured (`audit_outbox_grace_secs`). It must exceed the longest time between
+/// writing an entry and committing its change (one store write, with the store's retries).
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Event {
@@ -98,6 +100,7 @@ pub struct Outbox {
     store: Arc<dyn BlobStore>,
     internal: Arc<InternalStore>,
     cp: ControlPlaneClient,
+    grace_ms: i64,
 }
 
 enum Verdict {
@@ -111,11 +114,13 @@ impl Outbox {
         store: Arc<dyn BlobStore>,
         internal: Arc<InternalStore>,
         cp: ControlPlaneClient,
+        grace: Duration,
     ) -> Arc<Outbox> {
         Arc::new(Outbox {
             store,
             internal,
             cp,
+            grace_ms: i64::try_from(grace.as_millis()).unwrap_or(i64::MAX),
         })
     }
 
@@ -159,7 +164,7 @@ impl Outbox {
         };
         Ok(if landed {
             Verdict::Deliver
-        } else if now_ms() - e.created_ms > GRACE_MS {
+        } else if now_ms() - e.created_ms > self.grace_ms {
             Verdict::Drop
         } else {
             Verdict::Wait

@@ -822,6 +822,7 @@ impl App {
             match p.outcome {
                 Some(Outcome::Failed(why)) => return Err(NpmError::BadGateway(why).into()),
                 Some(Outcome::Unavailable(why)) => return Err(NpmError::Unavailable(why).into()),
+                Some(Outcome::Local(why)) => return Err(NpmError::Internal(why).into()),
                 _ => {}
             }
             if p.outcome.is_some() {
@@ -857,7 +858,7 @@ impl App {
         loop {
             let p = rx.borrow_and_update().clone();
             let allowed = match &p.outcome {
-                Some(Outcome::Failed(why) | Outcome::Unavailable(why)) => {
+                Some(Outcome::Failed(why) | Outcome::Unavailable(why) | Outcome::Local(why)) => {
                     return Err(Failure::Abort(why.clone()))
                 }
                 Some(Outcome::Stored) => len,
@@ -906,6 +907,7 @@ impl App {
             match outcome {
                 Some(Outcome::Failed(why)) => return Err(NpmError::BadGateway(why).into()),
                 Some(Outcome::Unavailable(why)) => return Err(NpmError::Unavailable(why).into()),
+                Some(Outcome::Local(why)) => return Err(NpmError::Internal(why).into()),
                 Some(Outcome::Stored) => break,
                 None => {
                     if rx.changed().await.is_err() {

@@ -31,6 +31,8 @@ pub enum Outcome {
     Failed(String),
     /// The upstream's breaker is open: nothing was asked (a 503, not a 502).
     Unavailable(String),
+    /// nproxy's own side failed (staging file, store): a 500 whose text stays in the log.
+    Local(String),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -165,7 +167,7 @@ impl Tarballs {
         let this = self.clone();
         tokio::spawn(async move {
             let outcome = this.download(&key, &url, staged, verifier, &tx).await;
-            if let Outcome::Failed(why) = &outcome {
+            if let Outcome::Failed(why) | Outcome::Local(why) = &outcome {
                 tracing::warn!(tarball = %key, url = %url, error = %why, "tarball download failed; nothing stored");
             }
             tx.send_modify(|p| p.outcome = Some(outcome));
@@ -207,7 +209,7 @@ impl Tarballs {
             .await
         {
             Ok(f) => f,
-            Err(e) => return Outcome::Failed(format!("staging file: {e}")),
+            Err(e) => return Outcome::Local(format!("staging file: {e}")),
         };
         let mut body = dl.body;
         let mut written = 0u64;
@@ -218,7 +220,7 @@ impl Tarballs {
             };
             verifier.update(&chunk);
             if let Err(e) = file.write_all(&chunk).await {
-                return Outcome::Failed(format!("staging file: {e}"));
+                return Outcome::Local(format!("staging file: {e}"));
             }
             written += chunk.len() as u64;
             if dl.len.is_some_and(|len| written > len) {
@@ -226,7 +228,7 @@ impl Tarballs {
             }
             // Readers may only read what has reached the file.
             if let Err(e) = file.flush().await {
-                return Outcome::Failed(format!("staging file: {e}"));
+                return Outcome::Local(format!("staging file: {e}"));
             }
             tx.send_modify(|p| p.written = written);
         }
@@ -240,7 +242,7 @@ impl Tarballs {
             return Outcome::Failed(e.to_string());
         }
         if let Err(e) = file.sync_all().await {
-            return Outcome::Failed(format!("staging file: {e}"));
+            return Outcome::Local(format!("staging file: {e}"));
         }
         drop(file);
         match self
@@ -250,7 +252,7 @@ impl Tarballs {
         {
             // Another data plane stored the same immutable bytes first: just as good.
             Ok(_) | Err(StoreError::PreconditionFailed) => Outcome::Stored,
-            Err(e) => Outcome::Failed(format!("cannot store the tarball: {e}")),
+            Err(e) => Outcome::Local(format!("cannot store the tarball: {e}")),
         }
     }
 }

@@ -168,12 +168,25 @@ pub struct DataPlaneOptions {
 
 impl DataPlane {
     pub async fn start(dir: &Path, opts: DataPlaneOptions) -> DataPlane {
+        Self::start_wrapped(dir, opts, &[]).await
+    }
+
+    /// `start`, with the binary run by `wrapper` (a program and its arguments, the data
+    /// plane's path appended), e.g. `unshare -m sh -c '…; exec "$@"' sh`.
+    pub async fn start_wrapped(dir: &Path, opts: DataPlaneOptions, wrapper: &[&str]) -> DataPlane {
         std::fs::create_dir_all(dir).expect("dir");
         let port = free_port();
         let metrics_port = free_port();
         let log = dir.join(format!("data-plane-{port}.log"));
         let logf = std::fs::File::create(&log).expect("log file");
-        let mut cmd = Command::new(binary("nproxy-data-plane"));
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(binary("nproxy-data-plane"));
+                c
+            }
+            None => Command::new(binary("nproxy-data-plane")),
+        };
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("RUST_LOG", "info,nproxy_data_plane=debug")
@@ -216,6 +229,17 @@ impl DataPlane {
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The process id (of the wrapper, if one was used: it `exec`s the data plane).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `kill -9`: no chance to finish anything.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub async fn metrics(&self) -> String {

@@ -49,6 +49,17 @@ impl Stack {
         env: &[(&str, &str)],
         storage: Storage,
     ) -> DataPlane {
+        self.data_plane_wrapped(name, env, storage, &[]).await
+    }
+
+    /// `data_plane_on`, run by a wrapper program (see `DataPlane::start_wrapped`).
+    pub async fn data_plane_wrapped(
+        &self,
+        name: &str,
+        env: &[(&str, &str)],
+        storage: Storage,
+        wrapper: &[&str],
+    ) -> DataPlane {
         let mut all: Vec<(String, String)> = vec![
             ("NPROXY_REDIS_URL".into(), self.redis.url()),
             ("NPROXY_DEFAULT_ORG".into(), "acme".into()),
@@ -59,13 +70,14 @@ impl Stack {
             ),
         ];
         all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        DataPlane::start(
+        DataPlane::start_wrapped(
             &self.dir.path().join(name),
             DataPlaneOptions {
                 upstream: self.registry.url(),
                 storage,
                 env: all,
             },
+            wrapper,
         )
         .await
     }

@@ -16,8 +16,14 @@ use futures::StreamExt;
 use super::{BlobStore, Key, Object, ObjectMeta, PutBody, PutMode, StoreError};
 use crate::config::S3Config;
 
+/// Deadlines for S3 calls when the configuration leaves them at 0 (see `S3Store::new`).
+const S3_CONNECT_TIMEOUT_MS: u64 = 3_000;
+const S3_FIRST_BYTE_TIMEOUT_MS: u64 = 20_000;
+
 pub struct S3Store {
     client: Client,
+    /// The same client without a first-byte deadline, for file uploads.
+    upload_client: Client,
     bucket: String,
     prefix: String,
     staging: PathBuf,
@@ -70,8 +76,26 @@ impl S3Store {
         if let Some(ep) = &cfg.endpoint {
             b = b.endpoint_url(ep.clone());
         }
+        // A hung S3 must not hang requests: every call has a connect deadline, and every
+        // call but a file upload a deadline for its answer's first byte. (The SDK's "read
+        // timeout" runs from the start of the request, so it would cut a large upload that
+        // is still sending; uploads get only the connect deadline and the retry policy.)
+        let conf = b.build();
+        let ms = |v: u64, default: u64| {
+            std::time::Duration::from_millis(if v == 0 { default } else { v })
+        };
+        let connect = ms(cfg.connect_timeout_ms, S3_CONNECT_TIMEOUT_MS);
+        let first_byte = ms(cfg.first_byte_timeout_ms, S3_FIRST_BYTE_TIMEOUT_MS);
+        let calls = aws_smithy_types::timeout::TimeoutConfig::builder()
+            .connect_timeout(connect)
+            .read_timeout(first_byte)
+            .build();
+        let uploads = aws_smithy_types::timeout::TimeoutConfig::builder()
+            .connect_timeout(connect)
+            .build();
         Ok(Self {
-            client: Client::from_conf(b.build()),
+            client: Client::from_conf(conf.to_builder().timeout_config(calls).build()),
+            upload_client: Client::from_conf(conf.to_builder().timeout_config(uploads).build()),
             bucket: cfg.bucket.clone(),
             prefix: cfg.prefix.clone(),
             staging,
@@ -146,6 +170,10 @@ impl BlobStore for S3Store {
     }
 
     async fn put(&self, key: &Key, body: PutBody, mode: PutMode) -> Result<ObjectMeta, StoreError> {
+        let client = match &body {
+            PutBody::Bytes(_) => &self.client,
+            PutBody::File(_) => &self.upload_client,
+        };
         let (stream, size, _staged) = match body {
             PutBody::Bytes(b) => {
                 let len = b.len() as u64;
@@ -160,8 +188,7 @@ impl BlobStore for S3Store {
                 (s, len, Some(path))
             }
         };
-        let mut req = self
-            .client
+        let mut req = client
             .put_object()
             .bucket(&self.bucket)
             .key(self.full(key))

@@ -8,6 +8,7 @@ mod compat;
 mod control_plane;
 mod faults;
 mod faults_deps;
+mod faults_process;
 mod http_api;
 mod installs;
 mod internal_packages;

@@ -20,6 +20,7 @@ async fn s3_store(weed: &SeaweedFs, bucket: &str, staging: &std::path::Path) -> 
         path_style: true,
         access_key_id: Some("test".into()),
         secret_access_key: Some("test".into()),
+        ..S3Config::default()
     };
     S3Store::new(&cfg, staging.to_path_buf()).expect("s3 store")
 }
@@ -81,6 +82,7 @@ async fn npm_installs_through_a_data_plane_on_s3() {
             path_style: true,
             access_key_id: Some("test".into()),
             secret_access_key: Some("test".into()),
+            ..S3Config::default()
         },
         staging.path().to_path_buf(),
     )
