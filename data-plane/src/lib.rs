@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use config::{Settings, StorageKind};
 use metrics::Metrics;
-use orgs::{ConfigSource, OrgConfigs, RedisSource};
+use orgs::{ConfigSource, LazyRedisSource, OrgConfigs};
 use packuments::{Packuments, PackumentsConfig};
 use store::{BlobStore, LocalStore, S3Store};
 use tarballs::Tarballs;
@@ -64,7 +64,7 @@ pub fn open_store(settings: &Settings) -> Result<Arc<dyn BlobStore>, StartError>
 /// inside a tokio runtime that outlives the server: its tasks keep the config current.
 pub async fn org_configs(settings: &Settings) -> Result<Arc<OrgConfigs>, StartError> {
     let source: Option<Arc<dyn ConfigSource>> = match &settings.redis_url {
-        Some(url) => Some(Arc::new(RedisSource::connect(url).await?)),
+        Some(url) => Some(Arc::new(LazyRedisSource::start(url).await)),
         None => None,
     };
     Ok(OrgConfigs::new(source, settings.org_config_refresh))

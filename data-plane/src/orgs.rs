@@ -630,6 +630,113 @@ impl ConfigSource for RedisSource {
     }
 }
 
+/// A `RedisSource` that need not exist yet: the data plane starts while Redis is down and
+/// connects in the background (retrying with backoff), instead of refusing to start. Until
+/// then every org that is not held answers 503 (`cannot load org config`), which is all a
+/// data plane without org config can honestly say; a rolling restart during a Redis outage
+/// therefore leaves data planes up and ready to serve the moment Redis returns.
+pub struct LazyRedisSource {
+    inner: Arc<std::sync::OnceLock<RedisSource>>,
+    rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<Invalidation>>>,
+}
+
+impl LazyRedisSource {
+    /// Tries once now (so a healthy start is connected before serving), then keeps trying
+    /// in the background.
+    pub async fn start(url: &str) -> LazyRedisSource {
+        let inner: Arc<std::sync::OnceLock<RedisSource>> = Arc::default();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let url = url.to_string();
+        let cell = inner.clone();
+        let started = std::time::Instant::now();
+        let connected = async move {
+            let mut delay = Duration::from_millis(500);
+            let mut warned = false;
+            loop {
+                match RedisSource::connect(&url).await {
+                    Ok(source) => {
+                        let upstream = source.invalidations();
+                        let _ = cell.set(source);
+                        if warned || started.elapsed() > Duration::from_secs(3) {
+                            tracing::warn!("connected to Redis; org config available");
+                            // Anything held before may be stale.
+                            let _ = tx.send(Invalidation::All);
+                        }
+                        return (upstream, tx);
+                    }
+                    Err(e) => {
+                        if !warned {
+                            tracing::warn!(error = %e, "cannot connect to Redis; retrying");
+                            warned = true;
+                        }
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(10));
+                    }
+                }
+            }
+        };
+        let forward = |(upstream, tx): (
+            Option<mpsc::UnboundedReceiver<Invalidation>>,
+            mpsc::UnboundedSender<Invalidation>,
+        )| async move {
+            if let Some(mut up) = upstream {
+                while let Some(m) = up.recv().await {
+                    if tx.send(m).is_err() {
+                        return;
+                    }
+                }
+            }
+        };
+        let task = tokio::spawn(async move { forward(connected.await).await });
+        // A healthy Redis answers well within this; a down one is left to the background.
+        let _ = tokio::time::timeout(Duration::from_secs(3), async {
+            loop {
+                if inner.get().is_some() || task.is_finished() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        if inner.get().is_none() {
+            tracing::warn!("cannot reach Redis yet; serving without org config (orgs answer 503) and connecting in the background");
+        }
+        LazyRedisSource {
+            inner,
+            rx: std::sync::Mutex::new(Some(rx)),
+        }
+    }
+
+    fn source(&self) -> Result<&RedisSource, String> {
+        self.inner
+            .get()
+            .ok_or_else(|| "not connected to Redis yet".to_string())
+    }
+}
+
+#[async_trait::async_trait]
+impl ConfigSource for LazyRedisSource {
+    async fn fetch(&self, slug: &str) -> Result<Option<Vec<u8>>, String> {
+        self.source()?.fetch(slug).await
+    }
+
+    fn invalidations(&self) -> Option<mpsc::UnboundedReceiver<Invalidation>> {
+        self.rx.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    async fn report_usage(&self, used: Vec<(String, String, i64)>) -> Result<(), String> {
+        self.source()?.report_usage(used).await
+    }
+
+    async fn fetch_advisories(&self, package: &str) -> Result<Option<Vec<u8>>, String> {
+        self.source()?.fetch_advisories(package).await
+    }
+
+    async fn announce_package_write(&self, package: &str) -> Result<(), String> {
+        self.source()?.announce_package_write(package).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -117,6 +117,10 @@ pub struct Packuments {
     stale_while_revalidate: Duration,
     /// Packages with a background refresh under way (one per package).
     background: moka::sync::Cache<PackageName, ()>,
+    /// Background refreshes talking to the upstream at once: an `npm ci` of 800 stale
+    /// packages must not become 800 simultaneous upstream requests (nor 800 connections
+    /// into a black hole before the breaker has seen enough failures to open).
+    background_permits: Arc<tokio::sync::Semaphore>,
     states: moka::sync::Cache<PackageName, Arc<PackageState>>,
     served: moka::sync::Cache<ServedKey, Arc<Served>>,
     not_found: moka::sync::Cache<PackageName, ()>,
@@ -157,6 +161,9 @@ fn panicked<T>() -> Shared<T> {
 /// unreachable (each read retries it meanwhile).
 const WRITTEN_TTL: Duration = Duration::from_secs(600);
 
+/// Background refreshes running at once per data plane.
+const BACKGROUND_REFRESHES: usize = 16;
+
 pub struct PackumentsConfig {
     pub max_age: Duration,
     pub stale_while_revalidate: Duration,
@@ -182,6 +189,7 @@ impl Packuments {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(300))
                 .build(),
+            background_permits: Arc::new(tokio::sync::Semaphore::new(BACKGROUND_REFRESHES)),
             states: moka::sync::Cache::builder().max_capacity(200_000).build(),
             served: moka::sync::Cache::builder()
                 .weigher(|_k, v: &Arc<Served>| {
@@ -248,7 +256,15 @@ impl Packuments {
         };
         let this = self.clone();
         let key = name.clone();
+        let permits = self.background_permits.clone();
         rt.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            // The breaker may have opened while this waited: nothing to try then.
+            if !this.upstream.available() {
+                this.metrics.background_refresh("skipped");
+                this.background.invalidate(&key);
+                return;
+            }
             // Not through `refreshes`: the caller may itself be inside this package's
             // flight (loading the stale copy), which a join would return unchanged. The
             // `background` entry keeps it to one per package.

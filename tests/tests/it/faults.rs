@@ -34,7 +34,9 @@ async fn faulty(extra: &[(&str, &str)]) -> Env {
     b.start().await
 }
 
+/// GET through the data plane; prints status and time (the note on issue 10 reports them).
 async fn get(env: &Env, path: &str) -> (u16, Vec<u8>) {
+    let started = std::time::Instant::now();
     let res = raw_http()
         .get(env.url(path))
         .timeout(Duration::from_secs(60))
@@ -42,10 +44,9 @@ async fn get(env: &Env, path: &str) -> (u16, Vec<u8>) {
         .await
         .expect("send");
     let code = res.status().as_u16();
-    (
-        code,
-        res.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
-    )
+    let body = res.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+    eprintln!("GET {path}: {code} in {} ms", started.elapsed().as_millis());
+    (code, body)
 }
 
 fn error_text(body: &[u8]) -> String {
@@ -253,7 +254,8 @@ async fn a_slow_upstream_is_waited_for_up_to_the_first_byte_deadline() {
 }
 
 /// An upstream that fails or lies: 500s, garbage JSON, a packument cut short, a tarball
-/// reset mid-stream, a tarball shorter than its `Content-Length`. Uncached requests get a
+/// reset mid-stream, a tarball shorter than its `Content-Length`, an endless tarball
+/// without one. Uncached requests get a
 /// 502 naming the problem; cached packuments are served from the copy; nothing bad is
 /// stored, and everything works once the upstream is healthy.
 #[tokio::test(flavor = "multi_thread")]
@@ -262,6 +264,7 @@ async fn an_upstream_that_fails_or_lies_never_corrupts_the_copy() {
         ("NPROXY_PACKUMENT_MAX_AGE_SECS", "0"),
         ("NPROXY_STALE_WHILE_REVALIDATE_SECS", "0"),
         ("NPROXY_UPSTREAM_BREAKER_FAILURES", "0"),
+        ("NPROXY_UPSTREAM_MAX_TARBALL_BYTES", "1048576"),
     ])
     .await;
     let faults = env.upstream_faults.clone().expect("fault proxy");
@@ -294,6 +297,7 @@ async fn an_upstream_that_fails_or_lies_never_corrupts_the_copy() {
         ),
     ];
     for (what, fault, want, says) in cases {
+        eprintln!("fault: {what}");
         faults.set(fault);
         let (code, body) = get(&env, "/fx-c").await;
         let text = error_text(&body);
@@ -319,6 +323,23 @@ async fn an_upstream_that_fails_or_lies_never_corrupts_the_copy() {
     assert!(
         code != 200 || body.len() < 100,
         "a short tarball was sent as whole"
+    );
+    // A tarball without `Content-Length` is bounded while it arrives (1 MiB here).
+    let mut endless = b"HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\n\
+connection: close\r\n\r\n"
+        .to_vec();
+    endless.extend(std::iter::repeat_n(b'x', 3 * 1024 * 1024));
+    faults.set(Fault::Canned(endless));
+    let (code, body) = get(&env, "/fx-a/-/fx-a-1.0.0.tgz").await;
+    assert!(
+        code != 200 || body.len() < 1_000_000,
+        "an unbounded tarball was sent"
+    );
+    assert!(
+        env.dp
+            .log_text()
+            .contains("the tarball is larger than 1048576 bytes"),
+        "the size bound cut it"
     );
     assert_eq!(
         verify_local_store(&env.local_store()),

@@ -61,7 +61,12 @@ async fn a_publish_fails_cleanly_while_the_control_plane_is_down_or_hung() {
     for fault in [Fault::BlackHole, Fault::Refuse] {
         cp.set(fault.clone());
         let (body, _) = publish_payload(PKG, "1.0.0", 100);
+        let started = std::time::Instant::now();
         let (code, error) = put(&dp, &token, body).await;
+        eprintln!(
+            "control plane {fault:?}: publish {code} in {} ms: {error}",
+            started.elapsed().as_millis()
+        );
         assert_eq!(code, 503, "{fault:?}: {error}");
         assert!(error.contains("control plane"), "{fault:?}: {error}");
         let (code, vs) = versions(&dp, &token).await;
@@ -153,7 +158,9 @@ async fn a_failing_or_hung_s3_fails_requests_cleanly_and_loses_nothing() {
         .await;
     let get = |path: &str| {
         let url = env.url(path);
+        let path = path.to_string();
         async move {
+            let started = std::time::Instant::now();
             let r = raw_http()
                 .get(url)
                 .timeout(Duration::from_secs(60))
@@ -161,10 +168,13 @@ async fn a_failing_or_hung_s3_fails_requests_cleanly_and_loses_nothing() {
                 .await
                 .expect("get");
             let code = r.status().as_u16();
-            (code, r.bytes().await.unwrap_or_default().to_vec())
+            let body = r.bytes().await.unwrap_or_default().to_vec();
+            eprintln!("GET {path}: {code} in {} ms", started.elapsed().as_millis());
+            (code, body)
         }
     };
     assert_eq!(get("/fx-a").await.0, 200);
+    assert_eq!(get("/@fx%2fb").await.0, 200);
     let slow_down = b"HTTP/1.1 503 Slow Down\r\ncontent-type: application/xml\r\ncontent-length: 86\r\n\
 connection: close\r\n\r\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
         .to_vec();
@@ -172,15 +182,21 @@ connection: close\r\n\r\n<Error><Code>SlowDown</Code><Message>Please reduce your
         "/fx-a/-/fx-a-1.0.0.tgz",
         "/fx-a/-/fx-a-1.1.0.tgz",
         "/fx-a/-/fx-a-2.0.0.tgz",
+        "/@fx/b/-/b-1.0.0.tgz",
     ];
     for (i, fault) in [
         Fault::Canned(slow_down),
         Fault::BlackHole,
         Fault::ResetAfter(0),
+        Fault::Refuse,
     ]
     .into_iter()
     .enumerate()
     {
+        eprintln!(
+            "S3 fault: {}",
+            format!("{fault:?}").chars().take(40).collect::<String>()
+        );
         s3.set(fault.clone());
         assert_eq!(get("/fx-a").await.0, 200, "{fault:?}: fx-a from memory");
         let (code, body) = get(cold[i]).await;
@@ -192,12 +208,21 @@ connection: close\r\n\r\n<Error><Code>SlowDown</Code><Message>Please reduce your
         );
     }
 
+    // Slow but within the deadlines: served.
+    s3.set(Fault::Delay(Duration::from_millis(300)));
+    assert_eq!(
+        get("/@fx/b/-/b-1.0.1.tgz").await.0,
+        200,
+        "a slow S3 still serves"
+    );
+
     s3.set(Fault::Pass);
-    let doc: Value = serde_json::from_slice(&get("/fx-a").await.1).expect("fx-a json");
+    let a: Value = serde_json::from_slice(&get("/fx-a").await.1).expect("fx-a json");
+    let b: Value = serde_json::from_slice(&get("/@fx%2fb").await.1).expect("@fx/b json");
     for (i, path) in cold.iter().enumerate() {
         let (code, body) = get(path).await;
         assert_eq!(code, 200, "{path} after S3 recovered");
-        let version = ["1.0.0", "1.1.0", "2.0.0"][i];
+        let (doc, version) = [(&a, "1.0.0"), (&a, "1.1.0"), (&a, "2.0.0"), (&b, "1.0.0")][i];
         let want = doc["versions"][version]["dist"]["integrity"]
             .as_str()
             .expect("integrity");
@@ -209,4 +234,51 @@ connection: close\r\n\r\n<Error><Code>SlowDown</Code><Message>Please reduce your
         );
         assert_eq!(got, want, "{path}");
     }
+}
+
+/// Redis is down when a data plane starts: it starts anyway (a rolling restart during a
+/// Redis outage must not take the fleet down), answers 503 for orgs it cannot know yet,
+/// and serves them once Redis is reachable (before, it exited at start).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_data_plane_starts_while_redis_is_down_and_serves_once_it_returns() {
+    let s = Stack::start(&[]).await;
+    let (_, token) = s.org_and_token(false, &["proxy"]);
+    let redis = FaultProxy::start(s.redis.url().trim_start_matches("redis://")).await;
+    redis.set(Fault::Refuse);
+    let dp = s
+        .data_plane(
+            "dp",
+            &[("NPROXY_REDIS_URL", &format!("redis://{}", redis.addr()))],
+        )
+        .await;
+    let get = |tok: Option<String>| {
+        let url = format!("{}/fx-a", dp.url());
+        async move {
+            let mut r = raw_http().get(url).timeout(Duration::from_secs(30));
+            if let Some(t) = tok {
+                r = r.bearer_auth(t);
+            }
+            let res = r.send().await.expect("get");
+            let code = res.status().as_u16();
+            let v: Value = res.json().await.unwrap_or(Value::Null);
+            (code, v["error"].as_str().unwrap_or_default().to_string())
+        }
+    };
+    let (code, error) = get(Some(token.clone())).await;
+    assert_eq!(code, 503, "{error}");
+    assert!(error.contains("org"), "{error}");
+    assert!(dp.log_text().contains("cannot reach Redis"));
+
+    redis.set(Fault::Pass);
+    nproxy_tests::eventually("serves once Redis answers", Duration::from_secs(30), || {
+        let g = &get;
+        let t = token.clone();
+        async move { (g(Some(t)).await.0 == 200).then_some(()) }
+    })
+    .await;
+    assert_eq!(
+        get(None).await.0,
+        401,
+        "public reads are off: the config is real"
+    );
 }
