@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 # The README's run command's install step (the binary it runs is tested by the suite).
 ./scripts/dev.sh --install-only
 cargo fmt --all --check
+# No import cycles between a crate's modules (issue 11).
+python3 scripts/check-cycles.py
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The integration tests start the real binaries.
 cargo build --workspace --bins --locked

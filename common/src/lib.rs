@@ -4,3 +4,4 @@
 pub mod logging;
 pub mod secret;
 pub mod slug;
+pub mod time;

@@ -12,14 +12,6 @@ use crate::store::{new_id, AnchorRow, Db, EventRow, Write};
 
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-#[derive(Debug, Clone, Default)]
-pub struct Query {
-    pub org_id: String,
-    pub kind: String,
-    pub since_ms: i64,
-    pub until_ms: i64,
-}
-
 /// The hash of one event, over its predecessor's hash and its own fields.
 pub fn event_hash(prev_hash: &str, e: &EventRow) -> String {
     let mut h = Sha256::new();

@@ -8,7 +8,7 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-pub const TOKEN_PREFIX: &str = "nproxy_";
+pub use nproxy_proto::tokens::TOKEN_PREFIX;
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 fn base62(mut bytes: Vec<u8>) -> String {

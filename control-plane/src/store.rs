@@ -7,8 +7,16 @@ use std::str::FromStr;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
-use crate::audit;
 use crate::error::{CpError, CpResult};
+
+/// Which audit events to list (an org, optionally one kind and a time window).
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub org_id: String,
+    pub kind: String,
+    pub since_ms: i64,
+    pub until_ms: i64,
+}
 
 /// Embedded migrations, applied in order, each once.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -16,12 +24,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_rules.sql")),
 ];
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use nproxy_common::time::now_ms;
 
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
@@ -588,7 +591,7 @@ impl Db {
 
     pub async fn events(
         &self,
-        q: &audit::Query,
+        q: &AuditQuery,
         after_seq: i64,
         limit: u32,
     ) -> CpResult<Vec<EventRow>> {

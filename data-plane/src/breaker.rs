@@ -9,7 +9,7 @@
 //! requests race into it.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::metrics::Metrics;
 
@@ -36,10 +36,7 @@ pub enum Transition {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    u64::try_from(nproxy_common::time::now_ms()).unwrap_or(0)
 }
 
 impl Breaker {

@@ -2,7 +2,7 @@
 //! deprecate, served from the org's own storage and never from or to the upstream.
 
 use base64::Engine;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use nproxy_proto::v1::TokenScope;
 use pingora::proxy::Session;
 use serde_json::{json, Value};
@@ -15,7 +15,7 @@ use crate::orgs::{OrgConfig, TokenGrant};
 use crate::outbox::{now_ms, Entry, Event, Expect};
 use crate::packument::{self, Form};
 use crate::publish::{self, MAX_PUBLISH_BODY};
-use crate::server::{App, Failure, Handled};
+use crate::respond::{header, read_body, send_json, send_json_doc, send_stored, Handled};
 
 /// Who is writing, as the audit log records it.
 pub struct Writer<'a> {
@@ -33,78 +33,16 @@ impl Writer<'_> {
     }
 }
 
-/// Most of an oversized body read (and discarded) so its sender gets the 413 instead of a
-/// reset connection; past this the connection is simply closed.
-const DISCARD_LIMIT: usize = 256 * 1024 * 1024;
-
-/// The body's declared length, checked before any of it is read: beyond `limit`, 413 at
-/// once (also to a client waiting on `Expect: 100-continue`, which is then never told to
-/// send); otherwise the client that expects it gets its `100 Continue`.
-pub(crate) async fn declared_body(
-    session: &mut Session,
-    limit: usize,
-) -> Result<Option<usize>, Failure> {
-    let declared = session
-        .req_header()
-        .headers
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    let expects = session.req_header().headers.contains_key("expect");
-    if let Some(len) = declared.filter(|l| *l > limit) {
-        if !expects {
-            discard_rest(session, 0).await;
-        }
-        return Err(NpmError::PayloadTooLarge(format!(
-            "the request body is {len} bytes; the limit is {limit}"
-        ))
-        .into());
-    }
-    if expects {
-        session
-            .write_continue_response()
-            .await
-            .map_err(|e| Failure::Abort(e.to_string()))?;
-    }
-    Ok(declared)
+/// The npm API for internal packages, as a value the server holds (its own dependencies,
+/// nothing of the server's).
+pub struct InternalApi {
+    pub internal: std::sync::Arc<crate::internal_store::InternalStore>,
+    pub outbox: Option<std::sync::Arc<crate::outbox::Outbox>>,
+    pub cp: Option<crate::cp_client::ControlPlaneClient>,
+    pub metrics: crate::metrics::Metrics,
 }
 
-/// Reads a request body up to `limit` bytes; beyond it, 413 (nothing is kept in memory).
-pub(crate) async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, Failure> {
-    declared_body(session, limit).await?;
-    let too_large = |n: usize| {
-        NpmError::PayloadTooLarge(format!(
-            "the request body is {n} bytes or more; the limit is {limit}"
-        ))
-    };
-    let mut body = BytesMut::new();
-    while let Some(chunk) = session
-        .read_request_body()
-        .await
-        .map_err(|e| NpmError::BadRequest(format!("cannot read the request body: {e}")))?
-    {
-        if body.len() + chunk.len() > limit {
-            let seen = body.len() + chunk.len();
-            drop(body);
-            discard_rest(session, seen).await;
-            return Err(too_large(seen).into());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
-}
-
-/// Reads and drops what is left of a request body, up to `DISCARD_LIMIT` in total.
-async fn discard_rest(session: &mut Session, mut seen: usize) {
-    while seen < DISCARD_LIMIT {
-        match session.read_request_body().await {
-            Ok(Some(chunk)) => seen += chunk.len(),
-            _ => return,
-        }
-    }
-}
-
-impl App {
+impl InternalApi {
     fn control_plane(&self) -> Result<&crate::cp_client::ControlPlaneClient, NpmError> {
         self.cp.as_ref().ok_or_else(|| {
             NpmError::Unavailable(
@@ -143,7 +81,7 @@ impl App {
         let Some((_, doc)) = self.internal.read_live(&cfg.org_id, name).await? else {
             return Err(NpmError::NotFound(format!("package {name} not found")).into());
         };
-        let form = Form::from_accept(crate::server::header(session, "accept").as_deref());
+        let form = Form::from_accept(header(session, "accept").as_deref());
         let view = internal::client_view(&doc, base, name);
         let body = match form {
             Form::Abbreviated if !write => packument::abbreviate(&view).to_vec(),
@@ -151,8 +89,7 @@ impl App {
         };
         let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&body))[..32]);
         // Internal documents change on publish: always revalidate, never share.
-        self.send_json_doc(session, form, Bytes::from(body), &etag, "private, no-cache")
-            .await
+        send_json_doc(session, form, Bytes::from(body), &etag, "private, no-cache").await
     }
 
     pub(crate) async fn internal_tarball(
@@ -177,7 +114,7 @@ impl App {
                     file.version()
                 ))
             })?;
-        self.send_stored(session, obj, "internal").await
+        send_stored(session, obj, "internal", &self.metrics).await
     }
 
     /// `PUT /<name>`: a publish (with attachments) or a whole-document update (deprecate).
@@ -191,7 +128,7 @@ impl App {
         writer: &Writer<'_>,
     ) -> Handled {
         let raw = read_body(session, MAX_PUBLISH_BODY).await?;
-        let encoding = crate::server::header(session, "content-encoding");
+        let encoding = header(session, "content-encoding");
         let json = publish::decode_body(&raw, encoding.as_deref())
             .map_err(|e| NpmError::BadRequest(e.0))?;
         // A whole-document PUT holds at most the versions a package may have, counted while
@@ -286,7 +223,7 @@ impl App {
             .await?;
         self.deliver_soon(outbox_key);
         tracing::info!(org = %cfg.slug, package = %name, %version, "published");
-        self.send_json(
+        send_json(
             session,
             201,
             &json!({"ok": true, "id": name.as_str(), "rev": internal::rev(&doc)}),
@@ -377,7 +314,7 @@ impl App {
             .await?;
         self.deliver_soon(outbox_key);
         self.deliver_soon(deprecate_key);
-        self.send_json(
+        send_json(
             session,
             200,
             &json!({"ok": true, "id": name.as_str(), "rev": internal::rev(&doc)}),
@@ -419,8 +356,7 @@ impl App {
             .delete_package(&cfg.org_id, name, &etag, &internal::iso_now())
             .await?;
         self.deliver_soon(key);
-        self.send_json(session, 200, &json!({"ok": true, "id": name.as_str()}))
-            .await
+        send_json(session, 200, &json!({"ok": true, "id": name.as_str()})).await
     }
 
     /// `DELETE /<name>/-/<file>/-rev/<rev>`: the bytes of a version already removed.
@@ -457,7 +393,7 @@ impl App {
         if let Some(b) = blob {
             self.internal.delete_blob(&cfg.org_id, name, &b).await?;
         }
-        self.send_json(session, 200, &json!({"ok": true})).await
+        send_json(session, 200, &json!({"ok": true})).await
     }
 
     pub(crate) async fn internal_dist_tags(
@@ -470,7 +406,7 @@ impl App {
             return Err(NpmError::NotFound(format!("package {name} not found")).into());
         };
         let tags = doc.get("dist-tags").cloned().unwrap_or_else(|| json!({}));
-        self.send_json(session, 200, &tags).await
+        send_json(session, 200, &tags).await
     }
 
     pub(crate) async fn internal_dist_tag_change(
@@ -530,7 +466,7 @@ impl App {
         self.deliver_soon(key);
         let tags = doc.get("dist-tags").cloned().unwrap_or_else(|| json!({}));
         // yarn 1 reports "Couldn't add tag" unless the answer says `ok`.
-        self.send_json(
+        send_json(
             session,
             200,
             &json!({"ok": true, "id": name.as_str(), "dist-tags": tags}),

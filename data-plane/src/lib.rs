@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod orgs;
 pub mod outbox;
 pub mod packuments;
+pub mod respond;
 pub mod rules_pb;
 pub mod server;
 pub mod singleflight;
@@ -196,6 +197,12 @@ pub fn build_app(
         settings.tarball_memory_cache_bytes,
     ));
     Ok(server::App {
+        internal_api: internal_api::InternalApi {
+            internal: internal.clone(),
+            outbox: outbox.clone(),
+            cp: cp.clone(),
+            metrics: metrics.clone(),
+        },
         forward_uploads: Arc::new(tokio::sync::Semaphore::new(server::MAX_FORWARD_UPLOADS)),
         internal,
         outbox,

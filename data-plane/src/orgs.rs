@@ -13,6 +13,7 @@ use nproxy_proto::redis_layout::{
     org_snapshot_key, package_write_invalidation, token_usage_key, ADVISORIES_PREFIX,
     INVALIDATE_ALL, INVALIDATION_CHANNEL, PACKAGE_WRITE_PREFIX,
 };
+use nproxy_proto::tokens::nproxy_bearer;
 use nproxy_proto::v1::{OrgConfigSnapshot, TokenScope};
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -152,23 +153,7 @@ pub enum Principal {
     Token(TokenGrant),
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// The bearer token of a request, if it is an nproxy token. Other tokens (a user's own
-/// upstream token) are not ours to judge: to nproxy they are anonymous.
-pub fn nproxy_bearer(authorization: Option<&str>) -> Option<&str> {
-    let v = authorization?.trim();
-    let token = v
-        .strip_prefix("Bearer ")
-        .or_else(|| v.strip_prefix("bearer "))?
-        .trim();
-    token.starts_with("nproxy_").then_some(token)
-}
+use nproxy_common::time::now_ms;
 
 impl OrgView {
     /// Internal packages always need a token, whatever the public-reads setting.

@@ -70,12 +70,7 @@ pub struct Entry {
     pub events: Vec<Event>,
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use nproxy_common::time::now_ms;
 
 impl Entry {
     pub fn new(org_id: &str, package: &PackageName, expect: Expect, events: Vec<Event>) -> Entry {

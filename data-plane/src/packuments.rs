@@ -142,9 +142,7 @@ fn sha256_hex(b: &[u8]) -> String {
 }
 
 fn now_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    u64::try_from(nproxy_common::time::ms_at(t)).unwrap_or(0)
 }
 
 fn shared_err(e: impl Into<NpmError>) -> Arc<NpmError> {

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use pingora::http::ResponseHeader;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -15,20 +14,26 @@ use nproxy_proto::v1::TokenScope;
 use crate::config::Settings;
 use crate::cp_client::ControlPlaneClient;
 use crate::error::NpmError;
-use crate::internal_api::{needed_scope, Writer};
+use crate::internal_api::{needed_scope, InternalApi, Writer};
 use crate::internal_store::InternalStore;
 use crate::metrics::Metrics;
 use crate::names::{PackageName, TarballFile};
-use crate::orgs::{nproxy_bearer, OrgConfigs, OrgView, Principal};
+use crate::orgs::{OrgConfigs, OrgView, Principal};
 use crate::outbox::Outbox;
 use crate::packument::Form;
 use crate::packuments::{Packuments, Policy};
+use crate::respond::{
+    accepts_gzip, declared_body, discard_unread_body, etag_matches, header, insert, read_body,
+    response, send_body, send_header, send_json, send_npm_error, send_small, send_stored,
+    tarball_header, Failure, Handled,
+};
 use crate::route::{self, Route};
-use crate::store::{Object, ObjectMeta};
+use crate::store::ObjectMeta;
 use crate::tarballs::{Download, Outcome, Source, Tarballs};
 use crate::tenant::{self, RequestFacts};
 use crate::upstream::Upstream;
 use crate::upstream_route::{package_segment, Forwarded, Gate};
+use nproxy_proto::tokens::nproxy_bearer;
 
 /// Largest request body forwarded upstream: a public publish can be as big as ours.
 const MAX_FORWARD_BODY: usize = crate::publish::MAX_PUBLISH_BODY;
@@ -53,6 +58,8 @@ const AUDIT_MAX_JSON: usize = 8 * 1024 * 1024;
 const FILE_READ_CHUNK: usize = 256 * 1024;
 
 pub struct App {
+    /// The internal packages' npm API (publish, unpublish, dist-tags, deprecate, reads).
+    pub internal_api: InternalApi,
     /// Bounds concurrent forwarded uploads (`MAX_FORWARD_UPLOADS`).
     pub forward_uploads: Arc<tokio::sync::Semaphore>,
     pub internal: Arc<InternalStore>,
@@ -82,23 +89,6 @@ fn new_request_id() -> String {
     format!("{prefix}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-/// Why a request ended without a complete answer.
-pub(crate) enum Failure {
-    /// Nothing sent yet: answer with an npm-style error.
-    Npm(NpmError),
-    /// Headers already sent: the only honest thing left is to cut the connection, so the
-    /// client sees a broken response rather than a complete one.
-    Abort(String),
-}
-
-impl From<NpmError> for Failure {
-    fn from(e: NpmError) -> Self {
-        Failure::Npm(e)
-    }
-}
-
-pub(crate) type Handled = Result<(), Failure>;
-
 fn route_label(r: &Route) -> &'static str {
     match r {
         Route::Ping => "ping",
@@ -122,128 +112,6 @@ fn route_package(r: &Route) -> Option<&PackageName> {
         | Route::DistTag(n, _) => Some(n),
         _ => None,
     }
-}
-
-pub(crate) fn header(session: &Session, name: &str) -> Option<String> {
-    session
-        .req_header()
-        .headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-}
-
-/// Whether the client takes gzip: an explicit `gzip` entry decides by its q-value (also
-/// over a `*`), otherwise a `*` does; `q=0` (any spelling) means "not this".
-fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
-    let Some(ae) = accept_encoding else {
-        return false;
-    };
-    let (mut gzip, mut star) = (None, None);
-    for part in ae.split(',') {
-        let mut it = part.split(';');
-        let coding = it.next().unwrap_or("").trim().to_ascii_lowercase();
-        let q = it
-            .filter_map(|p| {
-                let (k, v) = p.split_once('=')?;
-                k.trim()
-                    .eq_ignore_ascii_case("q")
-                    .then(|| v.trim().parse::<f32>().unwrap_or(0.0))
-            })
-            .next_back()
-            .unwrap_or(1.0);
-        match coding.as_str() {
-            "gzip" | "x-gzip" => gzip = Some(q),
-            "*" => star = Some(q),
-            _ => {}
-        }
-    }
-    gzip.or(star).is_some_and(|q| q > 0.0)
-}
-
-/// True when `If-None-Match` names `etag` (weak comparison, `*` matches anything).
-fn etag_matches(if_none_match: Option<&str>, etag: &str) -> bool {
-    let core = |t: &str| {
-        t.trim()
-            .trim_start_matches("W/")
-            .trim_matches('"')
-            .trim_end_matches("-gz")
-            .to_string()
-    };
-    let want = core(etag);
-    if_none_match.is_some_and(|inm| inm.split(',').any(|t| t.trim() == "*" || core(t) == want))
-}
-
-fn response(status: u16) -> Result<Box<ResponseHeader>, Failure> {
-    ResponseHeader::build(status, Some(8))
-        .map(Box::new)
-        .map_err(|e| Failure::Npm(NpmError::Internal(e.to_string())))
-}
-
-fn insert(
-    resp: &mut ResponseHeader,
-    name: &'static str,
-    value: impl ToString,
-) -> Result<(), Failure> {
-    resp.insert_header(name, value.to_string())
-        .map_err(|e| Failure::Npm(NpmError::Internal(e.to_string())))
-}
-
-async fn send_header(session: &mut Session, resp: Box<ResponseHeader>) -> Handled {
-    session
-        .write_response_header(resp, false)
-        .await
-        .map_err(|e| Failure::Abort(format!("write header: {e}")))
-}
-
-async fn send_body(session: &mut Session, data: Bytes, end: bool) -> Handled {
-    session
-        .write_response_body(Some(data), end)
-        .await
-        .map_err(|e| Failure::Abort(format!("write body: {e}")))
-}
-
-/// Reads and drops the rest of a request body nproxy refused without reading (a publish
-/// without credentials). Answering first and closing would reset the connection while
-/// the client is still sending, and npm would report `ECONNRESET` instead of the 401.
-/// Bounded: at most `DISCARD_MAX_BYTES` within `DISCARD_MAX_TIME`; past either, the
-/// answer goes out and the connection is closed. A client that sent `Expect:
-/// 100-continue` has sent no body yet and is answered at once.
-async fn discard_unread_body(session: &mut Session) {
-    const DISCARD_MAX_BYTES: usize = 64 * 1024 * 1024;
-    const DISCARD_MAX_TIME: std::time::Duration = std::time::Duration::from_secs(10);
-    let expects = header(session, "expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
-    if expects || session.is_body_done() || session.is_body_empty() {
-        return;
-    }
-    let _ = tokio::time::timeout(DISCARD_MAX_TIME, async {
-        let mut seen = 0usize;
-        while let Ok(Some(chunk)) = session.read_request_body().await {
-            seen += chunk.len();
-            if seen > DISCARD_MAX_BYTES {
-                break;
-            }
-        }
-    })
-    .await;
-}
-
-async fn send_npm_error(
-    session: &mut Session,
-    e: &NpmError,
-    request_id: &str,
-) -> pingora::Result<()> {
-    let body = Bytes::from(e.body(request_id));
-    let mut resp = ResponseHeader::build(e.status(), Some(4))?;
-    resp.insert_header("content-type", "application/json")?;
-    resp.insert_header("content-length", body.len().to_string())?;
-    resp.insert_header("cache-control", "no-store")?;
-    let head = session.req_header().method == http::Method::HEAD;
-    session.write_response_header(Box::new(resp), head).await?;
-    if !head {
-        session.write_response_body(Some(body), true).await?;
-    }
-    Ok(())
 }
 
 impl App {
@@ -276,9 +144,7 @@ impl App {
             if !read_only {
                 return Err(NpmError::MethodNotAllowed.into());
             }
-            return self
-                .send_small(session, 200, "application/json", Bytes::from_static(b"{}"))
-                .await;
+            return send_small(session, 200, "application/json", Bytes::from_static(b"{}")).await;
         }
         let view = self.orgs.view(&tenant.org).await?;
         let authorization = header(session, "authorization");
@@ -295,31 +161,41 @@ impl App {
                 let writer = Writer::new(&grant, secret);
                 return match (route, method) {
                     (Route::Packument(n), http::Method::GET | http::Method::HEAD) => {
-                        self.internal_packument(session, cfg, &n, &tenant.base_url, wants_write)
+                        self.internal_api
+                            .internal_packument(session, cfg, &n, &tenant.base_url, wants_write)
                             .await
                     }
                     (Route::Packument(n), http::Method::PUT) => {
-                        self.internal_put(session, cfg, &n, None, &writer).await
+                        self.internal_api
+                            .internal_put(session, cfg, &n, None, &writer)
+                            .await
                     }
                     (Route::PackumentRev(n, rev), http::Method::PUT) => {
-                        self.internal_put(session, cfg, &n, rev.as_deref(), &writer)
+                        self.internal_api
+                            .internal_put(session, cfg, &n, rev.as_deref(), &writer)
                             .await
                     }
                     (Route::PackumentRev(n, rev), http::Method::DELETE) => {
-                        self.internal_delete_package(session, cfg, &n, rev.as_deref(), &writer)
+                        self.internal_api
+                            .internal_delete_package(session, cfg, &n, rev.as_deref(), &writer)
                             .await
                     }
                     (Route::Tarball(n, f), http::Method::GET | http::Method::HEAD) => {
-                        self.internal_tarball(session, cfg, &n, &f).await
+                        self.internal_api
+                            .internal_tarball(session, cfg, &n, &f)
+                            .await
                     }
                     (Route::TarballRev(n, f, _), http::Method::DELETE) => {
-                        self.internal_delete_tarball(session, cfg, &n, &f).await
+                        self.internal_api
+                            .internal_delete_tarball(session, cfg, &n, &f)
+                            .await
                     }
                     (Route::DistTags(n), http::Method::GET) => {
-                        self.internal_dist_tags(session, cfg, &n).await
+                        self.internal_api.internal_dist_tags(session, cfg, &n).await
                     }
                     (Route::DistTag(n, tag), http::Method::PUT | http::Method::DELETE) => {
-                        self.internal_dist_tag_change(session, cfg, &n, &tag, &writer)
+                        self.internal_api
+                            .internal_dist_tag_change(session, cfg, &n, &tag, &writer)
                             .await
                     }
                     _ => Err(NpmError::MethodNotAllowed.into()),
@@ -334,7 +210,7 @@ impl App {
                         return Err(NpmError::Unauthorized("not logged in".into()).into());
                     };
                     let body = serde_json::json!({"username": grant.name});
-                    self.send_json(session, 200, &body).await
+                    send_json(session, 200, &body).await
                 }
                 // Someone else's token (or none): the upstream knows who that is.
                 _ => self.forward(session, method, "/-/whoami").await,
@@ -350,7 +226,7 @@ impl App {
                     "package": name.as_str(), "internal": true, "blocked": [], "warned": [],
                     "all_blocked": false, "findings": {}, "excepted": [], "recheck_at_ms": null,
                 });
-                self.send_json(session, 200, &body).await
+                send_json(session, 200, &body).await
             }
             Route::Explain(name) if read_only => {
                 self.authorize_public(&view, authorization.as_deref())?;
@@ -386,7 +262,7 @@ impl App {
                     "excepted": policy.exceptions.iter().collect::<Vec<_>>(),
                     "recheck_at_ms": v.verdict.recheck_at_ms,
                 });
-                self.send_json(session, 200, &body).await
+                send_json(session, 200, &body).await
             }
             Route::Forwarded(u) => {
                 if !u.allows(&method) {
@@ -497,7 +373,7 @@ impl App {
     /// of packages (counted while parsing), and the names sent upstream, which never
     /// include the org's internal ones.
     async fn audit_bulk(&self, session: &mut Session, view: &OrgView, path: &str) -> Handled {
-        let raw = crate::internal_api::read_body(session, AUDIT_MAX_BODY).await?;
+        let raw = read_body(session, AUDIT_MAX_BODY).await?;
         let encoding = header(session, "content-encoding");
         let json = crate::publish::decode_body_limited(&raw, encoding.as_deref(), AUDIT_MAX_JSON)
             .map_err(|e| NpmError::PayloadTooLarge(e.0))?;
@@ -560,7 +436,7 @@ impl App {
             }
         };
         let merged = crate::audit_bulk::merge(ours, upstream);
-        self.send_json(session, 200, &merged).await
+        send_json(session, 200, &merged).await
     }
 
     /// The org's rules as they apply to a public package (none for open orgs).
@@ -590,60 +466,6 @@ impl App {
         let principal = view.authorize(authorization, TokenScope::Proxy)?;
         if let (OrgView::Configured(cfg), Principal::Token(grant)) = (view, &principal) {
             self.orgs.record_use(&cfg.org_id, &grant.token_id);
-        }
-        Ok(())
-    }
-
-    /// A small JSON document with validators (internal packuments).
-    pub(crate) async fn send_json_doc(
-        &self,
-        session: &mut Session,
-        form: Form,
-        body: Bytes,
-        etag: &str,
-        cache_control: &'static str,
-    ) -> Handled {
-        let not_modified = etag_matches(header(session, "if-none-match").as_deref(), etag);
-        let mut resp = response(if not_modified { 304 } else { 200 })?;
-        insert(&mut resp, "etag", etag)?;
-        insert(&mut resp, "vary", "Accept, Accept-Encoding, Authorization")?;
-        insert(&mut resp, "cache-control", cache_control)?;
-        if not_modified {
-            send_header(session, resp).await?;
-            return send_body(session, Bytes::new(), true).await;
-        }
-        insert(&mut resp, "content-type", form.content_type())?;
-        insert(&mut resp, "content-length", body.len())?;
-        let head = session.req_header().method == http::Method::HEAD;
-        send_header(session, resp).await?;
-        send_body(session, if head { Bytes::new() } else { body }, true).await
-    }
-
-    pub(crate) async fn send_json(
-        &self,
-        session: &mut Session,
-        status: u16,
-        body: &serde_json::Value,
-    ) -> Handled {
-        let bytes = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
-        self.send_small(session, status, "application/json", bytes)
-            .await
-    }
-
-    pub(crate) async fn send_small(
-        &self,
-        session: &mut Session,
-        status: u16,
-        content_type: &'static str,
-        body: Bytes,
-    ) -> Handled {
-        let mut resp = response(status)?;
-        insert(&mut resp, "content-type", content_type)?;
-        insert(&mut resp, "content-length", body.len())?;
-        let head = session.req_header().method == http::Method::HEAD;
-        send_header(session, resp).await?;
-        if !head {
-            send_body(session, body, true).await?;
         }
         Ok(())
     }
@@ -715,30 +537,9 @@ impl App {
     ) -> Handled {
         match self.tarballs.open(name, file).await? {
             Source::Memory(meta, bytes) => self.send_memory(session, &meta, bytes, "hit").await,
-            Source::Stored(obj) => self.send_stored(session, obj, "hit").await,
+            Source::Stored(obj) => send_stored(session, obj, "hit", &self.metrics).await,
             Source::Downloading(d) => self.send_download(session, &d, name, file).await,
         }
-    }
-
-    fn tarball_header(
-        &self,
-        status: u16,
-        etag: Option<&str>,
-        cache: &'static str,
-    ) -> Result<Box<ResponseHeader>, Failure> {
-        let mut resp = response(status)?;
-        insert(&mut resp, "content-type", "application/octet-stream")?;
-        // Versions are immutable: clients and shared caches may keep the bytes forever.
-        insert(
-            &mut resp,
-            "cache-control",
-            "public, max-age=31536000, immutable",
-        )?;
-        insert(&mut resp, "x-nproxy-cache", cache)?;
-        if let Some(e) = etag {
-            insert(&mut resp, "etag", format!("\"{e}\""))?;
-        }
-        Ok(resp)
     }
 
     async fn send_memory(
@@ -750,7 +551,7 @@ impl App {
     ) -> Handled {
         let not_modified = etag_matches(header(session, "if-none-match").as_deref(), &meta.etag);
         let head = session.req_header().method == http::Method::HEAD;
-        let mut resp = self.tarball_header(
+        let mut resp = tarball_header(
             if not_modified { 304 } else { 200 },
             Some(&meta.etag),
             cache,
@@ -766,46 +567,6 @@ impl App {
         }
         self.metrics.tarball_bytes(bytes.len() as u64);
         send_body(session, bytes, true).await
-    }
-
-    pub(crate) async fn send_stored(
-        &self,
-        session: &mut Session,
-        obj: Object,
-        cache: &'static str,
-    ) -> Handled {
-        let not_modified =
-            etag_matches(header(session, "if-none-match").as_deref(), &obj.meta.etag);
-        let head = session.req_header().method == http::Method::HEAD;
-        let mut resp = self.tarball_header(
-            if not_modified { 304 } else { 200 },
-            Some(&obj.meta.etag),
-            cache,
-        )?;
-        if not_modified {
-            send_header(session, resp).await?;
-            return send_body(session, Bytes::new(), true).await;
-        }
-        insert(&mut resp, "content-length", obj.meta.size)?;
-        send_header(session, resp).await?;
-        if head {
-            return send_body(session, Bytes::new(), true).await;
-        }
-        let mut body = obj.body;
-        let mut sent = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| Failure::Abort(format!("store read: {e}")))?;
-            sent += chunk.len() as u64;
-            send_body(session, chunk, false).await?;
-        }
-        if sent != obj.meta.size {
-            return Err(Failure::Abort(format!(
-                "store returned {sent} of {} bytes",
-                obj.meta.size
-            )));
-        }
-        self.metrics.tarball_bytes(sent);
-        send_body(session, Bytes::new(), true).await
     }
 
     /// Serves a tarball still being downloaded (see `tarballs` for the guarantees).
@@ -850,7 +611,7 @@ impl App {
             // Already committed and moved: serve the stored copy.
             Err(_) => return self.send_after_verdict(session, rx, name, file).await,
         };
-        let mut resp = self.tarball_header(200, None, "miss")?;
+        let mut resp = tarball_header(200, None, "miss")?;
         insert(&mut resp, "content-length", len)?;
         send_header(session, resp).await?;
         let mut sent = 0u64;
@@ -918,7 +679,7 @@ impl App {
         }
         match self.tarballs.open(name, file).await? {
             Source::Memory(meta, bytes) => self.send_memory(session, &meta, bytes, "miss").await,
-            Source::Stored(obj) => self.send_stored(session, obj, "miss").await,
+            Source::Stored(obj) => send_stored(session, obj, "miss", &self.metrics).await,
             Source::Downloading(_) => {
                 Err(NpmError::Internal("the stored tarball vanished".into()).into())
             }
@@ -977,7 +738,7 @@ impl App {
         written: Option<&PackageName>,
         done_base: Option<&str>,
     ) -> Handled {
-        let declared = crate::internal_api::declared_body(session, MAX_FORWARD_BODY).await?;
+        let declared = declared_body(session, MAX_FORWARD_BODY).await?;
         let has_body = declared.is_some_and(|l| l > 0)
             || session
                 .req_header()
@@ -1189,37 +950,5 @@ impl ProxyHttp for App {
         };
         self.metrics.request(ctx.route, status);
         tracing::debug!(method = %session.req_header().method, path = %session.req_header().uri, status, route = ctx.route, "request");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gzip_negotiation() {
-        assert!(accepts_gzip(Some("gzip, deflate, br")));
-        assert!(accepts_gzip(Some("br;q=1.0, gzip;q=0.8")));
-        assert!(!accepts_gzip(Some("gzip;q=0")));
-        // Found by the attack campaign: case, and an explicit refusal beside a `*`.
-        assert!(!accepts_gzip(Some("GZIP;Q=0")));
-        assert!(!accepts_gzip(Some("gzip;q=0, *")));
-        assert!(!accepts_gzip(Some("*;q=0")));
-        assert!(accepts_gzip(Some("*")));
-        assert!(accepts_gzip(Some("gzip;q=0.5")));
-        assert!(!accepts_gzip(Some("gzip;q=0.000")));
-        assert!(!accepts_gzip(Some("identity")));
-        assert!(!accepts_gzip(None));
-    }
-
-    #[test]
-    fn etags() {
-        assert!(etag_matches(Some("\"abc\""), "\"abc\""));
-        assert!(etag_matches(Some("W/\"abc\""), "\"abc\""));
-        assert!(etag_matches(Some("\"x\", \"abc-gz\""), "\"abc\""));
-        assert!(etag_matches(Some("\"abc\""), "\"abc-gz\""));
-        assert!(etag_matches(Some("*"), "\"abc\""));
-        assert!(!etag_matches(Some("\"abd\""), "\"abc\""));
-        assert!(!etag_matches(None, "\"abc\""));
     }
 }

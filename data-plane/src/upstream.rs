@@ -398,7 +398,7 @@ impl Upstream {
             }
             // nproxy's own tokens never leave for the upstream.
             if name == http::header::AUTHORIZATION
-                && crate::orgs::nproxy_bearer(value.to_str().ok()).is_some()
+                && nproxy_proto::tokens::nproxy_bearer(value.to_str().ok()).is_some()
             {
                 continue;
             }

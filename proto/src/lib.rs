@@ -5,6 +5,7 @@
 //! Clients (the CLI, the data plane) depend on this crate only, never on the servers.
 
 pub mod redis_layout;
+pub mod tokens;
 pub mod validate;
 
 #[allow(clippy::all, clippy::unwrap_used)]

@@ -9,9 +9,10 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
 use super::{event_pb, Api};
-use crate::audit::{self as chain, NewEvent, Query};
+use crate::audit::{self as chain, NewEvent};
 use crate::auth::{require_admin, require_any, Caller};
 use crate::store::now_ms;
+use crate::store::AuditQuery;
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::AuditEvent, Status>> + Send>>;
 
@@ -43,7 +44,7 @@ impl Audit for Api {
                 FieldError::new("page_token", "is not a token returned by a previous page")
             })?
         };
-        let q = Query {
+        let q = AuditQuery {
             org_id,
             kind: r.r#type,
             since_ms: r.since_ms,
