@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """No import cycles between a crate's modules.
 
-For every crate under the workspace, each top-level module (`src/foo.rs` or `src/foo/`) is a
-node; a reference to `crate::bar` anywhere in foo's code (a `use` line or a path in an
-expression) is an edge foo -> bar. Test modules (`#[cfg(test)] mod tests { ... }` at the end
+For every crate under the workspace, each module file is a node (`src/foo.rs` and
+`src/foo/mod.rs` are `foo`, `src/foo/bar.rs` is `foo::bar`); a reference to
+`crate::foo::bar::Item` anywhere in a module's code (a `use` line or a path in an
+expression) is an edge to the longest module that path names (`foo::bar`), and
+`super::x` inside `foo::bar` is an edge to `foo::x` (or `foo`). Test modules (`#[cfg(test)] mod tests { ... }` at the end
 of a file) are left out: a test may reach anywhere. Any strongly connected component with
 more than one module is a cycle, printed with one concrete path, and the script exits 1.
 
@@ -15,7 +17,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CRATE_REF = re.compile(r"\bcrate::([a-z_][a-z0-9_]*)")
+PATH = r"[a-z_][a-z0-9_]*(?:::[a-z_][a-z0-9_]*)*"
+CRATE_REF = re.compile(r"\bcrate::(" + PATH + ")")
+# `super::Item`, `super::child::Item`, `super::*`: whatever follows, the parent is used.
+SUPER_REF = re.compile(r"\bsuper::(" + PATH + ")?")
 # `use crate::{a, b::c}` groups name several modules at once.
 CRATE_GROUP = re.compile(r"\bcrate::\{([^}]*)\}", re.S)
 
@@ -30,26 +35,41 @@ def strip_comments_and_tests(text: str) -> str:
 
 
 def module_of(src: Path, file: Path) -> str:
-    rel = file.relative_to(src)
-    first = rel.parts[0]
-    return first[:-3] if first.endswith(".rs") else first
+    parts = list(file.relative_to(src).parts)
+    parts[-1] = parts[-1][:-3]
+    if parts[-1] == "mod":
+        parts.pop()
+    return "::".join(parts)
+
+
+def resolve(path: str, modules: set) -> str:
+    """The longest module named by `path` (`a::b::Item` -> `a::b` if that is a module)."""
+    segs = path.split("::")
+    for n in range(len(segs), 0, -1):
+        cand = "::".join(segs[:n])
+        if cand in modules:
+            return cand
+    return ""
 
 
 def graph(src: Path) -> dict:
+    files = {module_of(src, f): f for f in sorted(src.rglob("*.rs"))}
+    # The crate root wires modules together; it is not a module.
+    files = {m: f for m, f in files.items() if m not in ("lib", "main")}
+    modules = set(files)
     edges: dict = {}
-    for file in sorted(src.rglob("*.rs")):
-        mod = module_of(src, file)
-        if mod in ("lib", "main"):
-            continue  # the crate root wires modules together; it is not a module
+    for mod, file in files.items():
         text = strip_comments_and_tests(file.read_text(encoding="utf-8"))
-        targets = set(CRATE_REF.findall(text))
+        paths = set(CRATE_REF.findall(text))
         for group in CRATE_GROUP.findall(text):
             for item in group.split(","):
-                name = item.strip().split("::")[0].strip()
-                if re.fullmatch(r"[a-z_][a-z0-9_]*", name or ""):
-                    targets.add(name)
-        targets.discard(mod)
-        targets.discard("self")
+                paths.add(item.strip())
+        parent = mod.rsplit("::", 1)[0] if "::" in mod else ""
+        if parent:
+            paths.update(f"{parent}::{p}" if p else parent for p in SUPER_REF.findall(text))
+        targets = {resolve(p, modules) for p in paths} - {"", mod}
+        # A module may use its own parent's items (`super::`) without that being a cycle
+        # with the parent declaring it: only edges between distinct modules count.
         edges.setdefault(mod, set()).update(targets)
     return edges
 

@@ -14,7 +14,7 @@ use nproxy_control_plane::secrets::MasterKey;
 use nproxy_control_plane::sink::ConfigSink;
 use nproxy_control_plane::ControlPlane;
 use nproxy_data_plane::config::Config as DpConfig;
-use nproxy_data_plane::orgs::{ConfigSource, Invalidation, OrgConfigs};
+use nproxy_data_plane::org::{ConfigSource, Invalidation, OrgConfigs};
 use nproxy_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;

@@ -1,9 +1,9 @@
 //! The one place errors become npm-style HTTP answers: `{"error": "…"}` with a status.
 
-use crate::integrity::IntegrityError;
-use crate::route::RouteError;
+use crate::public::integrity::IntegrityError;
+use crate::public::upstream::UpstreamError;
 use crate::store::StoreError;
-use crate::upstream::UpstreamError;
+use nproxy_core::route::RouteError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NpmError {

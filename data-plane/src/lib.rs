@@ -1,41 +1,29 @@
 //! nproxy's data plane: the pingora HTTP server that answers npm clients.
 //! See ARCHITECTURE.md at the repository root for the map and the invariants.
 
-// The pure cores live in `nproxy-core`; re-exported so every module here names them the same.
-pub use nproxy_core::{
-    audit_bulk, doc_bounds, internal, names, osv, packument, publish, route, rules, upstream_route,
-};
+// The pure cores (names, routing, documents, publish validation, the rules engine, OSV)
+// are `nproxy_core`, used under that name everywhere here.
 
-pub mod breaker;
 pub mod config;
-pub mod conn_guard;
-pub mod cp_client;
 pub mod error;
-pub mod integrity;
-pub mod internal_api;
-pub mod internal_store;
+pub mod http;
+pub mod internal;
 pub mod metrics;
-pub mod orgs;
-pub mod outbox;
-pub mod packuments;
-pub mod respond;
-pub mod rules_pb;
-pub mod server;
+pub mod org;
+pub mod public;
+pub mod rules;
 pub mod singleflight;
 pub mod store;
-pub mod tarballs;
-pub mod tenant;
-pub mod upstream;
 
 use std::sync::Arc;
 
 use config::{Settings, StorageKind};
 use metrics::Metrics;
-use orgs::{ConfigSource, LazyRedisSource, OrgConfigs};
-use packuments::{Packuments, PackumentsConfig};
+use org::{ConfigSource, LazyRedisSource, OrgConfigs};
+use public::packuments::{Packuments, PackumentsConfig};
+use public::tarballs::Tarballs;
+use public::upstream::Upstream;
 use store::{BlobStore, LocalStore, S3Store};
-use tarballs::Tarballs;
-use upstream::Upstream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -97,7 +85,7 @@ pub fn build_server(
     server.bootstrap();
     let listen = settings.listen;
     let metrics_listen = settings.metrics_listen;
-    let limits = conn_guard::ConnLimits {
+    let limits = http::conn_guard::ConnLimits {
         max_connections: match settings.max_connections {
             0 => automatic_max_connections(),
             n => n,
@@ -118,7 +106,7 @@ pub fn build_server(
     let proxy = pingora::proxy::http_proxy(&conf, app);
     let mut proxy = pingora::services::listening::Service::new(
         "nproxy npm".to_string(),
-        conn_guard::Guarded::new(proxy, limits, metrics.clone()),
+        http::conn_guard::Guarded::new(proxy, limits, metrics.clone()),
     );
     proxy.add_tcp(&listen.to_string());
     server.add_service(proxy);
@@ -149,19 +137,19 @@ pub fn build_app(
     settings: Settings,
     metrics: Metrics,
     orgs: Arc<OrgConfigs>,
-) -> Result<server::App, StartError> {
+) -> Result<http::server::App, StartError> {
     let store = open_store(&settings)?;
     let upstream = Arc::new(Upstream::new(&settings, metrics.clone())?);
-    let internal = Arc::new(internal_store::InternalStore::new(store.clone()));
+    let internal = Arc::new(internal::store::InternalStore::new(store.clone()));
     let cp = match &settings.control_plane {
         Some((url, token)) => Some(
-            cp_client::ControlPlaneClient::new(config::url_base(url).as_str(), token)
+            internal::cp_client::ControlPlaneClient::new(config::url_base(url).as_str(), token)
                 .map_err(StartError::ControlPlane)?,
         ),
         None => None,
     };
     let outbox = cp.clone().map(|cp| {
-        outbox::Outbox::new(
+        internal::outbox::Outbox::new(
             store.clone(),
             internal.clone(),
             cp,
@@ -185,7 +173,7 @@ pub fn build_app(
     // Writes accepted upstream through any data plane reach this one's packument cache.
     let weak = Arc::downgrade(&packuments);
     orgs.on_package_write(Box::new(move |pkg| {
-        if let (Some(p), Ok(name)) = (weak.upgrade(), names::PackageName::parse(pkg)) {
+        if let (Some(p), Ok(name)) = (weak.upgrade(), nproxy_core::names::PackageName::parse(pkg)) {
             p.written_upstream(&name);
         }
     }));
@@ -196,14 +184,16 @@ pub fn build_app(
         metrics.clone(),
         settings.tarball_memory_cache_bytes,
     ));
-    Ok(server::App {
-        internal_api: internal_api::InternalApi {
+    Ok(http::server::App {
+        internal_api: internal::api::InternalApi {
             internal: internal.clone(),
             outbox: outbox.clone(),
             cp: cp.clone(),
             metrics: metrics.clone(),
         },
-        forward_uploads: Arc::new(tokio::sync::Semaphore::new(server::MAX_FORWARD_UPLOADS)),
+        forward_uploads: Arc::new(tokio::sync::Semaphore::new(
+            http::server::MAX_FORWARD_UPLOADS,
+        )),
         internal,
         outbox,
         cp,

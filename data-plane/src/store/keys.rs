@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::names::{PackageName, TarballFile};
+use nproxy_core::names::{PackageName, TarballFile};
 
 /// A store key: `/`-separated segments of safe characters, never `.` or `..`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

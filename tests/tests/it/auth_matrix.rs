@@ -18,8 +18,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use nproxy_data_plane::route::{route, Route};
-use nproxy_data_plane::upstream_route::Forwarded;
+use nproxy_core::route::{route, Route};
+use nproxy_core::upstream_route::Forwarded;
 use nproxy_tests::eventually;
 use nproxy_tests::fixtures::publish_payload;
 

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use nproxy_data_plane::internal::iso_from_ms;
+use nproxy_core::internal::iso_from_ms;
 use nproxy_tests::clients::{Client, Project};
 use nproxy_tests::fixtures::{publish_payload, FixturePackage};
 use serde_json::{json, Value};

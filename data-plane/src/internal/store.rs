@@ -9,9 +9,9 @@ use rand::Rng;
 use serde_json::Value;
 
 use crate::error::NpmError;
-use crate::internal::{self, DocError};
-use crate::names::PackageName;
 use crate::store::{get_bytes, BlobStore, Key, Object, PutBody, PutMode, StoreError};
+use nproxy_core::internal::{self, DocError};
+use nproxy_core::names::PackageName;
 
 const ATTEMPTS: u32 = 8;
 const DEADLINE: Duration = Duration::from_secs(15);
@@ -114,11 +114,11 @@ impl InternalStore {
             let body = Bytes::from(
                 serde_json::to_vec(&next).map_err(|e| NpmError::Internal(e.to_string()))?,
             );
-            if body.len() > crate::doc_bounds::MAX_DOCUMENT_BYTES {
+            if body.len() > nproxy_core::doc_bounds::MAX_DOCUMENT_BYTES {
                 return Err(NpmError::PayloadTooLarge(format!(
                     "{name}'s document would be {} bytes; the limit is {}",
                     body.len(),
-                    crate::doc_bounds::MAX_DOCUMENT_BYTES
+                    nproxy_core::doc_bounds::MAX_DOCUMENT_BYTES
                 )));
             }
             let mode = match &current {

@@ -3,8 +3,8 @@
 
 use nproxy_proto::v1 as pb;
 
-use crate::osv::Severity;
-use crate::rules::{Mode, Pattern, Rules};
+use nproxy_core::osv::Severity;
+use nproxy_core::rules::{Mode, Pattern, Rules};
 
 fn mode(m: i32) -> Mode {
     match pb::RuleMode::try_from(m).unwrap_or(pb::RuleMode::Unspecified) {

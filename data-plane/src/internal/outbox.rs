@@ -18,11 +18,11 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::cp_client::ControlPlaneClient;
 use crate::error::NpmError;
-use crate::internal_store::InternalStore;
-use crate::names::PackageName;
+use crate::internal::cp_client::ControlPlaneClient;
+use crate::internal::store::InternalStore;
 use crate::store::{get_bytes, BlobStore, Key, PutBody, PutMode};
+use nproxy_core::names::PackageName;
 
 /// How long an entry may wait for its change to land before it is considered abandoned,
 /// unless configured (`audit_outbox_grace_secs`). It must exceed the longest time between
@@ -138,13 +138,13 @@ impl Outbox {
         let landed = match &e.expect {
             Expect::Nothing => true,
             // Landed, even if a later unpublish has removed it since.
-            Expect::Present { version, integrity } => doc
-                .as_ref()
-                .is_some_and(|d| crate::internal::was_published(d, version, integrity, &e.id)),
+            Expect::Present { version, integrity } => doc.as_ref().is_some_and(|d| {
+                nproxy_core::internal::was_published(d, version, integrity, &e.id)
+            }),
             Expect::Absent { versions } => versions
                 .iter()
                 .all(|v| doc.as_ref().is_none_or(|d| d["versions"].get(v).is_none())),
-            Expect::PackageGone => doc.as_ref().is_none_or(crate::internal::is_tombstone),
+            Expect::PackageGone => doc.as_ref().is_none_or(nproxy_core::internal::is_tombstone),
             Expect::DistTag { tag, version } => doc.as_ref().is_some_and(|d| {
                 d["dist-tags"].get(tag).and_then(serde_json::Value::as_str) == version.as_deref()
             }),

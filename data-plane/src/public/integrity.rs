@@ -4,7 +4,7 @@ use base64::Engine;
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
-use crate::packument::DistInfo;
+use nproxy_core::packument::DistInfo;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IntegrityError {

@@ -14,11 +14,11 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use url::Url;
 
-use crate::breaker::{Breaker, Transition};
 use crate::config::{url_base, Settings};
 use crate::metrics::Metrics;
-use crate::names::PackageName;
+use crate::public::breaker::{Breaker, Transition};
 use crate::store::ByteStream;
+use nproxy_core::names::PackageName;
 
 /// Largest packument accepted from the upstream; the biggest public ones are far below.
 const MAX_PACKUMENT_BYTES: usize = 256 * 1024 * 1024;

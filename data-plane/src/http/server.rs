@@ -12,31 +12,31 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use nproxy_proto::v1::TokenScope;
 
 use crate::config::Settings;
-use crate::cp_client::ControlPlaneClient;
 use crate::error::NpmError;
-use crate::internal_api::{needed_scope, InternalApi, Writer};
-use crate::internal_store::InternalStore;
-use crate::metrics::Metrics;
-use crate::names::{PackageName, TarballFile};
-use crate::orgs::{OrgConfigs, OrgView, Principal};
-use crate::outbox::Outbox;
-use crate::packument::Form;
-use crate::packuments::{Packuments, Policy};
-use crate::respond::{
+use crate::http::respond::{
     accepts_gzip, declared_body, discard_unread_body, etag_matches, header, insert, read_body,
     response, send_body, send_header, send_json, send_npm_error, send_small, send_stored,
     tarball_header, Failure, Handled,
 };
-use crate::route::{self, Route};
+use crate::http::tenant::{self, RequestFacts};
+use crate::internal::api::{needed_scope, InternalApi, Writer};
+use crate::internal::cp_client::ControlPlaneClient;
+use crate::internal::outbox::Outbox;
+use crate::internal::store::InternalStore;
+use crate::metrics::Metrics;
+use crate::org::{OrgConfigs, OrgView, Principal};
+use crate::public::packuments::{Packuments, Policy};
+use crate::public::tarballs::{Download, Outcome, Source, Tarballs};
+use crate::public::upstream::Upstream;
 use crate::store::ObjectMeta;
-use crate::tarballs::{Download, Outcome, Source, Tarballs};
-use crate::tenant::{self, RequestFacts};
-use crate::upstream::Upstream;
-use crate::upstream_route::{package_segment, Forwarded, Gate};
+use nproxy_core::names::{PackageName, TarballFile};
+use nproxy_core::packument::Form;
+use nproxy_core::route::{self, Route};
+use nproxy_core::upstream_route::{package_segment, Forwarded, Gate};
 use nproxy_proto::tokens::nproxy_bearer;
 
 /// Largest request body forwarded upstream: a public publish can be as big as ours.
-const MAX_FORWARD_BODY: usize = crate::publish::MAX_PUBLISH_BODY;
+const MAX_FORWARD_BODY: usize = nproxy_core::publish::MAX_PUBLISH_BODY;
 /// Forwarded request bodies streamed upstream at once, per data plane; more get a 503.
 pub const MAX_FORWARD_UPLOADS: usize = 16;
 /// What npm reads from a forwarded answer: OTP prompts (`www-authenticate`), login polling
@@ -323,7 +323,7 @@ impl App {
                             .get(&version)
                             .into_iter()
                             .flatten()
-                            .filter(|f| f.mode == crate::rules::Mode::Block)
+                            .filter(|f| f.mode == nproxy_core::rules::Mode::Block)
                             .map(|f| format!("{} ({})", f.rule.label(), f.reason))
                             .collect();
                         return Err(NpmError::Forbidden(format!(
@@ -375,21 +375,23 @@ impl App {
     async fn audit_bulk(&self, session: &mut Session, view: &OrgView, path: &str) -> Handled {
         let raw = read_body(session, AUDIT_MAX_BODY).await?;
         let encoding = header(session, "content-encoding");
-        let json = crate::publish::decode_body_limited(&raw, encoding.as_deref(), AUDIT_MAX_JSON)
-            .map_err(|e| NpmError::PayloadTooLarge(e.0))?;
+        let json =
+            nproxy_core::publish::decode_body_limited(&raw, encoding.as_deref(), AUDIT_MAX_JSON)
+                .map_err(|e| NpmError::PayloadTooLarge(e.0))?;
         drop(raw);
-        let request = crate::audit_bulk::parse_request(&json, crate::audit_bulk::MAX_NAMES)
-            .map_err(|e| {
-                NpmError::BadRequest(format!(
-                    "the audit request is not {{\"pkg\": [versions]}} within bounds: {e}"
-                ))
-            })?;
+        let request =
+            nproxy_core::audit_bulk::parse_request(&json, nproxy_core::audit_bulk::MAX_NAMES)
+                .map_err(|e| {
+                    NpmError::BadRequest(format!(
+                        "the audit request is not {{\"pkg\": [versions]}} within bounds: {e}"
+                    ))
+                })?;
         drop(json);
         let internal = |p: &str| match (view, PackageName::parse(p)) {
             (OrgView::Configured(cfg), Ok(n)) => cfg.is_internal(&n),
             _ => false,
         };
-        let public: crate::audit_bulk::BulkRequest = request
+        let public: nproxy_core::audit_bulk::BulkRequest = request
             .into_iter()
             .filter(|(p, _)| PackageName::parse(p).is_ok() && !internal(p))
             .collect();
@@ -401,7 +403,7 @@ impl App {
                 let adv = self.orgs.advisories(p).await?;
                 Ok::<_, NpmError>((
                     p.to_string(),
-                    crate::audit_bulk::entries(p, versions, &adv.list),
+                    nproxy_core::audit_bulk::entries(p, versions, &adv.list),
                 ))
             });
             for r in futures::future::join_all(lookups).await {
@@ -435,7 +437,7 @@ impl App {
                 None
             }
         };
-        let merged = crate::audit_bulk::merge(ours, upstream);
+        let merged = nproxy_core::audit_bulk::merge(ours, upstream);
         send_json(session, 200, &merged).await
     }
 
@@ -659,7 +661,7 @@ impl App {
     async fn send_after_verdict(
         &self,
         session: &mut Session,
-        mut rx: tokio::sync::watch::Receiver<crate::tarballs::Progress>,
+        mut rx: tokio::sync::watch::Receiver<crate::public::tarballs::Progress>,
         name: &PackageName,
         file: &TarballFile,
     ) -> Handled {
@@ -825,9 +827,10 @@ impl App {
             let body = res.bytes().await.map_err(|e| {
                 NpmError::BadGateway(format!("the upstream's answer broke off: {e}"))
             })?;
-            let body = crate::upstream_route::rewrite_done_url(&body, self.upstream.base(), base)
-                .map(Bytes::from)
-                .unwrap_or(body);
+            let body =
+                nproxy_core::upstream_route::rewrite_done_url(&body, self.upstream.base(), base)
+                    .map(Bytes::from)
+                    .unwrap_or(body);
             let mut resp = response(status)?;
             for name in ANSWER_HEADERS.iter().filter(|h| **h != "content-length") {
                 if let Some(v) = headers.get(*name).and_then(|v| v.to_str().ok()) {

@@ -20,8 +20,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::error::NpmError;
-use crate::names::{OrgSlug, PackageName};
 use crate::singleflight::SingleFlight;
+use nproxy_core::names::{OrgSlug, PackageName};
 
 pub enum Invalidation {
     Org(String),
@@ -70,7 +70,7 @@ pub struct OrgConfig {
     pub public_reads: bool,
     /// Keyed by the token's digest; lookups compare keys in constant time.
     tokens: HashMap<SecretDigest, TokenGrant>,
-    pub rules: Arc<crate::rules::Rules>,
+    pub rules: Arc<nproxy_core::rules::Rules>,
     /// Package → versions an admin allowed despite the rules.
     pub exceptions: HashMap<String, Arc<std::collections::HashSet<String>>>,
 }
@@ -80,7 +80,7 @@ impl OrgConfig {
         let rules = Arc::new(
             s.rules
                 .as_ref()
-                .map(crate::rules_pb::rules_from_pb)
+                .map(crate::rules::pb::rules_from_pb)
                 .unwrap_or_default(),
         );
         let mut exceptions: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
@@ -248,7 +248,7 @@ pub struct OrgConfigs {
 #[derive(Debug, Default)]
 pub struct PackageAdvisories {
     pub version: String,
-    pub list: Vec<crate::osv::Advisory>,
+    pub list: Vec<nproxy_core::osv::Advisory>,
 }
 
 impl OrgConfigs {
@@ -381,7 +381,9 @@ impl OrgConfigs {
                         .map_err(|e| format!("undecodable advisories for {key}: {e}"))?;
                     let list = docs
                         .iter()
-                        .filter_map(|d| crate::osv::Advisory::parse(d.to_string().as_bytes()).ok())
+                        .filter_map(|d| {
+                            nproxy_core::osv::Advisory::parse(d.to_string().as_bytes()).ok()
+                        })
                         .collect();
                     Ok(Arc::new(PackageAdvisories {
                         version: hex::encode(&Sha256::digest(&bytes)[..8]),

@@ -18,12 +18,12 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
 use crate::error::NpmError;
-use crate::integrity::Verifier;
 use crate::metrics::Metrics;
-use crate::names::{PackageName, TarballFile};
-use crate::packuments::Packuments;
+use crate::public::integrity::Verifier;
+use crate::public::packuments::Packuments;
+use crate::public::upstream::Upstream;
 use crate::store::{BlobStore, ByteStream, Key, Object, ObjectMeta, PutBody, PutMode, StoreError};
-use crate::upstream::Upstream;
+use nproxy_core::names::{PackageName, TarballFile};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -197,7 +197,7 @@ impl Tarballs {
     ) -> Outcome {
         let dl = match self.upstream.tarball(url).await {
             Ok(dl) => dl,
-            Err(e @ crate::upstream::UpstreamError::Unavailable(_)) => {
+            Err(e @ crate::public::upstream::UpstreamError::Unavailable(_)) => {
                 return Outcome::Unavailable(e.to_string())
             }
             Err(e) => return Outcome::Failed(e.to_string()),

@@ -5,8 +5,8 @@ use std::net::IpAddr;
 
 use crate::config::{url_base, OrgMode, Settings};
 use crate::error::NpmError;
-use crate::names::OrgSlug;
-use crate::route::split_org_prefix;
+use nproxy_core::names::OrgSlug;
+use nproxy_core::route::split_org_prefix;
 
 /// The request facts tenancy depends on.
 #[derive(Debug, Clone, Default)]

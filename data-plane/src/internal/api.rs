@@ -9,13 +9,13 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::error::NpmError;
-use crate::internal::{self, DocError, VersionSignature};
-use crate::names::{PackageName, TarballFile};
-use crate::orgs::{OrgConfig, TokenGrant};
-use crate::outbox::{now_ms, Entry, Event, Expect};
-use crate::packument::{self, Form};
-use crate::publish::{self, MAX_PUBLISH_BODY};
-use crate::respond::{header, read_body, send_json, send_json_doc, send_stored, Handled};
+use crate::http::respond::{header, read_body, send_json, send_json_doc, send_stored, Handled};
+use crate::internal::outbox::{now_ms, Entry, Event, Expect};
+use crate::org::{OrgConfig, TokenGrant};
+use nproxy_core::internal::{self, DocError, VersionSignature};
+use nproxy_core::names::{PackageName, TarballFile};
+use nproxy_core::packument::{self, Form};
+use nproxy_core::publish::{self, MAX_PUBLISH_BODY};
 
 /// Who is writing, as the audit log records it.
 pub struct Writer<'a> {
@@ -36,14 +36,14 @@ impl Writer<'_> {
 /// The npm API for internal packages, as a value the server holds (its own dependencies,
 /// nothing of the server's).
 pub struct InternalApi {
-    pub internal: std::sync::Arc<crate::internal_store::InternalStore>,
-    pub outbox: Option<std::sync::Arc<crate::outbox::Outbox>>,
-    pub cp: Option<crate::cp_client::ControlPlaneClient>,
+    pub internal: std::sync::Arc<crate::internal::store::InternalStore>,
+    pub outbox: Option<std::sync::Arc<crate::internal::outbox::Outbox>>,
+    pub cp: Option<crate::internal::cp_client::ControlPlaneClient>,
     pub metrics: crate::metrics::Metrics,
 }
 
 impl InternalApi {
-    fn control_plane(&self) -> Result<&crate::cp_client::ControlPlaneClient, NpmError> {
+    fn control_plane(&self) -> Result<&crate::internal::cp_client::ControlPlaneClient, NpmError> {
         self.cp.as_ref().ok_or_else(|| {
             NpmError::Unavailable(
                 "internal packages need the control plane (control_plane_url is not configured)"
@@ -133,11 +133,12 @@ impl InternalApi {
             .map_err(|e| NpmError::BadRequest(e.0))?;
         // A whole-document PUT holds at most the versions a package may have, counted while
         // parsing; a publish holds one (checked again in `publish::validate`).
-        let sent = crate::doc_bounds::parse_document(&json, crate::doc_bounds::MAX_VERSIONS)
-            .map(Value::Object)
-            .map_err(|e| {
-                NpmError::BadRequest(format!("the body is not a package document: {e}"))
-            })?;
+        let sent =
+            nproxy_core::doc_bounds::parse_document(&json, nproxy_core::doc_bounds::MAX_VERSIONS)
+                .map(Value::Object)
+                .map_err(|e| {
+                    NpmError::BadRequest(format!("the body is not a package document: {e}"))
+                })?;
         let has_attachments = sent
             .get("_attachments")
             .and_then(Value::as_object)

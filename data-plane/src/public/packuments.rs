@@ -20,12 +20,12 @@ use sha2::{Digest, Sha256};
 
 use crate::error::NpmError;
 use crate::metrics::Metrics;
-use crate::names::{PackageName, TarballFile};
-use crate::packument::{self, DistInfo, Form, Packument};
-use crate::rules;
+use crate::public::upstream::{PackumentFetch, Upstream, Validators};
 use crate::singleflight::SingleFlight;
 use crate::store::{get_bytes, BlobStore, Key, PutBody, PutMode};
-use crate::upstream::{PackumentFetch, Upstream, Validators};
+use nproxy_core::names::{PackageName, TarballFile};
+use nproxy_core::packument::{self, DistInfo, Form, Packument};
+use nproxy_core::rules;
 
 /// What nproxy knows about one package, without its document.
 #[derive(Debug)]
@@ -64,7 +64,7 @@ pub struct Policy {
     pub config_version: u64,
     pub rules: Arc<rules::Rules>,
     pub exceptions: Arc<std::collections::HashSet<String>>,
-    pub advisories: Arc<crate::orgs::PackageAdvisories>,
+    pub advisories: Arc<crate::org::PackageAdvisories>,
 }
 
 impl Policy {
@@ -132,7 +132,7 @@ pub struct Packuments {
     builds: SingleFlight<ServedKey, Shared<Arc<Served>>>,
     verdicts: moka::sync::Cache<VerdictKey, Arc<PolicyVerdict>>,
     verdict_builds: SingleFlight<VerdictKey, Shared<Arc<PolicyVerdict>>>,
-    outbox: Option<Arc<crate::outbox::Outbox>>,
+    outbox: Option<Arc<crate::internal::outbox::Outbox>>,
     /// Bounds concurrent renders of served bytes (one per core).
     renders: tokio::sync::Semaphore,
 }
@@ -217,7 +217,7 @@ impl Packuments {
     }
 
     /// Where `package.blocked` / `package.warned` audit events go.
-    pub fn with_outbox(mut self, outbox: Option<Arc<crate::outbox::Outbox>>) -> Self {
+    pub fn with_outbox(mut self, outbox: Option<Arc<crate::internal::outbox::Outbox>>) -> Self {
         self.outbox = outbox;
         self
     }
@@ -478,14 +478,14 @@ impl Packuments {
         let t = now_ms(SystemTime::now()) as i64;
         let mut events = Vec::new();
         if !v.verdict.blocked.is_empty() {
-            events.push(crate::outbox::Event {
+            events.push(crate::internal::outbox::Event {
                 kind: "package.blocked".into(),
                 details: serde_json::json!({"name": name.as_str(), "versions": describe(&v.verdict.blocked)}),
                 time_ms: t,
             });
         }
         if !v.verdict.warned.is_empty() {
-            events.push(crate::outbox::Event {
+            events.push(crate::internal::outbox::Event {
                 kind: "package.warned".into(),
                 details: serde_json::json!({"name": name.as_str(), "versions": describe(&v.verdict.warned)}),
                 time_ms: t,
@@ -498,8 +498,12 @@ impl Packuments {
             )
             .as_bytes(),
         );
-        let mut entry =
-            crate::outbox::Entry::new(&policy.org_id, name, crate::outbox::Expect::Nothing, events);
+        let mut entry = crate::internal::outbox::Entry::new(
+            &policy.org_id,
+            name,
+            crate::internal::outbox::Expect::Nothing,
+            events,
+        );
         entry.id = format!("rules-{}", &fingerprint[..40]);
         match outbox.put(&entry).await {
             Ok(key) => {

@@ -9,8 +9,8 @@ use pingora::proxy::Session;
 
 use crate::error::NpmError;
 use crate::metrics::Metrics;
-use crate::packument::Form;
 use crate::store::Object;
+use nproxy_core::packument::Form;
 
 /// Why a request ended without a complete answer.
 pub(crate) enum Failure {

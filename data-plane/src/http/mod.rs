@@ -1,0 +1,8 @@
+//! The HTTP edge: the pingora app that routes every npm request to its handler
+//! (`server`), how answers are written and bodies read (`respond`), which org a request is
+//! for (`tenant`), and the connection guard in front of pingora (`conn_guard`).
+
+pub mod conn_guard;
+pub mod respond;
+pub mod server;
+pub mod tenant;

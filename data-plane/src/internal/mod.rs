@@ -1,0 +1,8 @@
+//! An org's internal packages: the npm API (`api`), their documents and blobs in the store
+//! (`store`), the audit outbox (`outbox`) and the control-plane client that signs and
+//! records (`cp_client`). Nothing here talks to the upstream.
+
+pub mod api;
+pub mod cp_client;
+pub mod outbox;
+pub mod store;

@@ -1,0 +1,9 @@
+//! Public packages: the packument cache and its revalidation (`packuments`), cached and
+//! cold tarballs (`tarballs`), the upstream client with its deadlines (`upstream`) and
+//! circuit breaker (`breaker`), and integrity checking (`integrity`).
+
+pub mod breaker;
+pub mod integrity;
+pub mod packuments;
+pub mod tarballs;
+pub mod upstream;
