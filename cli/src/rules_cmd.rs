@@ -214,7 +214,7 @@ pub async fn rules(cmd: RulesCmd, ch: Channel, auth: &Req, f: Format) -> anyhow:
                 Some(i) => (spec[..i].to_string(), Some(spec[i + 1..].to_string())),
                 None => (spec.clone(), None),
             };
-            let _ = rustls::crypto::ring::default_provider().install_default();
+            nproxy_common::tls::install_crypto_provider();
             let url = format!(
                 "{}/-/nproxy/v1/explain/{}",
                 registry.trim_end_matches('/'),

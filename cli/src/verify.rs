@@ -50,7 +50,7 @@ pub async fn run(
     admin: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
 ) -> anyhow::Result<Verified> {
     let (name, version) = split_spec(&args.spec)?;
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    nproxy_common::tls::install_crypto_provider();
     let http = reqwest::Client::builder().build()?;
     let base = args.registry.trim_end_matches('/');
     let encoded = name.replacen('/', "%2f", 1);

@@ -5,3 +5,4 @@ pub mod logging;
 pub mod secret;
 pub mod slug;
 pub mod time;
+pub mod tls;

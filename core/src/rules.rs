@@ -163,6 +163,40 @@ impl Verdict {
         out
     }
 
+    /// Why a version is refused, for the client: `<name>@<version> is blocked by this
+    /// registry's rules: cooldown (published 2 h ago); malware (GHSA-…)`.
+    pub fn version_refusal(&self, name: &str, version: &str) -> String {
+        let reasons: Vec<String> = self
+            .findings
+            .get(version)
+            .into_iter()
+            .flatten()
+            .filter(|f| f.mode == Mode::Block)
+            .map(|f| format!("{} ({})", f.rule.label(), f.reason))
+            .collect();
+        format!(
+            "{name}@{version} is blocked by this registry's rules: {}",
+            reasons.join("; ")
+        )
+    }
+
+    /// Why a whole package is refused (every version blocked): the rules involved, sorted.
+    pub fn package_refusal(&self, name: &str) -> String {
+        let mut rules: Vec<&str> = self
+            .findings
+            .values()
+            .flatten()
+            .filter(|f| f.mode == Mode::Block)
+            .map(|f| f.rule.label())
+            .collect();
+        rules.sort_unstable();
+        rules.dedup();
+        format!(
+            "every version of {name} is blocked by this registry's rules: {}",
+            rules.join(", ")
+        )
+    }
+
     /// `1.2.3=cooldown,install-scripts; 2.0.0=malware` for a response header.
     pub fn header(&self) -> String {
         self.blocked
@@ -507,6 +541,45 @@ pub fn evaluate(
 /// Every version is blocked: the package itself must be refused (with these reasons).
 pub fn all_blocked(doc: &Packument, v: &Verdict) -> bool {
     doc.has_versions() && doc.version_keys().all(|ver| v.blocked.contains(ver))
+}
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::*;
+
+    #[test]
+    fn refusals_name_the_blocking_rules_only() {
+        let f = |rule, mode, reason: &str| Finding {
+            rule,
+            mode,
+            reason: reason.into(),
+        };
+        let mut v = Verdict::default();
+        v.findings.insert(
+            "1.0.0".into(),
+            vec![
+                f(Rule::Cooldown, Mode::Block, "published 2 h ago"),
+                f(Rule::License, Mode::Warn, "GPL-3.0"),
+            ],
+        );
+        v.findings.insert(
+            "2.0.0".into(),
+            vec![f(Rule::Malware, Mode::Block, "GHSA-x")],
+        );
+        assert_eq!(
+            v.version_refusal("left-pad", "1.0.0"),
+            "left-pad@1.0.0 is blocked by this registry's rules: cooldown (published 2 h ago)"
+        );
+        let all = v.package_refusal("left-pad");
+        assert!(
+            all.starts_with("every version of left-pad is blocked"),
+            "{all}"
+        );
+        assert!(
+            all.contains("cooldown") && all.contains("malware") && !all.contains("license"),
+            "{all}"
+        );
+    }
 }
 
 #[cfg(test)]

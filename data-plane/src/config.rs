@@ -181,6 +181,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             redis_url: None,
             org_config_refresh_secs: 30,
+            // Longer than one store write with its retries (see `internal::outbox`).
             audit_outbox_grace_secs: 120,
             control_plane_url: None,
             control_plane_token: None,

@@ -4,15 +4,19 @@
 // The pure cores (names, routing, documents, publish validation, the rules engine, OSV)
 // are `nproxy_core`, used under that name everywhere here.
 
+// The public surface is what the CLI (`nproxyctl dev`), the integration tests and the
+// benchmarks use: configuration, the org config source, the blob stores (and their
+// conformance suite), and the functions below that build a server. Everything else is
+// the crate's own.
 pub mod config;
-pub mod error;
-pub mod http;
-pub mod internal;
-pub mod metrics;
+pub(crate) mod error;
+pub(crate) mod http;
+pub(crate) mod internal;
+pub(crate) mod metrics;
 pub mod org;
-pub mod public;
-pub mod rules;
-pub mod singleflight;
+pub(crate) mod public;
+pub(crate) mod rules;
+pub(crate) mod singleflight;
 pub mod store;
 
 use std::sync::Arc;

@@ -32,7 +32,7 @@ where
 
 /// An HTTP client builder for tests (reqwest is built without a bundled crypto provider).
 pub fn http_builder() -> reqwest::ClientBuilder {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    nproxy_common::tls::install_crypto_provider();
     reqwest::Client::builder()
 }
 

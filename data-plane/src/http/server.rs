@@ -317,19 +317,9 @@ impl App {
                         .map_err(|e| NpmError::from_shared(&e))?;
                     let version = file.version().to_string();
                     if v.verdict.blocked.contains(&version) {
-                        let reasons: Vec<String> = v
-                            .verdict
-                            .findings
-                            .get(&version)
-                            .into_iter()
-                            .flatten()
-                            .filter(|f| f.mode == nproxy_core::rules::Mode::Block)
-                            .map(|f| format!("{} ({})", f.rule.label(), f.reason))
-                            .collect();
-                        return Err(NpmError::Forbidden(format!(
-                            "{name}@{version} is blocked by this registry's rules: {}",
-                            reasons.join("; ")
-                        ))
+                        return Err(NpmError::Forbidden(
+                            v.verdict.version_refusal(name.as_str(), &version),
+                        )
                         .into());
                     }
                 }

@@ -24,10 +24,9 @@ use crate::internal::store::InternalStore;
 use crate::store::{get_bytes, BlobStore, Key, PutBody, PutMode};
 use nproxy_core::names::PackageName;
 
-/// How long an entry may wait for its change to land before it is considered abandoned,
-/// unless configured (`audit_outbox_grace_secs`). It must exceed the longest time between
-/// writing an entry and committing its change (one store write, with the store's retries).
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(120);
+// How long an entry waits for its change to land before it is dropped as abandoned is
+// `audit_outbox_grace_secs` (default 120 s): it must exceed the longest time between
+// writing an entry and committing its change (one store write, with the store's retries).
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Event {

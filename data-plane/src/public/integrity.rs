@@ -127,17 +127,13 @@ impl Verifier {
     }
 }
 
-/// `sha512-<base64>` of some bytes, as npm writes `dist.integrity`.
-pub fn sri_sha512(bytes: &[u8]) -> String {
-    format!(
-        "sha512-{}",
-        base64::engine::general_purpose::STANDARD.encode(Sha512::digest(bytes))
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sri_sha512(bytes: &[u8]) -> String {
+        nproxy_core::publish::sri_sha512(bytes).0
+    }
 
     fn dist(integrity: Option<String>, shasum: Option<String>) -> DistInfo {
         DistInfo {

@@ -893,23 +893,9 @@ fn render(
     let (blocked_header, refused, recheck_at_ms) = match verdict {
         Some(v) => {
             doc.remove_versions(&v.verdict.blocked);
-            let refused = v.all_blocked.then(|| {
-                let mut rules: Vec<&str> = v
-                    .verdict
-                    .findings
-                    .values()
-                    .flatten()
-                    .filter(|f| f.mode == rules::Mode::Block)
-                    .map(|f| f.rule.label())
-                    .collect();
-                rules.sort_unstable();
-                rules.dedup();
-                format!(
-                    "every version of {} is blocked by this registry's rules: {}",
-                    key.name,
-                    rules.join(", ")
-                )
-            });
+            let refused = v
+                .all_blocked
+                .then(|| v.verdict.package_refusal(key.name.as_str()));
             (v.verdict.header(), refused, v.verdict.recheck_at_ms)
         }
         None => (String::new(), None, None),

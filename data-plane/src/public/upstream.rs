@@ -153,7 +153,7 @@ pub const FORWARDED_HEADERS: &[&str] = &[
 impl Upstream {
     pub fn new(settings: &Settings, metrics: Metrics) -> Result<Self, reqwest::Error> {
         // reqwest is built without a bundled crypto provider; ring is the one in the tree.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        nproxy_common::tls::install_crypto_provider();
         let client = reqwest::Client::builder()
             .connect_timeout(settings.upstream_connect_timeout)
             .user_agent(concat!("nproxy/", env!("CARGO_PKG_VERSION")))
