@@ -1,0 +1,283 @@
+//! The in-memory cache of org configs: loaded on first use, dropped when an invalidation
+//! names the org, re-checked periodically, kept while the source is unreachable; token use
+//! batched and reported; advisories per package.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use nproxy_proto::v1::OrgConfigSnapshot;
+use prost::Message;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use super::{ConfigSource, Invalidation, OrgConfig, OrgView, PackageWriteListener};
+use crate::error::NpmError;
+use crate::singleflight::SingleFlight;
+use nproxy_common::time::now_ms;
+use nproxy_core::names::OrgSlug;
+
+/// How often token use is reported; a token is recorded at most once per interval.
+const USAGE_FLUSH: Duration = Duration::from_secs(5);
+
+pub struct OrgConfigs {
+    source: Option<Arc<dyn ConfigSource>>,
+    known: moka::sync::Cache<String, Arc<OrgConfig>>,
+    unknown: moka::sync::Cache<String, ()>,
+    loads: SingleFlight<String, Result<Option<Arc<OrgConfig>>, String>>,
+    /// (org id, token id) → last use, not yet reported.
+    usage: moka::sync::Cache<(String, String), i64>,
+    /// Advisories by npm package name, shared by all orgs.
+    advisories: moka::sync::Cache<String, Arc<PackageAdvisories>>,
+    advisory_loads: SingleFlight<String, Result<Arc<PackageAdvisories>, String>>,
+    package_writes: std::sync::OnceLock<PackageWriteListener>,
+}
+
+/// The advisories about one package, with a version that changes when they do.
+#[derive(Debug, Default)]
+pub struct PackageAdvisories {
+    pub version: String,
+    pub list: Vec<nproxy_core::osv::Advisory>,
+}
+
+impl OrgConfigs {
+    /// Builds the registry of org configs and, with a source, starts following its
+    /// invalidations and re-checking held orgs every `refresh`.
+    pub fn new(source: Option<Arc<dyn ConfigSource>>, refresh: Duration) -> Arc<OrgConfigs> {
+        let this = Arc::new(OrgConfigs {
+            known: moka::sync::Cache::builder().max_capacity(100_000).build(),
+            unknown: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(5))
+                .build(),
+            loads: SingleFlight::default(),
+            usage: moka::sync::Cache::builder().max_capacity(1_000_000).build(),
+            advisories: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(300))
+                .build(),
+            advisory_loads: SingleFlight::default(),
+            package_writes: std::sync::OnceLock::new(),
+            source,
+        });
+        if let Some(rx) = this.source.as_ref().and_then(|s| s.invalidations()) {
+            let weak = Arc::downgrade(&this);
+            tokio::spawn(follow(weak, rx));
+            let weak = Arc::downgrade(&this);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(USAGE_FLUSH);
+                loop {
+                    tick.tick().await;
+                    let Some(this) = weak.upgrade() else { return };
+                    this.flush_usage().await;
+                }
+            });
+            let weak = Arc::downgrade(&this);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(refresh);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let Some(this) = weak.upgrade() else { return };
+                    this.recheck_all().await;
+                }
+            });
+        }
+        this
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.source.is_none()
+    }
+
+    /// Sets who hears of public packages written upstream (the packument cache). Once.
+    pub fn on_package_write(&self, listener: PackageWriteListener) {
+        let _ = self.package_writes.set(listener);
+    }
+
+    /// A write to a public package was accepted upstream through this data plane: every
+    /// other data plane hears of it (this one has already acted).
+    pub async fn announce_package_write(&self, package: &str) {
+        if let Some(source) = &self.source {
+            if let Err(e) = source.announce_package_write(package).await {
+                tracing::warn!(package, error = %e, "cannot announce a package write; other data planes revalidate on their own schedule");
+            }
+        }
+    }
+
+    pub async fn view(&self, org: &OrgSlug) -> Result<OrgView, NpmError> {
+        let Some(source) = &self.source else {
+            return Ok(OrgView::Open);
+        };
+        let slug = org.as_str();
+        if let Some(cfg) = self.known.get(slug) {
+            return Ok(OrgView::Configured(cfg));
+        }
+        if self.unknown.contains_key(slug) {
+            return Err(NpmError::NotFound(format!("unknown org {slug:?}")));
+        }
+        let source = source.clone();
+        let key = slug.to_string();
+        let loaded = self
+            .loads
+            .run(
+                key.clone(),
+                move || async move { load(source.as_ref(), &key).await },
+                || Err("org config load panicked".into()),
+            )
+            .await;
+        match loaded {
+            Ok(Some(cfg)) => {
+                self.known.insert(slug.to_string(), cfg.clone());
+                Ok(OrgView::Configured(cfg))
+            }
+            Ok(None) => {
+                self.unknown.insert(slug.to_string(), ());
+                Err(NpmError::NotFound(format!("unknown org {slug:?}")))
+            }
+            Err(e) => {
+                tracing::warn!(org = %slug, error = %e, "cannot load org config");
+                Err(NpmError::Unavailable(
+                    "org configuration is unavailable; try again shortly".into(),
+                ))
+            }
+        }
+    }
+
+    /// The advisories about a package (cached; dropped when the control plane changes them).
+    pub async fn advisories(&self, package: &str) -> Result<Arc<PackageAdvisories>, NpmError> {
+        let Some(source) = &self.source else {
+            return Ok(Arc::default());
+        };
+        if let Some(a) = self.advisories.get(package) {
+            return Ok(a);
+        }
+        let source = source.clone();
+        let key = package.to_string();
+        let loaded = self
+            .advisory_loads
+            .run(
+                key.clone(),
+                move || async move {
+                    let bytes = source.fetch_advisories(&key).await?;
+                    let Some(bytes) = bytes else {
+                        return Ok(Arc::new(PackageAdvisories {
+                            version: "none".into(),
+                            list: Vec::new(),
+                        }));
+                    };
+                    let docs: Vec<serde_json::Value> = serde_json::from_slice(&bytes)
+                        .map_err(|e| format!("undecodable advisories for {key}: {e}"))?;
+                    let list = docs
+                        .iter()
+                        .filter_map(|d| {
+                            nproxy_core::osv::Advisory::parse(d.to_string().as_bytes()).ok()
+                        })
+                        .collect();
+                    Ok(Arc::new(PackageAdvisories {
+                        version: hex::encode(&Sha256::digest(&bytes)[..8]),
+                        list,
+                    }))
+                },
+                || Err("advisory load panicked".into()),
+            )
+            .await;
+        match loaded {
+            Ok(a) => {
+                self.advisories.insert(package.to_string(), a.clone());
+                Ok(a)
+            }
+            Err(e) => {
+                tracing::warn!(package, error = %e, "cannot load advisories");
+                Err(NpmError::Unavailable(
+                    "advisories are unavailable; try again shortly".into(),
+                ))
+            }
+        }
+    }
+
+    /// Notes that a token was used (cheap: at most one entry per token per flush).
+    pub fn record_use(&self, org_id: &str, token_id: &str) {
+        if self.source.is_none() {
+            return;
+        }
+        let key = (org_id.to_string(), token_id.to_string());
+        if !self.usage.contains_key(&key) {
+            self.usage.insert(key, now_ms());
+        }
+    }
+
+    async fn flush_usage(&self) {
+        let Some(source) = &self.source else { return };
+        let batch: Vec<(String, String, i64)> = self
+            .usage
+            .iter()
+            .map(|(k, v)| (k.0.clone(), k.1.clone(), v))
+            .collect();
+        if batch.is_empty() {
+            return;
+        }
+        for (org, token, _) in &batch {
+            self.usage.invalidate(&(org.clone(), token.clone()));
+        }
+        if let Err(e) = source.report_usage(batch).await {
+            // Informational only: the next use is reported again.
+            tracing::debug!(error = %e, "cannot report token use");
+        }
+    }
+
+    fn invalidate(&self, slug: &str) {
+        self.known.invalidate(slug);
+        self.unknown.invalidate(slug);
+    }
+
+    /// Re-reads every held org; keeps the old snapshot when the source is unreachable.
+    async fn recheck_all(&self) {
+        let Some(source) = &self.source else { return };
+        self.unknown.invalidate_all();
+        let held: Vec<(Arc<String>, Arc<OrgConfig>)> = self.known.iter().collect();
+        for (slug, old) in held {
+            match load(source.as_ref(), &slug).await {
+                Ok(Some(cfg)) if cfg.version != old.version => {
+                    self.known.insert(slug.to_string(), cfg);
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => self.known.invalidate(slug.as_str()),
+                Err(e) => {
+                    tracing::warn!(org = %slug, error = %e, "cannot re-check org config; keeping the last known");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn load(source: &dyn ConfigSource, slug: &str) -> Result<Option<Arc<OrgConfig>>, String> {
+    let Some(bytes) = source.fetch(slug).await? else {
+        return Ok(None);
+    };
+    let snap = OrgConfigSnapshot::decode(bytes.as_slice())
+        .map_err(|e| format!("undecodable snapshot for {slug}: {e}"))?;
+    Ok(Some(Arc::new(OrgConfig::from_snapshot(snap))))
+}
+
+async fn follow(this: std::sync::Weak<OrgConfigs>, mut rx: mpsc::UnboundedReceiver<Invalidation>) {
+    while let Some(msg) = rx.recv().await {
+        let Some(this) = this.upgrade() else { return };
+        match msg {
+            Invalidation::Org(slug) => {
+                tracing::debug!(org = %slug, "org config invalidated");
+                this.invalidate(&slug);
+            }
+            Invalidation::Advisories(pkg) => this.advisories.invalidate(&pkg),
+            Invalidation::PackageWritten(pkg) => {
+                if let Some(listener) = this.package_writes.get() {
+                    listener(&pkg);
+                }
+            }
+            Invalidation::All => {
+                this.advisories.invalidate_all();
+                this.recheck_all().await
+            }
+        }
+    }
+}

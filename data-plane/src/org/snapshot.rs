@@ -1,0 +1,282 @@
+//! An org's config as the data plane holds it (from the control plane's snapshot), and
+//! who a request is: token checks against it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use nproxy_common::secret::SecretDigest;
+use nproxy_proto::tokens::nproxy_bearer;
+use nproxy_proto::v1::{OrgConfigSnapshot, TokenScope};
+
+use crate::error::NpmError;
+use nproxy_core::names::PackageName;
+
+#[derive(Debug, Clone)]
+pub struct TokenGrant {
+    pub token_id: String,
+    pub name: String,
+    pub scopes: Vec<TokenScope>,
+    pub expires_at_ms: Option<i64>,
+}
+
+#[derive(Debug)]
+pub struct OrgConfig {
+    pub org_id: String,
+    pub slug: String,
+    pub version: u64,
+    pub internal_scopes: Vec<String>,
+    pub public_reads: bool,
+    /// Keyed by the token's digest; lookups compare keys in constant time.
+    tokens: HashMap<SecretDigest, TokenGrant>,
+    pub rules: Arc<nproxy_core::rules::Rules>,
+    /// Package → versions an admin allowed despite the rules.
+    pub exceptions: HashMap<String, Arc<std::collections::HashSet<String>>>,
+}
+
+impl OrgConfig {
+    pub fn from_snapshot(s: OrgConfigSnapshot) -> OrgConfig {
+        let rules = Arc::new(
+            s.rules
+                .as_ref()
+                .map(crate::rules::pb::rules_from_pb)
+                .unwrap_or_default(),
+        );
+        let mut exceptions: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
+        for e in &s.exceptions {
+            exceptions
+                .entry(e.package.clone())
+                .or_default()
+                .insert(e.version.clone());
+        }
+        let exceptions = exceptions
+            .into_iter()
+            .map(|(k, v)| (k, Arc::new(v)))
+            .collect();
+        let tokens = s
+            .tokens
+            .into_iter()
+            .filter_map(|t| {
+                if t.sha256.len() != 32 {
+                    return None;
+                }
+                Some((
+                    SecretDigest::from_bytes(&t.sha256),
+                    TokenGrant {
+                        token_id: t.token_id,
+                        name: t.name,
+                        scopes: t
+                            .scopes
+                            .iter()
+                            .filter_map(|v| TokenScope::try_from(*v).ok())
+                            .collect(),
+                        expires_at_ms: t.expires_at_ms,
+                    },
+                ))
+            })
+            .collect();
+        OrgConfig {
+            org_id: s.org_id,
+            slug: s.slug,
+            version: s.version,
+            internal_scopes: s.internal_scopes,
+            public_reads: s.public_reads,
+            tokens,
+            rules,
+            exceptions,
+        }
+    }
+
+    /// Whether a package belongs to the org's own scopes (exact scope match).
+    pub fn is_internal(&self, name: &PackageName) -> bool {
+        name.scope().is_some_and(|s| {
+            self.internal_scopes
+                .iter()
+                .any(|i| i.eq_ignore_ascii_case(s))
+        })
+    }
+}
+
+/// How a request's org is known.
+#[derive(Clone)]
+pub enum OrgView {
+    /// No config source: anonymous access to public packages.
+    Open,
+    Configured(Arc<OrgConfig>),
+}
+
+/// The outcome of checking a request's credentials.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    Anonymous,
+    Token(TokenGrant),
+}
+
+use nproxy_common::time::now_ms;
+
+impl OrgView {
+    /// Internal packages always need a token, whatever the public-reads setting.
+    pub fn authorize_internal(
+        &self,
+        authorization: Option<&str>,
+        needed: TokenScope,
+        name: &PackageName,
+    ) -> Result<TokenGrant, NpmError> {
+        match self.authorize(authorization, needed)? {
+            Principal::Token(g) => Ok(g),
+            Principal::Anonymous => Err(NpmError::Unauthorized(format!(
+                "{name} is an internal package: it needs a token with the `{}` scope",
+                needed.label()
+            ))),
+        }
+    }
+
+    /// A presented nproxy token must be valid wherever it is sent, even on routes nproxy
+    /// itself does not authorize (forwarded ones): never silently treated as anonymous.
+    pub fn check_presented(&self, authorization: Option<&str>) -> Result<(), NpmError> {
+        match nproxy_bearer(authorization) {
+            Some(_) => self
+                .authorize(authorization, TokenScope::Unspecified)
+                .map(|_| ())
+                .or_else(|e| match e {
+                    // Valid, only without a scope this check does not ask for.
+                    NpmError::Forbidden(_) => Ok(()),
+                    other => Err(other),
+                }),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks the request's token for `needed` access to public packages.
+    pub fn authorize(
+        &self,
+        authorization: Option<&str>,
+        needed: TokenScope,
+    ) -> Result<Principal, NpmError> {
+        let OrgView::Configured(cfg) = self else {
+            return Ok(Principal::Anonymous);
+        };
+        let principal = match nproxy_bearer(authorization) {
+            Some(token) => {
+                let grant = cfg
+                    .tokens
+                    .get(&SecretDigest::sha256(token.as_bytes()))
+                    .ok_or_else(|| NpmError::Unauthorized("invalid or revoked token".into()))?;
+                if grant.expires_at_ms.is_some_and(|e| e <= now_ms()) {
+                    return Err(NpmError::Unauthorized(format!(
+                        "token {:?} has expired",
+                        grant.name
+                    )));
+                }
+                Principal::Token(grant.clone())
+            }
+            None => Principal::Anonymous,
+        };
+        match &principal {
+            Principal::Token(g) if g.scopes.iter().any(|s| s.covers(needed)) => Ok(principal),
+            Principal::Token(g) => Err(NpmError::Forbidden(format!(
+                "token {:?} lacks the `{}` scope",
+                g.name,
+                needed.label()
+            ))),
+            Principal::Anonymous if cfg.public_reads && needed == TokenScope::Proxy => {
+                Ok(principal)
+            }
+            Principal::Anonymous => Err(NpmError::Unauthorized(format!(
+                "authentication required: this registry needs a token with the `{}` scope",
+                needed.label()
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nproxy_proto::v1::TokenEntry;
+    use sha2::{Digest, Sha256};
+
+    fn view(public_reads: bool, tokens: Vec<(&str, Vec<TokenScope>, Option<i64>)>) -> OrgView {
+        let snap = OrgConfigSnapshot {
+            org_id: "o1".into(),
+            slug: "acme".into(),
+            version: 3,
+            internal_scopes: vec!["@acme".into()],
+            public_reads,
+            tokens: tokens
+                .into_iter()
+                .map(|(secret, scopes, exp)| TokenEntry {
+                    token_id: format!("id-{secret}"),
+                    name: format!("name-{secret}"),
+                    sha256: Sha256::digest(secret.as_bytes()).to_vec(),
+                    scopes: scopes.into_iter().map(|s| s as i32).collect(),
+                    expires_at_ms: exp,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        OrgView::Configured(Arc::new(OrgConfig::from_snapshot(snap)))
+    }
+
+    #[test]
+    fn public_reads_and_tokens() {
+        let open = view(true, vec![("nproxy_a", vec![TokenScope::Proxy], None)]);
+        assert!(matches!(
+            open.authorize(None, TokenScope::Proxy),
+            Ok(Principal::Anonymous)
+        ));
+        assert!(matches!(
+            open.authorize(Some("Bearer nproxy_a"), TokenScope::Proxy),
+            Ok(Principal::Token(_))
+        ));
+        // A wrong nproxy token is refused even where anonymous reads are allowed.
+        assert!(matches!(
+            open.authorize(Some("Bearer nproxy_b"), TokenScope::Proxy),
+            Err(NpmError::Unauthorized(_))
+        ));
+        // Someone else's token is not ours to judge.
+        assert!(matches!(
+            open.authorize(Some("Bearer npm_xyz"), TokenScope::Proxy),
+            Ok(Principal::Anonymous)
+        ));
+
+        let closed = view(
+            false,
+            vec![
+                ("nproxy_a", vec![TokenScope::Proxy], None),
+                ("nproxy_p", vec![TokenScope::Publish], None),
+                ("nproxy_old", vec![TokenScope::Proxy], Some(1)),
+            ],
+        );
+        assert!(matches!(
+            closed.authorize(None, TokenScope::Proxy),
+            Err(NpmError::Unauthorized(_))
+        ));
+        assert!(closed
+            .authorize(Some("Bearer nproxy_a"), TokenScope::Proxy)
+            .is_ok());
+        assert!(
+            closed
+                .authorize(Some("Bearer nproxy_p"), TokenScope::Proxy)
+                .is_ok(),
+            "publish includes read"
+        );
+        assert!(matches!(
+            closed.authorize(Some("Bearer nproxy_a"), TokenScope::Publish),
+            Err(NpmError::Forbidden(_))
+        ));
+        assert!(matches!(
+            closed.authorize(Some("Bearer nproxy_old"), TokenScope::Proxy),
+            Err(NpmError::Unauthorized(m)) if m.contains("expired")
+        ));
+    }
+
+    #[test]
+    fn internal_scopes_match_exactly() {
+        let OrgView::Configured(c) = view(true, vec![]) else {
+            unreachable!()
+        };
+        assert!(c.is_internal(&PackageName::parse("@acme/utils").unwrap()));
+        assert!(!c.is_internal(&PackageName::parse("@acme-corp/utils").unwrap()));
+        assert!(!c.is_internal(&PackageName::parse("acme").unwrap()));
+    }
+}
