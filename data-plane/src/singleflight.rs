@@ -8,10 +8,10 @@ use std::future::Future;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
-use futures::future::{BoxFuture, FutureExt, Shared};
+use futures::future::{BoxFuture, FutureExt};
 
 pub struct SingleFlight<K, V: Clone> {
-    flights: Arc<Mutex<HashMap<K, Shared<BoxFuture<'static, V>>>>>,
+    flights: Arc<Mutex<HashMap<K, futures::future::Shared<BoxFuture<'static, V>>>>>,
 }
 
 impl<K, V: Clone> Default for SingleFlight<K, V> {
@@ -60,6 +60,21 @@ where
         };
         shared.await
     }
+}
+
+/// A flight's result as every waiter gets it: errors are shared (`Arc`), not cloned.
+pub type Shared<T> = Result<T, std::sync::Arc<crate::error::NpmError>>;
+
+/// Shares an error among a flight's waiters.
+pub fn shared_err(e: impl Into<crate::error::NpmError>) -> std::sync::Arc<crate::error::NpmError> {
+    std::sync::Arc::new(e.into())
+}
+
+/// What waiters get when the flight's task panicked.
+pub fn panicked<T>() -> Shared<T> {
+    Err(std::sync::Arc::new(crate::error::NpmError::Internal(
+        "a worker task panicked".into(),
+    )))
 }
 
 #[cfg(test)]

@@ -21,11 +21,11 @@ use sha2::{Digest, Sha256};
 use crate::error::NpmError;
 use crate::metrics::Metrics;
 use crate::public::upstream::{PackumentFetch, Upstream, Validators};
-use crate::singleflight::SingleFlight;
+use crate::rules::verdicts::{Policy, PolicyVerdict, Verdicts};
+use crate::singleflight::{panicked, shared_err, Shared, SingleFlight};
 use crate::store::{get_bytes, BlobStore, Key, PutBody, PutMode};
 use nproxy_core::names::{PackageName, TarballFile};
 use nproxy_core::packument::{self, DistInfo, Form, Packument};
-use nproxy_core::rules;
 
 /// What nproxy knows about one package, without its document.
 #[derive(Debug)]
@@ -50,45 +50,12 @@ pub struct Served {
     pub recheck_at_ms: Option<i64>,
 }
 
-/// What an org's rules say about a package, for one state of its document.
-pub struct PolicyVerdict {
-    pub version: String,
-    pub verdict: rules::Verdict,
-    pub all_blocked: bool,
-}
-
-/// An org's rules as they apply to one package.
-#[derive(Clone)]
-pub struct Policy {
-    pub org_id: String,
-    pub config_version: u64,
-    pub rules: Arc<rules::Rules>,
-    pub exceptions: Arc<std::collections::HashSet<String>>,
-    pub advisories: Arc<crate::org::PackageAdvisories>,
-}
-
-impl Policy {
-    fn key(&self) -> (String, u64, String) {
-        (
-            self.org_id.clone(),
-            self.config_version,
-            self.advisories.version.clone(),
-        )
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct ServedKey {
     name: PackageName,
     form: Form,
     base: String,
     policy: Option<(String, u64, String)>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct VerdictKey {
-    name: PackageName,
-    policy: (String, u64, String),
 }
 
 fn expired(recheck_at_ms: Option<i64>) -> bool {
@@ -104,9 +71,6 @@ struct StoredMeta {
     /// sha256 of the stored merged document, to detect a meta/body pair from two writes.
     body_sha256: String,
 }
-
-/// Errors shared by every waiter of one flight.
-type Shared<T> = Result<T, Arc<NpmError>>;
 
 pub struct Packuments {
     store: Arc<dyn BlobStore>,
@@ -130,9 +94,8 @@ pub struct Packuments {
     written: moka::sync::Cache<PackageName, ()>,
     refreshes: SingleFlight<PackageName, Shared<Arc<PackageState>>>,
     builds: SingleFlight<ServedKey, Shared<Arc<Served>>>,
-    verdicts: moka::sync::Cache<VerdictKey, Arc<PolicyVerdict>>,
-    verdict_builds: SingleFlight<VerdictKey, Shared<Arc<PolicyVerdict>>>,
-    outbox: Option<Arc<crate::internal::outbox::Outbox>>,
+    /// What each org's rules say about each package (cached per document state).
+    verdicts: Arc<Verdicts>,
     /// Bounds concurrent renders of served bytes (one per core).
     renders: tokio::sync::Semaphore,
 }
@@ -143,16 +106,6 @@ fn sha256_hex(b: &[u8]) -> String {
 
 fn now_ms(t: SystemTime) -> u64 {
     u64::try_from(nproxy_common::time::ms_at(t)).unwrap_or(0)
-}
-
-fn shared_err(e: impl Into<NpmError>) -> Arc<NpmError> {
-    Arc::new(e.into())
-}
-
-fn panicked<T>() -> Shared<T> {
-    Err(Arc::new(NpmError::Internal(
-        "a worker task panicked".into(),
-    )))
 }
 
 /// How long a write upstream keeps forcing synchronous revalidation if the upstream stays
@@ -177,6 +130,7 @@ impl Packuments {
         cfg: PackumentsConfig,
     ) -> Self {
         Self {
+            verdicts: Arc::new(Verdicts::new(store.clone(), None)),
             store,
             upstream,
             metrics,
@@ -205,9 +159,6 @@ impl Packuments {
                 .build(),
             refreshes: SingleFlight::default(),
             builds: SingleFlight::default(),
-            verdicts: moka::sync::Cache::builder().max_capacity(100_000).build(),
-            verdict_builds: SingleFlight::default(),
-            outbox: None,
             renders: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism()
                     .map(|n| n.get())
@@ -218,7 +169,7 @@ impl Packuments {
 
     /// Where `package.blocked` / `package.warned` audit events go.
     pub fn with_outbox(mut self, outbox: Option<Arc<crate::internal::outbox::Outbox>>) -> Self {
-        self.outbox = outbox;
+        self.verdicts = Arc::new(Verdicts::new(self.store.clone(), outbox));
         self
     }
 
@@ -355,7 +306,7 @@ impl Packuments {
         }
         self.metrics.cache("packument", "build");
         let verdict = match policy {
-            Some(p) => Some(self.verdict_at(name, p, &state).await?),
+            Some(p) => Some(self.verdicts.at(name, p, &state.version).await?),
             None => None,
         };
         let this = self.clone();
@@ -378,142 +329,7 @@ impl Packuments {
         policy: &Policy,
     ) -> Result<Arc<PolicyVerdict>, Arc<NpmError>> {
         let state = self.state(name, false).await?;
-        self.verdict_at(name, policy, &state).await
-    }
-
-    /// `verdict` for a state the caller already holds (one revalidation per request).
-    async fn verdict_at(
-        self: &Arc<Self>,
-        name: &PackageName,
-        policy: &Policy,
-        state: &PackageState,
-    ) -> Result<Arc<PolicyVerdict>, Arc<NpmError>> {
-        let key = VerdictKey {
-            name: name.clone(),
-            policy: policy.key(),
-        };
-        if let Some(v) = self.verdicts.get(&key) {
-            if v.version == state.version && !expired(v.verdict.recheck_at_ms) {
-                return Ok(v);
-            }
-        }
-        let this = self.clone();
-        let policy = policy.clone();
-        self.verdict_builds
-            .run(
-                key.clone(),
-                move || async move { this.compute_verdict(key, policy).await },
-                panicked,
-            )
-            .await
-    }
-
-    async fn compute_verdict(
-        self: Arc<Self>,
-        key: VerdictKey,
-        policy: Policy,
-    ) -> Shared<Arc<PolicyVerdict>> {
-        let Some((_, body)) = get_bytes(self.store.as_ref(), &Key::public_packument(&key.name))
-            .await
-            .map_err(shared_err)?
-        else {
-            return Err(shared_err(NpmError::NotFound(format!(
-                "package {} not found",
-                key.name
-            ))));
-        };
-        let name = key.name.clone();
-        let p = policy.clone();
-        let verdict = tokio::task::spawn_blocking(move || -> Shared<PolicyVerdict> {
-            let doc = Packument::parse(&body).map_err(|e| {
-                shared_err(NpmError::Internal(format!(
-                    "stored packument is corrupt: {e}"
-                )))
-            })?;
-            let verdict = rules::evaluate(
-                &name,
-                &doc,
-                &p.rules,
-                &p.advisories.list,
-                &p.exceptions,
-                now_ms(SystemTime::now()) as i64,
-            );
-            Ok(PolicyVerdict {
-                version: sha256_hex(&body),
-                all_blocked: rules::all_blocked(&doc, &verdict),
-                verdict,
-            })
-        })
-        .await
-        .map_err(|_| shared_err(NpmError::Internal("rules task failed".into())))??;
-        let verdict = Arc::new(verdict);
-        self.record_verdict(&key.name, &policy, &verdict).await;
-        self.verdicts.insert(key, verdict.clone());
-        Ok(verdict)
-    }
-
-    /// Audit events for blocked and warned versions: one outbox entry per distinct verdict,
-    /// with a deterministic id, so recomputing (or another data plane computing) the same
-    /// verdict records nothing new.
-    async fn record_verdict(&self, name: &PackageName, policy: &Policy, v: &PolicyVerdict) {
-        let Some(outbox) = &self.outbox else { return };
-        if v.verdict.blocked.is_empty() && v.verdict.warned.is_empty() {
-            return;
-        }
-        let describe = |vers: &std::collections::BTreeSet<String>| -> Vec<serde_json::Value> {
-            vers.iter()
-                .map(|ver| {
-                    let findings: Vec<serde_json::Value> = v
-                        .verdict
-                        .findings
-                        .get(ver)
-                        .into_iter()
-                        .flatten()
-                        .map(|f| serde_json::json!({"rule": f.rule.label(), "reason": f.reason}))
-                        .collect();
-                    serde_json::json!({"version": ver, "findings": findings})
-                })
-                .collect()
-        };
-        let t = now_ms(SystemTime::now()) as i64;
-        let mut events = Vec::new();
-        if !v.verdict.blocked.is_empty() {
-            events.push(crate::internal::outbox::Event {
-                kind: "package.blocked".into(),
-                details: serde_json::json!({"name": name.as_str(), "versions": describe(&v.verdict.blocked)}),
-                time_ms: t,
-            });
-        }
-        if !v.verdict.warned.is_empty() {
-            events.push(crate::internal::outbox::Event {
-                kind: "package.warned".into(),
-                details: serde_json::json!({"name": name.as_str(), "versions": describe(&v.verdict.warned)}),
-                time_ms: t,
-            });
-        }
-        let fingerprint = sha256_hex(
-            format!(
-                "{name}|{}|{:?}|{:?}|{}",
-                policy.org_id, v.verdict.blocked, v.verdict.warned, policy.config_version
-            )
-            .as_bytes(),
-        );
-        let mut entry = crate::internal::outbox::Entry::new(
-            &policy.org_id,
-            name,
-            crate::internal::outbox::Expect::Nothing,
-            events,
-        );
-        entry.id = format!("rules-{}", &fingerprint[..40]);
-        match outbox.put(&entry).await {
-            Ok(key) => {
-                let outbox = outbox.clone();
-                tokio::spawn(async move {
-                    let _ = outbox.deliver(&key).await;
-                });
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot record a rule verdict"),
-        }
+        self.verdicts.at(name, policy, &state.version).await
     }
 
     async fn refresh(self: Arc<Self>, name: PackageName, force: bool) -> Shared<Arc<PackageState>> {

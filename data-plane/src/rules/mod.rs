@@ -1,4 +1,6 @@
 //! The org's rules as the data plane holds them: the engine itself is pure and lives in
-//! `nproxy_core::rules`; `pb` converts the org snapshot's protobuf rules into it.
+//! `nproxy_core::rules`; `pb` converts the org snapshot's protobuf rules into it, and
+//! `verdicts` caches what the rules say about each package (and audits it).
 
 pub mod pb;
+pub mod verdicts;
