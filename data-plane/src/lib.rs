@@ -195,9 +195,14 @@ pub fn build_app(
             cp: cp.clone(),
             metrics: metrics.clone(),
         },
-        forward_uploads: Arc::new(tokio::sync::Semaphore::new(
-            http::server::MAX_FORWARD_UPLOADS,
-        )),
+        forwarder: http::forward::Forwarder {
+            upstream: upstream.clone(),
+            packuments: packuments.clone(),
+            orgs: orgs.clone(),
+            uploads: Arc::new(tokio::sync::Semaphore::new(
+                http::forward::MAX_FORWARD_UPLOADS,
+            )),
+        },
         internal,
         outbox,
         cp,

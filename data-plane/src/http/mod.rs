@@ -3,6 +3,7 @@
 //! for (`tenant`), and the connection guard in front of pingora (`conn_guard`).
 
 pub mod conn_guard;
+pub mod forward;
 pub mod respond;
 pub mod server;
 pub mod tenant;
