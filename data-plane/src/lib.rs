@@ -195,6 +195,12 @@ pub fn build_app(
             cp: cp.clone(),
             metrics: metrics.clone(),
         },
+        public: public::serve::PublicApi {
+            packuments: packuments.clone(),
+            tarballs: tarballs.clone(),
+            metrics: metrics.clone(),
+            verify_before_send_bytes: settings.verify_before_send_bytes,
+        },
         forwarder: http::forward::Forwarder {
             upstream: upstream.clone(),
             packuments: packuments.clone(),

@@ -5,5 +5,6 @@
 pub mod breaker;
 pub mod integrity;
 pub mod packuments;
+pub mod serve;
 pub mod tarballs;
 pub mod upstream;
