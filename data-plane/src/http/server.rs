@@ -14,7 +14,7 @@ use crate::config::Settings;
 use crate::error::NpmError;
 use crate::http::forward::Forwarder;
 use crate::http::respond::{
-    discard_unread_body, header, read_body, send_json, send_npm_error, send_small, Failure, Handled,
+    discard_unread_body, header, send_json, send_npm_error, send_small, Failure, Handled,
 };
 use crate::http::tenant::{self, RequestFacts};
 use crate::internal::api::{needed_scope, InternalApi, Writer};
@@ -31,11 +31,6 @@ use nproxy_core::names::PackageName;
 use nproxy_core::route::{self, Route};
 use nproxy_core::upstream_route::{package_segment, Forwarded, Gate};
 use nproxy_proto::tokens::nproxy_bearer;
-
-/// An `npm audit` request as sent (gzip) and decoded. A 3,000-package monorepo sends
-/// about 100 KB of JSON.
-const AUDIT_MAX_BODY: usize = 2 * 1024 * 1024;
-const AUDIT_MAX_JSON: usize = 8 * 1024 * 1024;
 
 pub struct App {
     /// The internal packages' npm API (publish, unpublish, dist-tags, deprecate, reads).
@@ -271,7 +266,14 @@ impl App {
                 }
                 let path = u.upstream_path(query.as_deref());
                 if u == Forwarded::AuditBulk {
-                    return self.audit_bulk(session, &view, &path).await;
+                    return crate::rules::audit::bulk(
+                        session,
+                        &view,
+                        &path,
+                        &self.orgs,
+                        &self.upstream,
+                    )
+                    .await;
                 }
                 self.forwarder
                     .forward_account(session, method, &path, &tenant.base_url)
@@ -342,79 +344,6 @@ impl App {
             }
             _ => Err(NpmError::MethodNotAllowed.into()),
         }
-    }
-
-    /// `npm audit`: imported advisories for the packages asked about, merged with the
-    /// upstream's answer when it has one. Bounded: the body as sent and decoded, the number
-    /// of packages (counted while parsing), and the names sent upstream, which never
-    /// include the org's internal ones.
-    async fn audit_bulk(&self, session: &mut Session, view: &OrgView, path: &str) -> Handled {
-        let raw = read_body(session, AUDIT_MAX_BODY).await?;
-        let encoding = header(session, "content-encoding");
-        let json =
-            nproxy_core::publish::decode_body_limited(&raw, encoding.as_deref(), AUDIT_MAX_JSON)
-                .map_err(|e| NpmError::PayloadTooLarge(e.0))?;
-        drop(raw);
-        let request =
-            nproxy_core::audit_bulk::parse_request(&json, nproxy_core::audit_bulk::MAX_NAMES)
-                .map_err(|e| {
-                    NpmError::BadRequest(format!(
-                        "the audit request is not {{\"pkg\": [versions]}} within bounds: {e}"
-                    ))
-                })?;
-        drop(json);
-        let internal = |p: &str| match (view, PackageName::parse(p)) {
-            (OrgView::Configured(cfg), Ok(n)) => cfg.is_internal(&n),
-            _ => false,
-        };
-        let public: nproxy_core::audit_bulk::BulkRequest = request
-            .into_iter()
-            .filter(|(p, _)| PackageName::parse(p).is_ok() && !internal(p))
-            .collect();
-        let mut ours = serde_json::Map::new();
-        let names: Vec<(&String, &Vec<String>)> = public.iter().collect();
-        // A bounded number of advisory lookups at a time.
-        for batch in names.chunks(32) {
-            let lookups = batch.iter().map(|(p, versions)| async move {
-                let adv = self.orgs.advisories(p).await?;
-                Ok::<_, NpmError>((
-                    p.to_string(),
-                    nproxy_core::audit_bulk::entries(p, versions, &adv.list),
-                ))
-            });
-            for r in futures::future::join_all(lookups).await {
-                let (p, entries) = r?;
-                if !entries.is_empty() {
-                    ours.insert(p, serde_json::Value::Array(entries));
-                }
-            }
-        }
-        let body = Bytes::from(serde_json::to_vec(&public).unwrap_or_default());
-        let headers = session.req_header().headers.clone();
-        let upstream = match self
-            .upstream
-            .forward(http::Method::POST, path, &headers, body.into(), None, None)
-            .await
-        {
-            Ok(r) if r.status().is_success() => r
-                .bytes()
-                .await
-                .ok()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()),
-            Ok(r) => {
-                tracing::debug!(
-                    status = r.status().as_u16(),
-                    "upstream has no bulk advisories"
-                );
-                None
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "upstream bulk advisories failed; answering with ours only");
-                None
-            }
-        };
-        let merged = nproxy_core::audit_bulk::merge(ours, upstream);
-        send_json(session, 200, &merged).await
     }
 
     /// The org's rules as they apply to a public package (none for open orgs).
