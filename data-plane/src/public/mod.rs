@@ -5,6 +5,7 @@
 pub mod breaker;
 pub mod integrity;
 pub mod packuments;
+pub mod render;
 pub mod serve;
 pub mod tarballs;
 pub mod upstream;

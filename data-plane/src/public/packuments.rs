@@ -10,20 +10,20 @@
 //! The hot path is two cache lookups and a time comparison: no JSON, no store, no upstream.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::error::NpmError;
 use crate::metrics::Metrics;
+use crate::public::render::{render, Served};
 use crate::public::upstream::{PackumentFetch, Upstream, Validators};
 use crate::rules::verdicts::{Policy, PolicyVerdict, Verdicts};
 use crate::singleflight::{panicked, shared_err, Shared, SingleFlight};
 use crate::store::{get_bytes, BlobStore, Key, PutBody, PutMode};
+use nproxy_common::hash::sha256_hex;
 use nproxy_core::names::{PackageName, TarballFile};
 use nproxy_core::packument::{self, DistInfo, Form, Packument};
 
@@ -34,20 +34,6 @@ pub struct PackageState {
     pub version: String,
     pub fetched_at: SystemTime,
     pub tarballs: Arc<HashMap<String, DistInfo>>,
-}
-
-/// Ready-to-send bytes of one form for one public base URL (and one org's rules).
-pub struct Served {
-    pub version: String,
-    pub etag: String,
-    pub body: Bytes,
-    pub gzip: Bytes,
-    /// Versions removed by rules, for the `x-nproxy-blocked` header.
-    pub blocked_header: String,
-    /// Every version is blocked: the answer is a 403 with this message.
-    pub refused: Option<String>,
-    /// Time-based rules change the answer at this time (Unix ms).
-    pub recheck_at_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -98,10 +84,6 @@ pub struct Packuments {
     verdicts: Arc<Verdicts>,
     /// Bounds concurrent renders of served bytes (one per core).
     renders: tokio::sync::Semaphore,
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    hex::encode(Sha256::digest(b))
 }
 
 fn now_ms(t: SystemTime) -> u64 {
@@ -667,9 +649,11 @@ impl Packuments {
             ))));
         };
         let k = key.clone();
-        let rendered = tokio::task::spawn_blocking(move || render(&k, &body, verdict.as_deref()))
-            .await
-            .map_err(|_| shared_err(NpmError::Internal("render task failed".into())))??;
+        let rendered = tokio::task::spawn_blocking(move || {
+            render(&k.name, &k.base, &body, verdict.as_deref())
+        })
+        .await
+        .map_err(|_| shared_err(NpmError::Internal("render task failed".into())))??;
         let mut wanted = None;
         for (form, served) in rendered {
             let served = Arc::new(served);
@@ -686,55 +670,4 @@ impl Packuments {
         }
         wanted.ok_or_else(|| shared_err(NpmError::Internal("form not rendered".into())))
     }
-}
-
-fn gzip(bytes: &[u8]) -> Bytes {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
-    // Writing to a Vec cannot fail.
-    let _ = enc.write_all(bytes);
-    Bytes::from(enc.finish().unwrap_or_default())
-}
-
-fn render(
-    key: &ServedKey,
-    stored: &[u8],
-    verdict: Option<&PolicyVerdict>,
-) -> Shared<Vec<(Form, Served)>> {
-    let version = sha256_hex(stored);
-    let mut doc = Packument::parse(stored).map_err(|e| {
-        shared_err(NpmError::Internal(format!(
-            "stored packument is corrupt: {e}"
-        )))
-    })?;
-    let (blocked_header, refused, recheck_at_ms) = match verdict {
-        Some(v) => {
-            doc.remove_versions(&v.verdict.blocked);
-            let refused = v
-                .all_blocked
-                .then(|| v.verdict.package_refusal(key.name.as_str()));
-            (v.verdict.header(), refused, v.verdict.recheck_at_ms)
-        }
-        None => (String::new(), None, None),
-    };
-    packument::rewrite_tarballs(&mut doc, &key.base, &key.name);
-    let abbreviated = packument::abbreviate(&doc);
-    let mut out = Vec::with_capacity(2);
-    for (form, value) in [(Form::Full, &doc), (Form::Abbreviated, &abbreviated)] {
-        let body = value.to_vec();
-        // Keyed by content, which already embeds the base URL, the form and (later) rules.
-        let etag = format!("\"{}\"", &sha256_hex(&body)[..32]);
-        out.push((
-            form,
-            Served {
-                version: version.clone(),
-                etag,
-                gzip: gzip(&body),
-                body: Bytes::from(body),
-                blocked_header: blocked_header.clone(),
-                refused: refused.clone(),
-                recheck_at_ms,
-            },
-        ));
-    }
-    Ok(out)
 }

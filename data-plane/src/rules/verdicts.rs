@@ -10,12 +10,12 @@ use std::time::SystemTime;
 use nproxy_core::names::PackageName;
 use nproxy_core::packument::Packument;
 use nproxy_core::rules;
-use sha2::{Digest, Sha256};
 
 use crate::error::NpmError;
 use crate::internal::outbox::{self, Outbox};
 use crate::singleflight::{panicked, shared_err, Shared, SingleFlight};
 use crate::store::{get_bytes, BlobStore, Key};
+use nproxy_common::hash::sha256_hex;
 
 /// What an org's rules say about a package, for one state of its document.
 pub struct PolicyVerdict {
@@ -52,10 +52,6 @@ struct VerdictKey {
 
 fn expired(recheck_at_ms: Option<i64>) -> bool {
     recheck_at_ms.is_some_and(|t| t <= nproxy_common::time::now_ms())
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    hex::encode(Sha256::digest(b))
 }
 
 fn now_ms(t: SystemTime) -> u64 {
