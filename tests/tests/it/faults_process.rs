@@ -234,8 +234,12 @@ async fn kill_9_during_publishes_and_downloads_loses_nothing() {
 /// permitted (not root).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_disk_fails_cleanly_and_recovers_when_space_frees() {
+    // Both steps must be allowed: a new mount namespace, and a tmpfs mount inside it
+    // (containers may grant the first and refuse the second).
+    let probe_dir = tempfile::tempdir().expect("probe dir");
     let probe = std::process::Command::new("unshare")
-        .args(["-m", "true"])
+        .args(["-m", "sh", "-c", r#"mount -t tmpfs -o size=1m tmpfs "$0""#])
+        .arg(probe_dir.path())
         .status();
     if !probe.is_ok_and(|s| s.success()) {
         eprintln!(
