@@ -16,6 +16,11 @@ pub fn now_ms() -> i64 {
     ms_at(SystemTime::now())
 }
 
+/// True once a point in time (Unix ms) is reached; `None` never is.
+pub fn has_passed(at_ms: Option<i64>) -> bool {
+    at_ms.is_some_and(|t| t <= now_ms())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -27,5 +32,6 @@ mod tests {
         assert_eq!(ms_at(UNIX_EPOCH + Duration::from_millis(1500)), 1500);
         assert_eq!(ms_at(UNIX_EPOCH - Duration::from_secs(1)), 0);
         assert!(now_ms() > 1_700_000_000_000);
+        assert!(has_passed(Some(0)) && !has_passed(Some(i64::MAX)) && !has_passed(None));
     }
 }

@@ -44,10 +44,6 @@ struct ServedKey {
     policy: Option<(String, u64, String)>,
 }
 
-fn expired(recheck_at_ms: Option<i64>) -> bool {
-    recheck_at_ms.is_some_and(|t| t <= now_ms(SystemTime::now()) as i64)
-}
-
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct StoredMeta {
     fetched_at_ms: u64,
@@ -281,7 +277,7 @@ impl Packuments {
             policy: policy.map(Policy::key),
         };
         if let Some(s) = self.served.get(&key) {
-            if s.version == state.version && !expired(s.recheck_at_ms) {
+            if s.version == state.version && !nproxy_common::time::has_passed(s.recheck_at_ms) {
                 self.metrics.cache("packument", "hit");
                 return Ok((s, true));
             }

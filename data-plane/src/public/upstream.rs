@@ -225,15 +225,26 @@ impl Upstream {
         req: reqwest::RequestBuilder,
         what: &str,
     ) -> Result<reqwest::Response, UpstreamError> {
+        self.send_within(kind, req, what, self.first_byte).await
+    }
+
+    /// `send` with a deadline for the response headers that also covers sending a body.
+    async fn send_within(
+        &self,
+        kind: &'static str,
+        req: reqwest::RequestBuilder,
+        what: &str,
+        deadline: Duration,
+    ) -> Result<reqwest::Response, UpstreamError> {
         self.gate()?;
         let started = Instant::now();
-        let res = match tokio::time::timeout(self.first_byte, req.send()).await {
+        let res = match tokio::time::timeout(deadline, req.send()).await {
             Ok(r) => self.observe(kind, started, r),
             Err(_) => {
                 self.metrics.upstream(kind, "timeout", started.elapsed());
                 Err(UpstreamError::Timeout(format!(
                     "{what}: no response headers within {} ms",
-                    self.first_byte.as_millis()
+                    deadline.as_millis()
                 )))
             }
         };
@@ -387,6 +398,9 @@ impl Upstream {
         content_length: Option<usize>,
     ) -> Result<reqwest::Response, UpstreamError> {
         let url = format!("{}{}", self.base_str, path_and_query);
+        // The upstream answers only after the whole body arrived: a forwarded upload gets
+        // the first-byte deadline *after* the time its body may take to stream.
+        let deadline = self.first_byte + upload_allowance(&method, content_length);
         let mut req = self.client.request(method, &url).body(body);
         // A streamed body keeps its declared length (some registries refuse chunked PUTs).
         if let Some(len) = content_length {
@@ -407,7 +421,7 @@ impl Upstream {
         if let Some(enc) = content_encoding {
             req = req.header(http::header::CONTENT_ENCODING, enc);
         }
-        self.send("forward", req, &url).await
+        self.send_within("forward", req, &url, deadline).await
     }
 
     fn observe(
@@ -428,6 +442,23 @@ impl Upstream {
                 Err(UpstreamError::from_reqwest(e, kind))
             }
         }
+    }
+}
+
+/// Slowest upload rate a forwarded body is given time for (a 50 MB publish: 13 minutes).
+const MIN_UPLOAD_BYTES_PER_SEC: u64 = 64 * 1024;
+/// Time given to a body of unknown length (chunked), the same as a client's whole-body
+/// deadline (`body_timeout_secs`' default).
+const UNKNOWN_UPLOAD_ALLOWANCE: Duration = Duration::from_secs(600);
+
+/// How long a forwarded request's body may take to stream upstream before the first-byte
+/// deadline starts to count.
+fn upload_allowance(method: &http::Method, content_length: Option<usize>) -> Duration {
+    let has_body = !matches!(*method, http::Method::GET | http::Method::HEAD);
+    match content_length {
+        _ if !has_body => Duration::ZERO,
+        Some(len) => Duration::from_secs(len as u64 / MIN_UPLOAD_BYTES_PER_SEC),
+        None => UNKNOWN_UPLOAD_ALLOWANCE,
     }
 }
 
@@ -477,4 +508,28 @@ fn guarded_body(body: ByteStream, guard: BodyGuard) -> ByteStream {
         },
     )
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uploads_get_time_for_their_body_before_the_first_byte_deadline() {
+        // Before: a 50 MB public publish over a link slower than ~3.5 MB/s hit the 15 s
+        // first-byte deadline while still sending (and counted against the breaker).
+        assert_eq!(upload_allowance(&http::Method::GET, None), Duration::ZERO);
+        assert_eq!(
+            upload_allowance(&http::Method::PUT, Some(0)),
+            Duration::ZERO
+        );
+        assert_eq!(
+            upload_allowance(&http::Method::PUT, Some(50 * 1024 * 1024)),
+            Duration::from_secs(800)
+        );
+        assert_eq!(
+            upload_allowance(&http::Method::POST, None),
+            UNKNOWN_UPLOAD_ALLOWANCE
+        );
+    }
 }

@@ -5,7 +5,6 @@
 //! audit trail.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use nproxy_core::names::PackageName;
 use nproxy_core::packument::Packument;
@@ -50,14 +49,6 @@ struct VerdictKey {
     policy: (String, u64, String),
 }
 
-fn expired(recheck_at_ms: Option<i64>) -> bool {
-    recheck_at_ms.is_some_and(|t| t <= nproxy_common::time::now_ms())
-}
-
-fn now_ms(t: SystemTime) -> u64 {
-    u64::try_from(nproxy_common::time::ms_at(t)).unwrap_or(0)
-}
-
 pub struct Verdicts {
     store: Arc<dyn BlobStore>,
     /// Where `package.blocked` / `package.warned` audit events go.
@@ -90,7 +81,8 @@ impl Verdicts {
             policy: policy.key(),
         };
         if let Some(v) = self.cache.get(&key) {
-            if v.version == doc_version && !expired(v.verdict.recheck_at_ms) {
+            if v.version == doc_version && !nproxy_common::time::has_passed(v.verdict.recheck_at_ms)
+            {
                 return Ok(v);
             }
         }
@@ -133,7 +125,7 @@ impl Verdicts {
                 &p.rules,
                 &p.advisories.list,
                 &p.exceptions,
-                now_ms(SystemTime::now()) as i64,
+                nproxy_common::time::now_ms(),
             );
             Ok(PolicyVerdict {
                 version: sha256_hex(&body),
@@ -172,7 +164,7 @@ impl Verdicts {
                 })
                 .collect()
         };
-        let t = now_ms(SystemTime::now()) as i64;
+        let t = nproxy_common::time::now_ms();
         let mut events = Vec::new();
         if !v.verdict.blocked.is_empty() {
             events.push(outbox::Event {

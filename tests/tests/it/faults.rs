@@ -8,12 +8,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use base64::Engine;
 use nproxy_tests::faults::Fault;
 use serde_json::Value;
-use sha2::Digest;
 
-use crate::support::{raw_http, Env};
+use crate::support::{files_under, raw_http, sri_sha512, Env};
 
 /// Small deadlines so faults show quickly.
 fn quick() -> Vec<(&'static str, &'static str)> {
@@ -76,10 +74,7 @@ pub fn verify_local_store(root: &Path) -> usize {
     let tarballs = files_under(&root.join("public/tarballs"));
     for t in &tarballs {
         let bytes = std::fs::read(t).expect("read tarball");
-        let i = format!(
-            "sha512-{}",
-            base64::engine::general_purpose::STANDARD.encode(sha2::Sha512::digest(&bytes))
-        );
+        let i = sri_sha512(&bytes);
         assert!(
             integrities.contains(&i),
             "stored tarball {} matches no listed integrity",
@@ -87,25 +82,6 @@ pub fn verify_local_store(root: &Path) -> usize {
         );
     }
     tarballs.len()
-}
-
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 const WARM: &[&str] = &["/fx-a", "/fx-c", "/@fx%2fb", "/fx-a/-/fx-a-1.0.0.tgz"];

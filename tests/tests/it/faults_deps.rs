@@ -10,7 +10,7 @@ use nproxy_tests::procs::DataPlane;
 use serde_json::Value;
 
 use crate::control_plane::Stack;
-use crate::support::raw_http;
+use crate::support::{raw_http, sri_sha512};
 
 const PKG: &str = "@acme/faulty";
 
@@ -226,12 +226,7 @@ connection: close\r\n\r\n<Error><Code>SlowDown</Code><Message>Please reduce your
         let want = doc["versions"][version]["dist"]["integrity"]
             .as_str()
             .expect("integrity");
-        use base64::Engine;
-        use sha2::Digest;
-        let got = format!(
-            "sha512-{}",
-            base64::engine::general_purpose::STANDARD.encode(sha2::Sha512::digest(&body))
-        );
+        let got = sri_sha512(&body);
         assert_eq!(got, want, "{path}");
     }
 }

@@ -4,20 +4,18 @@
 //! the audit outbox drains and the audit chain verifies.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use nproxy_tests::fixtures::publish_payload;
 use nproxy_tests::procs::{DataPlane, Storage};
 use serde_json::Value;
-use sha2::Digest;
 
 use crate::control_plane::Stack;
 use crate::faults::verify_local_store;
-use crate::support::raw_http;
+use crate::support::{files_under, raw_http, sri_sha512};
 
 async fn publish(url: &str, token: &str, name: &str, version: &str) -> u16 {
     let (body, _) = publish_payload(name, version, 2_000);
@@ -63,29 +61,10 @@ async fn check_package(dp: &DataPlane, token: &str, name: &str) -> (u16, Vec<(St
             .bytes()
             .await
             .unwrap_or_default();
-        let got = format!(
-            "sha512-{}",
-            base64::engine::general_purpose::STANDARD.encode(sha2::Sha512::digest(&bytes))
-        );
+        let got = sri_sha512(&bytes);
         out.push((v, got == want));
     }
     (code, out)
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 async fn audit_chain_ok(s: &Stack) -> bool {
