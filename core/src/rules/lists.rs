@@ -1,0 +1,29 @@
+//! The list rules, `deny-list` and `allow-list`: a version named (or not named) by the org's
+//! patterns. Both run in the `lists` mode.
+
+use crate::names::PackageName;
+
+use super::config::{Rule, Rules};
+use super::verdict::Finding;
+
+/// `deny-list`: the version matches a deny-list pattern.
+pub(super) fn deny_list(rules: &Rules, name: &PackageName, ver: &str) -> Option<Finding> {
+    rules
+        .deny
+        .iter()
+        .any(|p| p.matches(name, ver))
+        .then(|| Finding {
+            rule: Rule::DenyList,
+            mode: rules.lists,
+            reason: format!("{name}@{ver} is on the deny list"),
+        })
+}
+
+/// `allow-list`: with `allow_list_only`, the version matches no allow-list pattern.
+pub(super) fn allow_list(rules: &Rules, name: &PackageName, ver: &str) -> Option<Finding> {
+    (rules.allow_list_only && !rules.allow.iter().any(|p| p.matches(name, ver))).then(|| Finding {
+        rule: Rule::AllowList,
+        mode: rules.lists,
+        reason: format!("{name}@{ver} is not on the allow list"),
+    })
+}
