@@ -134,14 +134,14 @@ impl State {
 
     /// The org's encoded snapshot, or `None` if it no longer exists.
     pub(crate) async fn snapshot_bytes(&self, org_id: &str) -> CpResult<Option<Vec<u8>>> {
-        let mut w = self.db.write().await?;
-        let org = match Db::org_in(w.conn(), org_id).await {
+        // One read transaction: the org row and its tokens, keys and rules from one state.
+        let mut r = self.db.read().await?;
+        let org = match Db::org_in(r.conn(), org_id).await {
             Ok(o) => o,
             Err(CpError::NotFound(_)) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let snap = snapshot::build(w.conn(), &org).await?;
-        w.commit().await?;
+        let snap = snapshot::build(r.conn(), &org).await?;
         Ok(Some(snapshot::encode(&snap)))
     }
 }

@@ -20,9 +20,7 @@ impl RulesService for Api {
         require_admin(&req)?;
         let st = &self.0;
         let org = st.db.org(&req.into_inner().org).await?;
-        let mut w = st.db.write().await?;
-        let rules = Db::rules(w.conn(), &org.id).await?;
-        w.commit().await?;
+        let rules = Db::rules(st.db.read().await?.conn(), &org.id).await?;
         Ok(Response::new(
             rules
                 .and_then(|b| pb::Rules::decode(b.as_slice()).ok())
@@ -103,9 +101,7 @@ impl RulesService for Api {
         require_admin(&req)?;
         let st = &self.0;
         let org = st.db.org(&req.into_inner().org).await?;
-        let mut w = st.db.write().await?;
-        let list = Db::exceptions(w.conn(), &org.id).await?;
-        w.commit().await?;
+        let list = Db::exceptions(st.db.read().await?.conn(), &org.id).await?;
         Ok(Response::new(pb::ListExceptionsResponse {
             exceptions: list
                 .into_iter()
