@@ -1,6 +1,7 @@
 //! The admin commands: one gRPC call (or a few) each, printed as a table or JSON.
 
 use clap::{Args, Subcommand};
+use nproxy_proto::tokens::BearerAuth;
 use nproxy_proto::v1 as pb;
 use nproxy_proto::v1::audit_client::AuditClient;
 use nproxy_proto::v1::keys_client::KeysClient;
@@ -9,7 +10,6 @@ use nproxy_proto::v1::tokens_client::TokensClient;
 use nproxy_proto::v1::{KeyStatus, TokenScope};
 use serde_json::json;
 use tonic::transport::Channel;
-use tonic::Request;
 
 use crate::output::{opt_time, print_json, time, Format, Table};
 use crate::{Command, Target};
@@ -139,7 +139,7 @@ pub fn describe(e: &anyhow::Error) -> String {
 
 struct Conn {
     channel: Channel,
-    token: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+    auth: BearerAuth,
 }
 
 impl Conn {
@@ -152,22 +152,8 @@ impl Conn {
             .map_err(|e| {
                 anyhow::anyhow!("cannot reach the control plane at {}: {e}", t.endpoint)
             })?;
-        let token =
-            match &t.token {
-                Some(tok) => Some(format!("Bearer {tok}").parse().map_err(|_| {
-                    anyhow::anyhow!("the token has characters a header can't carry")
-                })?),
-                None => None,
-            };
-        Ok(Conn { channel, token })
-    }
-
-    fn req<T>(&self, msg: T) -> Request<T> {
-        let mut r = Request::new(msg);
-        if let Some(t) = &self.token {
-            r.metadata_mut().insert("authorization", t.clone());
-        }
-        r
+        let auth = BearerAuth::optional(t.token.as_deref())?;
+        Ok(Conn { channel, auth })
     }
 }
 
@@ -271,14 +257,14 @@ pub async fn run(t: &Target, cmd: Command) -> anyhow::Result<()> {
     let f = t.output;
     match cmd {
         Command::Org(c) => {
-            let mut orgs = OrgsClient::new(conn.channel.clone());
+            let mut orgs = OrgsClient::with_interceptor(conn.channel.clone(), conn.auth.clone());
             match c {
                 OrgCmd::Create { slug, display_name } => {
                     let o = orgs
-                        .create_org(conn.req(pb::CreateOrgRequest {
+                        .create_org(pb::CreateOrgRequest {
                             slug,
                             display_name: display_name.unwrap_or_default(),
-                        }))
+                        })
                         .await?
                         .into_inner();
                     print_orgs(f, &[o]);
@@ -288,10 +274,10 @@ pub async fn run(t: &Target, cmd: Command) -> anyhow::Result<()> {
                     let mut page = String::new();
                     loop {
                         let r = orgs
-                            .list_orgs(conn.req(pb::ListOrgsRequest {
+                            .list_orgs(pb::ListOrgsRequest {
                                 page_size: 200,
                                 page_token: page,
-                            }))
+                            })
                             .await?
                             .into_inner();
                         all.extend(r.orgs);
@@ -303,14 +289,11 @@ pub async fn run(t: &Target, cmd: Command) -> anyhow::Result<()> {
                     print_orgs(f, &all);
                 }
                 OrgCmd::Get { org } => {
-                    let o = orgs
-                        .get_org(conn.req(pb::GetOrgRequest { org }))
-                        .await?
-                        .into_inner();
+                    let o = orgs.get_org(pb::GetOrgRequest { org }).await?.into_inner();
                     print_orgs(f, &[o]);
                 }
                 OrgCmd::Delete { org } => {
-                    orgs.delete_org(conn.req(pb::DeleteOrgRequest { org: org.clone() }))
+                    orgs.delete_org(pb::DeleteOrgRequest { org: org.clone() })
                         .await?;
                     match f {
                         Format::Json => print_json(&json!({"deleted": org})),
@@ -319,7 +302,7 @@ pub async fn run(t: &Target, cmd: Command) -> anyhow::Result<()> {
                 }
                 OrgCmd::Settings(a) => {
                     let s = if a.internal_scopes.is_none() && a.public_reads.is_none() {
-                        orgs.get_settings(conn.req(pb::GetSettingsRequest { org: a.org }))
+                        orgs.get_settings(pb::GetSettingsRequest { org: a.org })
                             .await?
                             .into_inner()
                     } else {
@@ -331,11 +314,11 @@ pub async fn run(t: &Target, cmd: Command) -> anyhow::Result<()> {
                                 .map(str::to_string)
                                 .collect(),
                         });
-                        orgs.update_settings(conn.req(pb::UpdateSettingsRequest {
+                        orgs.update_settings(pb::UpdateSettingsRequest {
                             org: a.org,
                             internal_scopes: scopes,
                             public_reads: a.public_reads,
-                        }))
+                        })
                         .await?
                         .into_inner()
                     };
@@ -344,7 +327,8 @@ pub async fn run(t: &Target, cmd: Command) -> anyhow::Result<()> {
             }
         }
         Command::Token(c) => {
-            let mut tokens = TokensClient::new(conn.channel.clone());
+            let mut tokens =
+                TokensClient::with_interceptor(conn.channel.clone(), conn.auth.clone());
             match c {
                 TokenCmd::Create {
                     org,
@@ -368,12 +352,12 @@ pub async fn run(t: &Target, cmd: Command) -> anyhow::Result<()> {
                             .unwrap_or(0)
                     });
                     let r = tokens
-                        .create_token(conn.req(pb::CreateTokenRequest {
+                        .create_token(pb::CreateTokenRequest {
                             org,
                             name,
                             scopes: parsed,
                             expires_at_ms,
-                        }))
+                        })
                         .await?
                         .into_inner();
                     let tok = r.token.unwrap_or_default();
@@ -399,12 +383,12 @@ pub async fn run(t: &Target, cmd: Command) -> anyhow::Result<()> {
                     let mut page = String::new();
                     loop {
                         let r = tokens
-                            .list_tokens(conn.req(pb::ListTokensRequest {
+                            .list_tokens(pb::ListTokensRequest {
                                 org: org.clone(),
                                 page_size: 200,
                                 page_token: page,
                                 include_revoked: all,
-                            }))
+                            })
                             .await?
                             .into_inner();
                         list.extend(r.tokens);
@@ -446,7 +430,7 @@ pub async fn run(t: &Target, cmd: Command) -> anyhow::Result<()> {
                 }
                 TokenCmd::Revoke { org, token_id } => {
                     let t = tokens
-                        .revoke_token(conn.req(pb::RevokeTokenRequest { org, token_id }))
+                        .revoke_token(pb::RevokeTokenRequest { org, token_id })
                         .await?
                         .into_inner();
                     match f {
@@ -457,16 +441,16 @@ pub async fn run(t: &Target, cmd: Command) -> anyhow::Result<()> {
             }
         }
         Command::Key(c) => {
-            let mut keys = KeysClient::new(conn.channel.clone());
+            let mut keys = KeysClient::with_interceptor(conn.channel.clone(), conn.auth.clone());
             let list = match c {
                 KeyCmd::List { org } => {
-                    keys.list_keys(conn.req(pb::ListKeysRequest { org }))
+                    keys.list_keys(pb::ListKeysRequest { org })
                         .await?
                         .into_inner()
                         .keys
                 }
                 KeyCmd::Rotate { org } => vec![keys
-                    .rotate_key(conn.req(pb::RotateKeyRequest { org }))
+                    .rotate_key(pb::RotateKeyRequest { org })
                     .await?
                     .into_inner()],
             };
@@ -493,7 +477,7 @@ pub async fn run(t: &Target, cmd: Command) -> anyhow::Result<()> {
             }
         }
         Command::Audit(c) => {
-            let mut audit = AuditClient::new(conn.channel.clone());
+            let mut audit = AuditClient::with_interceptor(conn.channel.clone(), conn.auth.clone());
             match c {
                 AuditCmd::List {
                     org,
@@ -508,14 +492,14 @@ pub async fn run(t: &Target, cmd: Command) -> anyhow::Result<()> {
                     let mut page = String::new();
                     while events.len() < limit {
                         let r = audit
-                            .list_events(conn.req(pb::ListEventsRequest {
+                            .list_events(pb::ListEventsRequest {
                                 org: org.clone(),
                                 r#type: kind.clone().unwrap_or_default(),
                                 since_ms,
                                 until_ms,
                                 page_size: 500,
                                 page_token: page,
-                            }))
+                            })
                             .await?
                             .into_inner();
                         events.extend(r.events);
@@ -529,10 +513,10 @@ pub async fn run(t: &Target, cmd: Command) -> anyhow::Result<()> {
                 }
                 AuditCmd::Follow { org, kind } => {
                     let mut stream = audit
-                        .follow_events(conn.req(pb::FollowEventsRequest {
+                        .follow_events(pb::FollowEventsRequest {
                             org: org.unwrap_or_default(),
                             r#type: kind.unwrap_or_default(),
-                        }))
+                        })
                         .await?
                         .into_inner();
                     while let Some(e) = stream.message().await? {
@@ -541,7 +525,7 @@ pub async fn run(t: &Target, cmd: Command) -> anyhow::Result<()> {
                 }
                 AuditCmd::Verify { org } => {
                     let r = audit
-                        .verify_chain(conn.req(pb::VerifyChainRequest { org: org.clone() }))
+                        .verify_chain(pb::VerifyChainRequest { org: org.clone() })
                         .await?
                         .into_inner();
                     match f {
@@ -572,7 +556,7 @@ pub async fn run(t: &Target, cmd: Command) -> anyhow::Result<()> {
             }
         }
         Command::Verify(args) => {
-            let v = crate::verify::run(&args, conn.channel.clone(), conn.token.clone()).await?;
+            let v = crate::verify::run(&args, conn.channel.clone(), conn.auth.clone()).await?;
             match f {
                 Format::Json => {
                     print_json(&json!({"ok": true, "key_id": v.key_id, "integrity": v.integrity}))
@@ -586,13 +570,13 @@ pub async fn run(t: &Target, cmd: Command) -> anyhow::Result<()> {
             }
         }
         Command::Rules(c) => {
-            crate::rules_cmd::rules(c, conn.channel.clone(), &conn.token, f).await?;
+            crate::rules_cmd::rules(c, conn.channel.clone(), &conn.auth, f).await?;
         }
         Command::Exceptions(c) => {
-            crate::rules_cmd::exceptions(c, conn.channel.clone(), &conn.token, f).await?;
+            crate::rules_cmd::exceptions(c, conn.channel.clone(), &conn.auth, f).await?;
         }
         Command::Advisories(c) => {
-            crate::rules_cmd::advisories(c, conn.channel.clone(), &conn.token, f).await?;
+            crate::rules_cmd::advisories(c, conn.channel.clone(), &conn.auth, f).await?;
         }
         Command::Completions { .. } => {}
         #[cfg(feature = "dev")]

@@ -417,13 +417,8 @@ async fn nproxyctl_dev_prints_config_that_npm_can_use() {
     );
 }
 
-fn authed<T>(msg: T) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(msg);
-    r.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {ADMIN_TOKEN}").parse().expect("header"),
-    );
-    r
+fn admin() -> nproxy_proto::tokens::BearerAuth {
+    nproxy_proto::tokens::BearerAuth::new(ADMIN_TOKEN).expect("header")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -481,12 +476,12 @@ async fn grpc_health_reflection_pagination_and_follow() {
     }
 
     // Pagination: 5 orgs, pages of 2.
-    let mut orgs = pb::orgs_client::OrgsClient::new(channel.clone());
+    let mut orgs = pb::orgs_client::OrgsClient::with_interceptor(channel.clone(), admin());
     for i in 0..5 {
-        orgs.create_org(authed(pb::CreateOrgRequest {
+        orgs.create_org(pb::CreateOrgRequest {
             slug: format!("org-{i}"),
             display_name: String::new(),
-        }))
+        })
         .await
         .expect("create");
     }
@@ -494,10 +489,10 @@ async fn grpc_health_reflection_pagination_and_follow() {
     let mut page = String::new();
     loop {
         let r = orgs
-            .list_orgs(authed(pb::ListOrgsRequest {
+            .list_orgs(pb::ListOrgsRequest {
                 page_size: 2,
                 page_token: page,
-            }))
+            })
             .await
             .expect("list")
             .into_inner();
@@ -510,32 +505,32 @@ async fn grpc_health_reflection_pagination_and_follow() {
     }
     assert_eq!(seen, vec!["org-0", "org-1", "org-2", "org-3", "org-4"]);
     let bad = orgs
-        .list_orgs(authed(pb::ListOrgsRequest {
+        .list_orgs(pb::ListOrgsRequest {
             page_size: 2,
             page_token: "not-a-token!".into(),
-        }))
+        })
         .await
         .expect_err("a made-up page token is refused");
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
 
     // Follow: a live stream of new events.
-    let mut audit = pb::audit_client::AuditClient::new(channel.clone());
+    let mut audit = pb::audit_client::AuditClient::with_interceptor(channel.clone(), admin());
     let mut follow = audit
-        .follow_events(authed(pb::FollowEventsRequest {
+        .follow_events(pb::FollowEventsRequest {
             org: "org-1".into(),
             r#type: String::new(),
-        }))
+        })
         .await
         .expect("follow")
         .into_inner();
-    let mut tokens = pb::tokens_client::TokensClient::new(channel);
+    let mut tokens = pb::tokens_client::TokensClient::with_interceptor(channel, admin());
     tokens
-        .create_token(authed(pb::CreateTokenRequest {
+        .create_token(pb::CreateTokenRequest {
             org: "org-1".into(),
             name: "followed".into(),
             scopes: vec![pb::TokenScope::Proxy as i32],
             expires_at_ms: None,
-        }))
+        })
         .await
         .expect("token");
     let e = tokio::time::timeout(Duration::from_secs(5), follow.message())
