@@ -286,49 +286,37 @@ impl pingora::server::ShutdownSignalWatch for Shutdown {
 }
 
 async fn bootstrap(grpc: &str, admin: &str, org: &str) -> anyhow::Result<DevCredentials> {
+    use nproxy_proto::tokens::BearerAuth;
     use nproxy_proto::v1::orgs_client::OrgsClient;
     use nproxy_proto::v1::tokens_client::TokensClient;
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc}"))?
         .connect()
         .await?;
-    let auth: tonic::metadata::MetadataValue<_> = format!("Bearer {admin}").parse()?;
-    let req = |m| {
-        let mut r = tonic::Request::new(m);
-        r.metadata_mut().insert("authorization", auth.clone());
-        r
-    };
-    let mut orgs = OrgsClient::new(channel.clone());
+    let auth = BearerAuth::new(admin)?;
+    let mut orgs = OrgsClient::with_interceptor(channel.clone(), auth.clone());
     let mut created = orgs
-        .create_org(req(pb::CreateOrgRequest {
+        .create_org(pb::CreateOrgRequest {
             slug: org.to_string(),
             display_name: "nproxy dev".into(),
-        }))
+        })
         .await;
     if let Err(s) = &created {
         if s.code() == tonic::Code::AlreadyExists {
             created = orgs
-                .get_org({
-                    let mut r = tonic::Request::new(pb::GetOrgRequest {
-                        org: org.to_string(),
-                    });
-                    r.metadata_mut().insert("authorization", auth.clone());
-                    r
+                .get_org(pb::GetOrgRequest {
+                    org: org.to_string(),
                 })
                 .await;
         }
     }
     created?;
-    let mut tokens = TokensClient::new(channel);
+    let mut tokens = TokensClient::with_interceptor(channel, auth);
     let t = tokens
-        .create_token({
-            let mut r = tonic::Request::new(pb::CreateTokenRequest {
-                org: org.to_string(),
-                name: "dev".into(),
-                scopes: vec![pb::TokenScope::Proxy as i32, pb::TokenScope::Publish as i32],
-                expires_at_ms: None,
-            });
-            r.metadata_mut().insert("authorization", auth.clone());
-            r
+        .create_token(pb::CreateTokenRequest {
+            org: org.to_string(),
+            name: "dev".into(),
+            scopes: vec![pb::TokenScope::Proxy as i32, pb::TokenScope::Publish as i32],
+            expires_at_ms: None,
         })
         .await?
         .into_inner();

@@ -1,6 +1,7 @@
 //! `nproxyctl rules|exceptions|advisories`: security rules on public packages.
 
 use clap::{Args, Subcommand};
+use nproxy_proto::tokens::BearerAuth;
 use nproxy_proto::v1 as pb;
 use nproxy_proto::v1::advisories_client::AdvisoriesClient;
 use nproxy_proto::v1::rules_service_client::RulesServiceClient;
@@ -191,18 +192,8 @@ fn print_rules(f: Format, r: &pb::Rules) {
     }
 }
 
-type Req = Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>;
-
-fn req<T>(msg: T, auth: &Req) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(msg);
-    if let Some(a) = auth {
-        r.metadata_mut().insert("authorization", a.clone());
-    }
-    r
-}
-
-pub async fn rules(cmd: RulesCmd, ch: Channel, auth: &Req, f: Format) -> anyhow::Result<()> {
-    let mut c = RulesServiceClient::new(ch);
+pub async fn rules(cmd: RulesCmd, ch: Channel, auth: &BearerAuth, f: Format) -> anyhow::Result<()> {
+    let mut c = RulesServiceClient::with_interceptor(ch, auth.clone());
     match cmd {
         RulesCmd::Explain {
             spec,
@@ -262,15 +253,12 @@ pub async fn rules(cmd: RulesCmd, ch: Channel, auth: &Req, f: Format) -> anyhow:
             }
         }
         RulesCmd::Get { org } => {
-            let r = c
-                .get_rules(req(pb::GetRulesRequest { org }, auth))
-                .await?
-                .into_inner();
+            let r = c.get_rules(pb::GetRulesRequest { org }).await?.into_inner();
             print_rules(f, &r);
         }
         RulesCmd::Set(a) => {
             let mut r = c
-                .get_rules(req(pb::GetRulesRequest { org: a.org.clone() }, auth))
+                .get_rules(pb::GetRulesRequest { org: a.org.clone() })
                 .await?
                 .into_inner();
             let set = |slot: &mut i32, m: Option<ModeArg>| {
@@ -314,13 +302,10 @@ pub async fn rules(cmd: RulesCmd, ch: Channel, auth: &Req, f: Format) -> anyhow:
                 r.min_severity = s;
             }
             let r = c
-                .set_rules(req(
-                    pb::SetRulesRequest {
-                        org: a.org,
-                        rules: Some(r),
-                    },
-                    auth,
-                ))
+                .set_rules(pb::SetRulesRequest {
+                    org: a.org,
+                    rules: Some(r),
+                })
                 .await?
                 .into_inner();
             print_rules(f, &r);
@@ -332,10 +317,10 @@ pub async fn rules(cmd: RulesCmd, ch: Channel, auth: &Req, f: Format) -> anyhow:
 pub async fn exceptions(
     cmd: ExceptionsCmd,
     ch: Channel,
-    auth: &Req,
+    auth: &BearerAuth,
     f: Format,
 ) -> anyhow::Result<()> {
-    let mut c = RulesServiceClient::new(ch);
+    let mut c = RulesServiceClient::with_interceptor(ch, auth.clone());
     let show = |list: &[pb::RuleException]| {
         match f {
         Format::Json => print_json(&json!(list
@@ -358,35 +343,29 @@ pub async fn exceptions(
                 .filter(|i| *i > 0)
                 .ok_or_else(|| anyhow::anyhow!("{spec:?} must be <name>@<version>"))?;
             let e = c
-                .add_exception(req(
-                    pb::AddExceptionRequest {
-                        org,
-                        package: spec[..at].to_string(),
-                        version: spec[at + 1..].to_string(),
-                        reason,
-                    },
-                    auth,
-                ))
+                .add_exception(pb::AddExceptionRequest {
+                    org,
+                    package: spec[..at].to_string(),
+                    version: spec[at + 1..].to_string(),
+                    reason,
+                })
                 .await?
                 .into_inner();
             show(&[e]);
         }
         ExceptionsCmd::List { org } => {
             let list = c
-                .list_exceptions(req(pb::ListExceptionsRequest { org }, auth))
+                .list_exceptions(pb::ListExceptionsRequest { org })
                 .await?
                 .into_inner()
                 .exceptions;
             show(&list);
         }
         ExceptionsCmd::Remove { org, id } => {
-            c.remove_exception(req(
-                pb::RemoveExceptionRequest {
-                    org,
-                    id: id.clone(),
-                },
-                auth,
-            ))
+            c.remove_exception(pb::RemoveExceptionRequest {
+                org,
+                id: id.clone(),
+            })
             .await?;
             match f {
                 Format::Json => print_json(&json!({"removed": id})),
@@ -400,10 +379,10 @@ pub async fn exceptions(
 pub async fn advisories(
     cmd: AdvisoriesCmd,
     ch: Channel,
-    auth: &Req,
+    auth: &BearerAuth,
     f: Format,
 ) -> anyhow::Result<()> {
-    let mut c = AdvisoriesClient::new(ch);
+    let mut c = AdvisoriesClient::with_interceptor(ch, auth.clone());
     match cmd {
         AdvisoriesCmd::Import { path } => {
             let mut files = Vec::new();
@@ -430,7 +409,7 @@ pub async fn advisories(
                 }
             }
             let r = c
-                .import_advisories(req(pb::ImportAdvisoriesRequest { osv_json: docs }, auth))
+                .import_advisories(pb::ImportAdvisoriesRequest { osv_json: docs })
                 .await?
                 .into_inner();
             match f {
@@ -446,12 +425,9 @@ pub async fn advisories(
         }
         AdvisoriesCmd::List { package } => {
             let list = c
-                .list_advisories(req(
-                    pb::ListAdvisoriesRequest {
-                        package: package.unwrap_or_default(),
-                    },
-                    auth,
-                ))
+                .list_advisories(pb::ListAdvisoriesRequest {
+                    package: package.unwrap_or_default(),
+                })
                 .await?
                 .into_inner()
                 .advisories;

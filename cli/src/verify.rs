@@ -5,6 +5,7 @@
 
 use base64::Engine;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use nproxy_proto::tokens::BearerAuth;
 use nproxy_proto::v1 as pb;
 use nproxy_proto::v1::keys_client::KeysClient;
 use serde_json::Value;
@@ -47,7 +48,7 @@ pub struct Verified {
 pub async fn run(
     args: &VerifyArgs,
     channel: tonic::transport::Channel,
-    admin: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+    admin: BearerAuth,
 ) -> anyhow::Result<Verified> {
     let (name, version) = split_spec(&args.spec)?;
     nproxy_common::tls::install_crypto_provider();
@@ -100,14 +101,10 @@ pub async fn run(
     let sig_bytes = base64::engine::general_purpose::STANDARD
         .decode(sig["sig"].as_str().unwrap_or_default())
         .map_err(|_| anyhow::anyhow!("the signature is not base64"))?;
-    let mut req = tonic::Request::new(pb::ListKeysRequest {
-        org: args.org.clone(),
-    });
-    if let Some(a) = admin {
-        req.metadata_mut().insert("authorization", a);
-    }
-    let keys = KeysClient::new(channel)
-        .list_keys(req)
+    let keys = KeysClient::with_interceptor(channel, admin)
+        .list_keys(pb::ListKeysRequest {
+            org: args.org.clone(),
+        })
         .await?
         .into_inner()
         .keys;

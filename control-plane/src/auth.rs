@@ -104,3 +104,87 @@ pub fn require_admin<T>(req: &Request<T>) -> Result<Caller, Status> {
 pub fn require_any<T>(req: &Request<T>) -> Result<Caller, Status> {
     caller(req)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use nproxy_proto::tokens::BearerAuth;
+    use nproxy_proto::v1 as pb;
+    use nproxy_proto::v1::keys_client::KeysClient;
+    use nproxy_proto::v1::orgs_client::OrgsClient;
+
+    use crate::config::Settings;
+    use crate::secrets::MasterKey;
+    use crate::sink::NoSink;
+    use crate::ControlPlane;
+
+    /// The clients' one bearer interceptor against this one: over a real gRPC connection.
+    #[tokio::test]
+    async fn the_clients_bearer_auth_is_what_the_interceptor_checks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let settings = Settings {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            database: dir.path().join("cp.db"),
+            redis_url: None,
+            master_key: MasterKey::generate(),
+            admin_token: Some("nproxy_admin_t".into()),
+            data_plane_token: Some("nproxy_dp_t".into()),
+            reconcile_interval: Duration::from_secs(3600),
+        };
+        let opened = ControlPlane::open(&settings, Arc::new(NoSink))
+            .await
+            .expect("open");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(opened.control_plane.serve(listener, async {
+            let _ = stopped.await;
+        }));
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect");
+        let auth = |t: Option<&str>| BearerAuth::optional(t).expect("sendable");
+
+        let mut admin = OrgsClient::with_interceptor(channel.clone(), auth(Some("nproxy_admin_t")));
+        admin
+            .create_org(pb::CreateOrgRequest {
+                slug: "acme".into(),
+                display_name: String::new(),
+            })
+            .await
+            .expect("an admin may create an org");
+        let get = || pb::GetOrgRequest { org: "acme".into() };
+        let anonymous = OrgsClient::with_interceptor(channel.clone(), auth(None))
+            .get_org(get())
+            .await
+            .expect_err("no credential");
+        assert_eq!(anonymous.code(), tonic::Code::Unauthenticated);
+        let wrong = OrgsClient::with_interceptor(channel.clone(), auth(Some("nproxy_nope")))
+            .get_org(get())
+            .await
+            .expect_err("unknown credential");
+        assert_eq!(wrong.code(), tonic::Code::Unauthenticated);
+        let dp = auth(Some("nproxy_dp_t"));
+        let refused = OrgsClient::with_interceptor(channel.clone(), dp.clone())
+            .get_org(get())
+            .await
+            .expect_err("the data plane makes no admin calls");
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+        KeysClient::with_interceptor(channel, dp)
+            .sign(pb::SignRequest {
+                org: "acme".into(),
+                payload: b"x".to_vec(),
+            })
+            .await
+            .expect("the data plane may sign");
+
+        let _ = stop.send(());
+        server.await.expect("join").expect("served");
+    }
+}

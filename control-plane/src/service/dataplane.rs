@@ -16,9 +16,8 @@ impl DataPlane for Api {
         require_any(&req)?;
         let st = &self.0;
         let org = st.db.org(&req.into_inner().org).await?;
-        let mut w = st.db.write().await?;
-        let snap = snapshot::build(w.conn(), &org).await?;
-        w.commit().await?;
+        let mut r = st.db.read().await?;
+        let snap = snapshot::build(r.conn(), &org).await?;
         Ok(Response::new(snap))
     }
 }

@@ -4,7 +4,7 @@ use nproxy_proto::v1::KeyStatus;
 use serde_json::json;
 use tonic::{Request, Response, Status};
 
-use super::Api;
+use super::{Api, Change};
 use crate::auth::{require_admin, require_any};
 use crate::error::CpError;
 use crate::keys;
@@ -49,29 +49,23 @@ impl Keys for Api {
         let st = &self.0;
         let org = st.db.org(&req.into_inner().org).await?;
         let key = keys::new_key(&st.master_key, &org.id)?;
-        let mut w = st.db.write().await?;
-        let retired: Vec<String> = Db::keys(w.conn(), &org.id)
-            .await?
-            .into_iter()
-            .filter(|k| k.retired_at_ms.is_none())
-            .map(|k| k.key_id)
-            .collect();
-        Db::retire_keys(w.conn(), &org.id).await?;
-        Db::insert_key(w.conn(), &key).await?;
-        Db::bump_config_version(w.conn(), &org.id).await?;
-        let events: Vec<_> = st
-            .record(
-                &mut w,
-                &org.id,
+        st.mutate(&org, &actor, async |conn| {
+            let retired: Vec<String> = Db::keys(conn, &org.id)
+                .await?
+                .into_iter()
+                .filter(|k| k.retired_at_ms.is_none())
+                .map(|k| k.key_id)
+                .collect();
+            Db::retire_keys(conn, &org.id).await?;
+            Db::insert_key(conn, &key).await?;
+            Db::bump_config_version(conn, &org.id).await?;
+            Ok(Change::new(
+                (),
                 "key.rotated",
-                &actor,
                 json!({"key_id": key.key_id, "retired": retired}),
-            )
-            .await?
-            .into_iter()
-            .collect();
-        w.commit().await?;
-        st.after_commit(&org.id, &org.slug, &events).await;
+            ))
+        })
+        .await?;
         Ok(Response::new(key_pb(&key)))
     }
 

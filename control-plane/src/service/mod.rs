@@ -1,5 +1,6 @@
-//! The gRPC services. Each mutation: validate, one write transaction with its audit event,
-//! then publish the org's snapshot to the config sink and the new events to followers.
+//! The gRPC services. Each org mutation reads validate → `State::mutate` → answer: one write
+//! transaction with its audit events, then the org's snapshot published to the config sink
+//! and the new events to followers.
 
 mod audit;
 mod dataplane;
@@ -19,6 +20,8 @@ use crate::auth::Authenticator;
 use crate::error::{CpError, CpResult};
 use crate::secrets::MasterKey;
 use crate::sink::ConfigSink;
+use sqlx::SqliteConnection;
+
 use crate::store::{Db, EventRow, OrgRow, Write};
 use crate::{audit as chain, snapshot};
 
@@ -80,9 +83,67 @@ pub(crate) fn event_pb(e: &EventRow) -> pb::AuditEvent {
     }
 }
 
+/// What an org mutation did inside its transaction: the RPC's answer and the audit events to
+/// record with it, in order.
+pub(crate) struct Change<T> {
+    answer: T,
+    events: Vec<(&'static str, serde_json::Value)>,
+}
+
+impl<T> Change<T> {
+    /// A change recorded as one audit event (`then` adds more).
+    pub(crate) fn new(answer: T, kind: &'static str, details: serde_json::Value) -> Self {
+        Change {
+            answer,
+            events: vec![(kind, details)],
+        }
+    }
+
+    pub(crate) fn then(mut self, kind: &'static str, details: serde_json::Value) -> Self {
+        self.events.push((kind, details));
+        self
+    }
+
+    /// Nothing to change (e.g. revoking a revoked token): rolled back, nothing recorded or
+    /// published.
+    pub(crate) fn none(answer: T) -> Self {
+        Change {
+            answer,
+            events: Vec::new(),
+        }
+    }
+}
+
 impl State {
+    /// Every org mutation, in one place: under the writer lock, `change` runs in a write
+    /// transaction; its audit events are appended in the same transaction (so a change and
+    /// its record commit together or not at all), in order, as `actor`; then the commit, and
+    /// only after it the org's snapshot (or its removal) and the events are published
+    /// (`after_commit`). Any error before the commit rolls everything back and is returned
+    /// unchanged, for the RPC to map to its status.
+    pub(crate) async fn mutate<T>(
+        &self,
+        org: &OrgRow,
+        actor: &str,
+        change: impl AsyncFnOnce(&mut SqliteConnection) -> CpResult<Change<T>>,
+    ) -> CpResult<T> {
+        let mut w = self.db.write().await?;
+        let Change { answer, events } = change(w.conn()).await?;
+        if events.is_empty() {
+            // Dropping `w` rolls back: nothing changed, so nothing is published either.
+            return Ok(answer);
+        }
+        let mut recorded = Vec::new();
+        for (kind, details) in events {
+            recorded.extend(self.record(&mut w, &org.id, kind, actor, details).await?);
+        }
+        w.commit().await?;
+        self.after_commit(&org.id, &org.slug, &recorded).await;
+        Ok(answer)
+    }
+
     /// Appends an audit event in `w`; the caller commits, then calls `after_commit`.
-    pub(crate) async fn record(
+    async fn record(
         &self,
         w: &mut Write<'_>,
         org_id: &str,
@@ -134,16 +195,19 @@ impl State {
 
     /// The org's encoded snapshot, or `None` if it no longer exists.
     pub(crate) async fn snapshot_bytes(&self, org_id: &str) -> CpResult<Option<Vec<u8>>> {
-        let mut w = self.db.write().await?;
-        let org = match Db::org_in(w.conn(), org_id).await {
+        // One read transaction: the org row and its tokens, keys and rules from one state.
+        let mut r = self.db.read().await?;
+        let org = match Db::org_in(r.conn(), org_id).await {
             Ok(o) => o,
             Err(CpError::NotFound(_)) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let snap = snapshot::build(w.conn(), &org).await?;
-        w.commit().await?;
+        let snap = snapshot::build(r.conn(), &org).await?;
         Ok(Some(snapshot::encode(&snap)))
     }
 }
 
 pub use self::dataplane::reconcile_once;
+
+#[cfg(test)]
+mod tests;

@@ -4,7 +4,7 @@ use nproxy_proto::validate;
 use serde_json::json;
 use tonic::{Request, Response, Status};
 
-use super::{after, org_pb, page_token, Api};
+use super::{after, org_pb, page_token, Api, Change};
 use crate::auth::require_admin;
 use crate::keys;
 use crate::store::{new_id, now_ms, Db, OrgRow};
@@ -33,33 +33,18 @@ impl Orgs for Api {
             public_reads: true,
         };
         let st = &self.0;
-        let mut w = st.db.write().await?;
-        Db::insert_org(w.conn(), &org).await?;
-        let key = keys::new_key(&st.master_key, &org.id)?;
-        Db::insert_key(w.conn(), &key).await?;
-        let mut events = Vec::new();
-        events.extend(
-            st.record(
-                &mut w,
-                &org.id,
+        st.mutate(&org, &actor, async |conn| {
+            Db::insert_org(conn, &org).await?;
+            let key = keys::new_key(&st.master_key, &org.id)?;
+            Db::insert_key(conn, &key).await?;
+            Ok(Change::new(
+                (),
                 "org.created",
-                &actor,
                 json!({"slug": org.slug, "display_name": org.display_name}),
             )
-            .await?,
-        );
-        events.extend(
-            st.record(
-                &mut w,
-                &org.id,
-                "key.created",
-                &actor,
-                json!({"key_id": key.key_id}),
-            )
-            .await?,
-        );
-        w.commit().await?;
-        st.after_commit(&org.id, &org.slug, &events).await;
+            .then("key.created", json!({"key_id": key.key_id})))
+        })
+        .await?;
         Ok(Response::new(org_pb(&org)))
     }
 
@@ -93,22 +78,13 @@ impl Orgs for Api {
         let actor = require_admin(&req)?.actor();
         let st = &self.0;
         let org = st.db.org(&req.into_inner().org).await?;
-        let mut w = st.db.write().await?;
-        Db::delete_org(w.conn(), &org.id).await?;
-        let events: Vec<_> = st
-            .record(
-                &mut w,
-                &org.id,
-                "org.deleted",
-                &actor,
-                json!({"slug": org.slug}),
-            )
-            .await?
-            .into_iter()
-            .collect();
-        w.commit().await?;
-        // The snapshot is gone, so this removes the key from Redis and tells data planes.
-        st.after_commit(&org.id, &org.slug, &events).await;
+        // Once committed the snapshot is gone, so publishing removes the key from Redis and
+        // tells data planes.
+        st.mutate(&org, &actor, async |conn| {
+            Db::delete_org(conn, &org.id).await?;
+            Ok(Change::new((), "org.deleted", json!({"slug": org.slug})))
+        })
+        .await?;
         Ok(Response::new(pb::DeleteOrgResponse {}))
     }
 
@@ -147,24 +123,18 @@ impl Orgs for Api {
             None => org.internal_scopes.clone(),
         };
         let public_reads = r.public_reads.unwrap_or(org.public_reads);
-        let mut w = st.db.write().await?;
-        Db::update_settings(w.conn(), &org.id, &scopes, public_reads).await?;
-        let events: Vec<_> = st
-            .record(
-                &mut w,
-                &org.id,
+        st.mutate(&org, &actor, async |conn| {
+            Db::update_settings(conn, &org.id, &scopes, public_reads).await?;
+            Ok(Change::new(
+                (),
                 "org.settings_changed",
-                &actor,
                 json!({
                     "internal_scopes": {"from": org.internal_scopes, "to": scopes},
                     "public_reads": {"from": org.public_reads, "to": public_reads},
                 }),
-            )
-            .await?
-            .into_iter()
-            .collect();
-        w.commit().await?;
-        st.after_commit(&org.id, &org.slug, &events).await;
+            ))
+        })
+        .await?;
         Ok(Response::new(pb::OrgSettings {
             org_id: org.id,
             internal_scopes: scopes,

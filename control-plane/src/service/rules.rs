@@ -6,7 +6,7 @@ use prost::Message;
 use serde_json::{json, Value};
 use tonic::{Request, Response, Status};
 
-use super::Api;
+use super::{Api, Change};
 use crate::auth::require_admin;
 use crate::error::CpResult;
 use crate::store::{new_id, Db};
@@ -20,9 +20,7 @@ impl RulesService for Api {
         require_admin(&req)?;
         let st = &self.0;
         let org = st.db.org(&req.into_inner().org).await?;
-        let mut w = st.db.write().await?;
-        let rules = Db::rules(w.conn(), &org.id).await?;
-        w.commit().await?;
+        let rules = Db::rules(st.db.read().await?.conn(), &org.id).await?;
         Ok(Response::new(
             rules
                 .and_then(|b| pb::Rules::decode(b.as_slice()).ok())
@@ -42,15 +40,11 @@ impl RulesService for Api {
         validate::rules(&rules)?;
         let st = &self.0;
         let org = st.db.org(&r.org).await?;
-        let mut w = st.db.write().await?;
-        Db::set_rules(w.conn(), &org.id, &rules.encode_to_vec()).await?;
-        let events: Vec<_> = st
-            .record(&mut w, &org.id, "rules.changed", &actor, rules_json(&rules))
-            .await?
-            .into_iter()
-            .collect();
-        w.commit().await?;
-        st.after_commit(&org.id, &org.slug, &events).await;
+        st.mutate(&org, &actor, async |conn| {
+            Db::set_rules(conn, &org.id, &rules.encode_to_vec()).await?;
+            Ok(Change::new((), "rules.changed", rules_json(&rules)))
+        })
+        .await?;
         Ok(Response::new(rules))
     }
 
@@ -72,21 +66,15 @@ impl RulesService for Api {
         let st = &self.0;
         let org = st.db.org(&r.org).await?;
         let id = new_id();
-        let mut w = st.db.write().await?;
-        Db::add_exception(w.conn(), &id, &org.id, &r.package, &r.version, &reason).await?;
-        let events: Vec<_> = st
-            .record(
-                &mut w,
-                &org.id,
+        st.mutate(&org, &actor, async |conn| {
+            Db::add_exception(conn, &id, &org.id, &r.package, &r.version, &reason).await?;
+            Ok(Change::new(
+                (),
                 "exception.added",
-                &actor,
                 json!({"id": id, "package": r.package, "version": r.version, "reason": reason}),
-            )
-            .await?
-            .into_iter()
-            .collect();
-        w.commit().await?;
-        st.after_commit(&org.id, &org.slug, &events).await;
+            ))
+        })
+        .await?;
         Ok(Response::new(pb::RuleException {
             id,
             package: r.package,
@@ -103,9 +91,7 @@ impl RulesService for Api {
         require_admin(&req)?;
         let st = &self.0;
         let org = st.db.org(&req.into_inner().org).await?;
-        let mut w = st.db.write().await?;
-        let list = Db::exceptions(w.conn(), &org.id).await?;
-        w.commit().await?;
+        let list = Db::exceptions(st.db.read().await?.conn(), &org.id).await?;
         Ok(Response::new(pb::ListExceptionsResponse {
             exceptions: list
                 .into_iter()
@@ -130,21 +116,15 @@ impl RulesService for Api {
         let r = req.into_inner();
         let st = &self.0;
         let org = st.db.org(&r.org).await?;
-        let mut w = st.db.write().await?;
-        let (package, version) = Db::remove_exception(w.conn(), &org.id, &r.id).await?;
-        let events: Vec<_> = st
-            .record(
-                &mut w,
-                &org.id,
+        st.mutate(&org, &actor, async |conn| {
+            let (package, version) = Db::remove_exception(conn, &org.id, &r.id).await?;
+            Ok(Change::new(
+                (),
                 "exception.removed",
-                &actor,
                 json!({"id": r.id, "package": package, "version": version}),
-            )
-            .await?
-            .into_iter()
-            .collect();
-        w.commit().await?;
-        st.after_commit(&org.id, &org.slug, &events).await;
+            ))
+        })
+        .await?;
         Ok(Response::new(pb::RemoveExceptionResponse {}))
     }
 }

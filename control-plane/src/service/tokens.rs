@@ -5,7 +5,7 @@ use nproxy_proto::validate;
 use serde_json::json;
 use tonic::{Request, Response, Status};
 
-use super::{after, page_token, Api};
+use super::{after, page_token, Api, Change};
 use crate::auth::require_admin;
 use crate::secrets::{new_api_token, sha256};
 use crate::store::{new_id, now_ms, Db, TokenRow};
@@ -59,22 +59,16 @@ impl Tokens for Api {
             last_used_at_ms: None,
             revoked_at_ms: None,
         };
-        let mut w = st.db.write().await?;
-        Db::insert_token(w.conn(), &row).await?;
-        Db::bump_config_version(w.conn(), &org.id).await?;
-        let events: Vec<_> = st
-            .record(
-                &mut w,
-                &org.id,
+        st.mutate(&org, &actor, async |conn| {
+            Db::insert_token(conn, &row).await?;
+            Db::bump_config_version(conn, &org.id).await?;
+            Ok(Change::new(
+                (),
                 "token.created",
-                &actor,
                 json!({"token_id": row.id, "name": row.name, "scopes": row.scopes, "expires_at_ms": row.expires_at_ms}),
-            )
-            .await?
-            .into_iter()
-            .collect();
-        w.commit().await?;
-        st.after_commit(&org.id, &org.slug, &events).await;
+            ))
+        })
+        .await?;
         Ok(Response::new(pb::CreateTokenResponse {
             token: Some(token_pb(&row)),
             secret,
@@ -116,27 +110,23 @@ impl Tokens for Api {
         let r = req.into_inner();
         let st = &self.0;
         let org = st.db.org(&r.org).await?;
-        let mut w = st.db.write().await?;
-        let before = Db::token(w.conn(), &org.id, &r.token_id).await?;
-        if before.revoked_at_ms.is_some() {
-            return Ok(Response::new(token_pb(&before)));
-        }
-        Db::revoke_token(w.conn(), &before.id).await?;
-        Db::bump_config_version(w.conn(), &org.id).await?;
-        let events: Vec<_> = st
-            .record(
-                &mut w,
-                &org.id,
-                "token.revoked",
-                &actor,
-                json!({"token_id": before.id, "name": before.name}),
-            )
-            .await?
-            .into_iter()
-            .collect();
-        let after_row = Db::token(w.conn(), &org.id, &r.token_id).await?;
-        w.commit().await?;
-        st.after_commit(&org.id, &org.slug, &events).await;
-        Ok(Response::new(token_pb(&after_row)))
+        let revoked = st
+            .mutate(&org, &actor, async |conn| {
+                let before = Db::token(conn, &org.id, &r.token_id).await?;
+                if before.revoked_at_ms.is_some() {
+                    // Already revoked: answered as it is, nothing recorded or published.
+                    return Ok(Change::none(before));
+                }
+                Db::revoke_token(conn, &before.id).await?;
+                Db::bump_config_version(conn, &org.id).await?;
+                let after_row = Db::token(conn, &org.id, &r.token_id).await?;
+                Ok(Change::new(
+                    after_row,
+                    "token.revoked",
+                    json!({"token_id": before.id, "name": before.name}),
+                ))
+            })
+            .await?;
+        Ok(Response::new(token_pb(&revoked)))
     }
 }

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
+use nproxy_proto::tokens::BearerAuth;
 use nproxy_proto::v1 as pb;
 use nproxy_proto::v1::audit_client::AuditClient;
 use nproxy_proto::v1::keys_client::KeysClient;
-use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 
 use crate::error::NpmError;
@@ -15,7 +15,7 @@ use crate::error::NpmError;
 #[derive(Clone)]
 pub struct ControlPlaneClient {
     channel: Channel,
-    auth: MetadataValue<Ascii>,
+    auth: BearerAuth,
 }
 
 impl ControlPlaneClient {
@@ -25,16 +25,9 @@ impl ControlPlaneClient {
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(10))
             .connect_lazy();
-        let auth = format!("Bearer {token}")
-            .parse()
+        let auth = BearerAuth::new(token)
             .map_err(|_| "control_plane_token has characters a header can't carry".to_string())?;
         Ok(Self { channel, auth })
-    }
-
-    fn req<T>(&self, msg: T) -> tonic::Request<T> {
-        let mut r = tonic::Request::new(msg);
-        r.metadata_mut().insert("authorization", self.auth.clone());
-        r
     }
 
     /// Signs with the org's active key: (key id, signature).
@@ -43,8 +36,11 @@ impl ControlPlaneClient {
         org_id: &str,
         payload: Vec<u8>,
     ) -> Result<(String, Vec<u8>), NpmError> {
-        let r = KeysClient::new(self.channel.clone())
-            .sign(self.req(pb::SignRequest { org: org_id.to_string(), payload }))
+        let r = KeysClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .sign(pb::SignRequest {
+                org: org_id.to_string(),
+                payload,
+            })
             .await
             .map_err(|s| {
                 tracing::warn!(code = ?s.code(), error = %s.message(), "signing failed");
@@ -57,11 +53,11 @@ impl ControlPlaneClient {
     }
 
     pub async fn record(&self, org_id: &str, events: Vec<pb::NewEvent>) -> Result<u32, String> {
-        AuditClient::new(self.channel.clone())
-            .record_events(self.req(pb::RecordEventsRequest {
+        AuditClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .record_events(pb::RecordEventsRequest {
                 org: org_id.to_string(),
                 events,
-            }))
+            })
             .await
             .map(|r| r.into_inner().recorded)
             .map_err(|s| format!("{:?}: {}", s.code(), s.message()))

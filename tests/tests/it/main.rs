@@ -6,6 +6,7 @@ mod auth_matrix;
 mod client_matrix;
 mod compat;
 mod control_plane;
+mod control_plane_grpc;
 mod faults;
 mod faults_deps;
 mod faults_process;

@@ -1,0 +1,102 @@
+//! The admin commands: one gRPC call (or a few) each, printed as a table or JSON. One file
+//! per command group (`orgs`, `tokens`, `keys`, `audit`); here the connection they share,
+//! the dispatch and the error description. `rules|exceptions|advisories` are in
+//! `rules_cmd.rs`, `verify` in `verify.rs`.
+
+mod audit;
+mod keys;
+mod orgs;
+mod tokens;
+
+use nproxy_proto::tokens::BearerAuth;
+use serde_json::json;
+use tonic::transport::Channel;
+
+use crate::output::{print_json, Format};
+use crate::{Command, Target};
+
+pub use audit::AuditCmd;
+pub use keys::KeyCmd;
+pub use orgs::OrgCmd;
+pub use tokens::TokenCmd;
+
+/// A one-line description of an error, with the gRPC status made readable.
+pub fn describe(e: &anyhow::Error) -> String {
+    if let Some(s) = e.downcast_ref::<tonic::Status>() {
+        let what = match s.code() {
+            tonic::Code::Unauthenticated => {
+                "not authenticated (pass --token or NPROXY_ADMIN_TOKEN)"
+            }
+            tonic::Code::PermissionDenied => "permission denied",
+            tonic::Code::NotFound => "not found",
+            tonic::Code::AlreadyExists => "already exists",
+            tonic::Code::InvalidArgument => "invalid argument",
+            tonic::Code::Unavailable => "control plane unavailable",
+            _ => "failed",
+        };
+        return format!("{what}: {}", s.message());
+    }
+    format!("{e:#}")
+}
+
+struct Conn {
+    channel: Channel,
+    auth: BearerAuth,
+}
+
+impl Conn {
+    async fn open(t: &Target) -> anyhow::Result<Conn> {
+        let channel = tonic::transport::Endpoint::from_shared(t.endpoint.clone())
+            .map_err(|e| anyhow::anyhow!("endpoint {:?}: {e}", t.endpoint))?
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .connect()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("cannot reach the control plane at {}: {e}", t.endpoint)
+            })?;
+        let auth = BearerAuth::optional(t.token.as_deref())?;
+        Ok(Conn { channel, auth })
+    }
+}
+
+pub async fn run(t: &Target, cmd: Command) -> anyhow::Result<()> {
+    let conn = Conn::open(t).await?;
+    let f = t.output;
+    match cmd {
+        Command::Org(c) => orgs::run(c, &conn, f).await?,
+        Command::Token(c) => tokens::run(c, &conn, f).await?,
+        Command::Key(c) => keys::run(c, &conn, f).await?,
+        Command::Audit(c) => audit::run(c, &conn, f).await?,
+        Command::Verify(args) => {
+            let v = crate::verify::run(&args, conn.channel.clone(), conn.auth.clone()).await?;
+            match f {
+                Format::Json => {
+                    print_json(&json!({"ok": true, "key_id": v.key_id, "integrity": v.integrity}))
+                }
+                Format::Table => println!(
+                    "{} verified: integrity {} signed by {}",
+                    args_spec(&args),
+                    v.integrity,
+                    v.key_id
+                ),
+            }
+        }
+        Command::Rules(c) => {
+            crate::rules_cmd::rules(c, conn.channel.clone(), &conn.auth, f).await?;
+        }
+        Command::Exceptions(c) => {
+            crate::rules_cmd::exceptions(c, conn.channel.clone(), &conn.auth, f).await?;
+        }
+        Command::Advisories(c) => {
+            crate::rules_cmd::advisories(c, conn.channel.clone(), &conn.auth, f).await?;
+        }
+        Command::Completions { .. } => {}
+        #[cfg(feature = "dev")]
+        Command::Dev(_) => {}
+    }
+    Ok(())
+}
+
+fn args_spec(a: &crate::verify::VerifyArgs) -> String {
+    a.spec().to_string()
+}

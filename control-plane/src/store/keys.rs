@@ -1,0 +1,71 @@
+//! The `signing_keys` table: each org's Ed25519 keys, the private half sealed under the
+//! master key; retired keys stay listed so old signatures still verify.
+
+use nproxy_common::time::now_ms;
+use sqlx::{Row, SqliteConnection};
+
+use super::db::Db;
+use crate::error::CpResult;
+
+#[derive(Debug, Clone)]
+pub struct KeyRow {
+    pub key_id: String,
+    pub org_id: String,
+    pub public_key: Vec<u8>,
+    pub private_key_sealed: Vec<u8>,
+    pub created_at_ms: i64,
+    pub retired_at_ms: Option<i64>,
+}
+
+fn key_from_row(r: &sqlx::sqlite::SqliteRow) -> CpResult<KeyRow> {
+    Ok(KeyRow {
+        key_id: r.try_get("key_id")?,
+        org_id: r.try_get("org_id")?,
+        public_key: r.try_get("public_key")?,
+        private_key_sealed: r.try_get("private_key_sealed")?,
+        created_at_ms: r.try_get("created_at_ms")?,
+        retired_at_ms: r.try_get("retired_at_ms")?,
+    })
+}
+
+impl Db {
+    pub async fn insert_key(conn: &mut SqliteConnection, k: &KeyRow) -> CpResult<()> {
+        sqlx::query(
+            "INSERT INTO signing_keys (key_id, org_id, public_key, private_key_sealed, created_at_ms) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&k.key_id)
+        .bind(&k.org_id)
+        .bind(&k.public_key)
+        .bind(&k.private_key_sealed)
+        .bind(k.created_at_ms)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn retire_keys(conn: &mut SqliteConnection, org_id: &str) -> CpResult<()> {
+        sqlx::query(
+            "UPDATE signing_keys SET retired_at_ms = ? WHERE org_id = ? AND retired_at_ms IS NULL",
+        )
+        .bind(now_ms())
+        .bind(org_id)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn keys(conn: &mut SqliteConnection, org_id: &str) -> CpResult<Vec<KeyRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM signing_keys WHERE org_id = ? ORDER BY created_at_ms, key_id",
+        )
+        .bind(org_id)
+        .fetch_all(conn)
+        .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    pub async fn keys_of(&self, org_id: &str) -> CpResult<Vec<KeyRow>> {
+        let mut conn = self.pool.acquire().await?;
+        Self::keys(&mut conn, org_id).await
+    }
+}

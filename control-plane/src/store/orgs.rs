@@ -1,0 +1,174 @@
+//! The `orgs` table: orgs (soft-deleted, so their audit history keeps its subject), their
+//! settings and the config version every snapshot change bumps.
+
+use nproxy_common::time::now_ms;
+use sqlx::{Row, SqliteConnection};
+
+use super::db::Db;
+use crate::error::{CpError, CpResult};
+
+#[derive(Debug, Clone)]
+pub struct OrgRow {
+    pub id: String,
+    pub slug: String,
+    pub display_name: String,
+    pub created_at_ms: i64,
+    pub config_version: i64,
+    pub internal_scopes: Vec<String>,
+    pub public_reads: bool,
+}
+
+fn org_from_row(r: &sqlx::sqlite::SqliteRow) -> CpResult<OrgRow> {
+    let scopes: String = r.try_get("internal_scopes")?;
+    Ok(OrgRow {
+        id: r.try_get("id")?,
+        slug: r.try_get("slug")?,
+        display_name: r.try_get("display_name")?,
+        created_at_ms: r.try_get("created_at_ms")?,
+        config_version: r.try_get("config_version")?,
+        internal_scopes: serde_json::from_str(&scopes)
+            .map_err(|e| CpError::Internal(format!("corrupt internal_scopes: {e}")))?,
+        public_reads: r.try_get::<i64, _>("public_reads")? != 0,
+    })
+}
+
+const ORG_COLUMNS: &str =
+    "id, slug, display_name, created_at_ms, config_version, internal_scopes, public_reads";
+
+impl Db {
+    /// Finds a live org by id or slug.
+    pub async fn org(&self, id_or_slug: &str) -> CpResult<OrgRow> {
+        let row = sqlx::query(&format!(
+            "SELECT {ORG_COLUMNS} FROM orgs WHERE (id = ? OR slug = ?) AND deleted_at_ms IS NULL"
+        ))
+        .bind(id_or_slug)
+        .bind(id_or_slug)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => org_from_row(&r),
+            None => Err(CpError::NotFound(format!("org {id_or_slug:?}"))),
+        }
+    }
+
+    pub async fn org_in(conn: &mut SqliteConnection, id: &str) -> CpResult<OrgRow> {
+        let row = sqlx::query(&format!(
+            "SELECT {ORG_COLUMNS} FROM orgs WHERE id = ? AND deleted_at_ms IS NULL"
+        ))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+        match row {
+            Some(r) => org_from_row(&r),
+            None => Err(CpError::NotFound(format!("org {id:?}"))),
+        }
+    }
+
+    pub async fn list_orgs(&self, after: &str, limit: u32) -> CpResult<Vec<OrgRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ORG_COLUMNS} FROM orgs WHERE deleted_at_ms IS NULL AND id > ? ORDER BY id LIMIT ?"
+        ))
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(org_from_row).collect()
+    }
+
+    pub async fn all_live_orgs(&self) -> CpResult<Vec<OrgRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ORG_COLUMNS} FROM orgs WHERE deleted_at_ms IS NULL ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(org_from_row).collect()
+    }
+
+    /// Slugs of deleted orgs that no live org reuses: their Redis keys must not exist.
+    pub async fn dead_slugs(&self) -> CpResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT slug FROM orgs d WHERE deleted_at_ms IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM orgs l WHERE l.slug = d.slug AND l.deleted_at_ms IS NULL)",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn insert_org(conn: &mut SqliteConnection, org: &OrgRow) -> CpResult<()> {
+        let res = sqlx::query(
+            "INSERT INTO orgs (id, slug, display_name, created_at_ms, config_version, internal_scopes, public_reads)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&org.id)
+        .bind(&org.slug)
+        .bind(&org.display_name)
+        .bind(org.created_at_ms)
+        .bind(org.config_version)
+        .bind(serde_json::to_string(&org.internal_scopes).unwrap_or_else(|_| "[]".into()))
+        .bind(i64::from(org.public_reads))
+        .execute(conn)
+        .await;
+        match res {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(CpError::AlreadyExists(format!("org {:?}", org.slug)))
+            }
+            Err(e) => Err(e.into()),
+            Ok(_) => Ok(()),
+        }
+    }
+
+    pub async fn delete_org(conn: &mut SqliteConnection, id: &str) -> CpResult<()> {
+        sqlx::query(
+            "UPDATE orgs SET deleted_at_ms = ?, config_version = config_version + 1 WHERE id = ?",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "UPDATE tokens SET revoked_at_ms = ? WHERE org_id = ? AND revoked_at_ms IS NULL",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn update_settings(
+        conn: &mut SqliteConnection,
+        id: &str,
+        scopes: &[String],
+        public_reads: bool,
+    ) -> CpResult<()> {
+        sqlx::query(
+            "UPDATE orgs SET internal_scopes = ?, public_reads = ?, config_version = config_version + 1 WHERE id = ?",
+        )
+        .bind(serde_json::to_string(scopes).unwrap_or_else(|_| "[]".into()))
+        .bind(i64::from(public_reads))
+        .bind(id)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn bump_config_version(conn: &mut SqliteConnection, id: &str) -> CpResult<()> {
+        sqlx::query("UPDATE orgs SET config_version = config_version + 1 WHERE id = ?")
+            .bind(id)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Any org id, live or deleted, by id or slug (audit history outlives orgs).
+    pub async fn any_org_id(&self, id_or_slug: &str) -> CpResult<String> {
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM orgs WHERE id = ? OR slug = ? ORDER BY deleted_at_ms IS NOT NULL, created_at_ms DESC LIMIT 1",
+        )
+        .bind(id_or_slug)
+        .bind(id_or_slug)
+        .fetch_optional(&self.pool)
+        .await?;
+        id.ok_or_else(|| CpError::NotFound(format!("org {id_or_slug:?}")))
+    }
+}

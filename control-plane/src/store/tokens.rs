@@ -1,0 +1,145 @@
+//! The `tokens` table: npm clients' API tokens, stored as the SHA-256 of their secret (the
+//! secret itself exists only in the client's hands).
+
+use nproxy_common::time::now_ms;
+use sqlx::{Row, SqliteConnection};
+
+use super::db::Db;
+use crate::error::{CpError, CpResult};
+
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub sha256: Vec<u8>,
+    pub secret_prefix: String,
+    pub scopes: Vec<String>,
+    pub created_at_ms: i64,
+    pub expires_at_ms: Option<i64>,
+    pub last_used_at_ms: Option<i64>,
+    pub revoked_at_ms: Option<i64>,
+}
+
+impl TokenRow {
+    /// The stored scope labels as protobuf enum values.
+    pub fn scope_values(&self) -> Vec<i32> {
+        self.scopes
+            .iter()
+            .filter_map(|s| nproxy_proto::v1::TokenScope::from_label(s))
+            .map(|s| s as i32)
+            .collect()
+    }
+}
+
+fn token_from_row(r: &sqlx::sqlite::SqliteRow) -> CpResult<TokenRow> {
+    let scopes: String = r.try_get("scopes")?;
+    Ok(TokenRow {
+        id: r.try_get("id")?,
+        org_id: r.try_get("org_id")?,
+        name: r.try_get("name")?,
+        sha256: r.try_get("sha256")?,
+        secret_prefix: r.try_get("secret_prefix")?,
+        scopes: serde_json::from_str(&scopes)
+            .map_err(|e| CpError::Internal(format!("corrupt token scopes: {e}")))?,
+        created_at_ms: r.try_get("created_at_ms")?,
+        expires_at_ms: r.try_get("expires_at_ms")?,
+        last_used_at_ms: r.try_get("last_used_at_ms")?,
+        revoked_at_ms: r.try_get("revoked_at_ms")?,
+    })
+}
+
+impl Db {
+    pub async fn insert_token(conn: &mut SqliteConnection, t: &TokenRow) -> CpResult<()> {
+        sqlx::query(
+            "INSERT INTO tokens (id, org_id, name, sha256, secret_prefix, scopes, created_at_ms, expires_at_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&t.id)
+        .bind(&t.org_id)
+        .bind(&t.name)
+        .bind(&t.sha256)
+        .bind(&t.secret_prefix)
+        .bind(serde_json::to_string(&t.scopes).unwrap_or_else(|_| "[]".into()))
+        .bind(t.created_at_ms)
+        .bind(t.expires_at_ms)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn list_tokens(
+        &self,
+        org_id: &str,
+        after: &str,
+        limit: u32,
+        include_revoked: bool,
+    ) -> CpResult<Vec<TokenRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM tokens WHERE org_id = ? AND id > ? AND (? OR revoked_at_ms IS NULL) ORDER BY id LIMIT ?",
+        )
+        .bind(org_id)
+        .bind(after)
+        .bind(include_revoked)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    pub async fn live_tokens(conn: &mut SqliteConnection, org_id: &str) -> CpResult<Vec<TokenRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM tokens WHERE org_id = ? AND revoked_at_ms IS NULL ORDER BY id",
+        )
+        .bind(org_id)
+        .fetch_all(conn)
+        .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    pub async fn token(conn: &mut SqliteConnection, org_id: &str, id: &str) -> CpResult<TokenRow> {
+        let row = sqlx::query("SELECT * FROM tokens WHERE org_id = ? AND id = ?")
+            .bind(org_id)
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+        match row {
+            Some(r) => token_from_row(&r),
+            None => Err(CpError::NotFound(format!("token {id:?}"))),
+        }
+    }
+
+    /// Moves tokens' last-use times forward (never back).
+    pub async fn record_token_use(
+        &self,
+        org_id: &str,
+        used: &std::collections::HashMap<String, i64>,
+    ) -> CpResult<()> {
+        if used.is_empty() {
+            return Ok(());
+        }
+        let mut w = self.write().await?;
+        for (id, ms) in used {
+            sqlx::query(
+                "UPDATE tokens SET last_used_at_ms = ? WHERE org_id = ? AND id = ?
+                 AND (last_used_at_ms IS NULL OR last_used_at_ms < ?)",
+            )
+            .bind(ms)
+            .bind(org_id)
+            .bind(id)
+            .bind(ms)
+            .execute(w.conn())
+            .await?;
+        }
+        w.commit().await
+    }
+
+    pub async fn revoke_token(conn: &mut SqliteConnection, id: &str) -> CpResult<()> {
+        sqlx::query("UPDATE tokens SET revoked_at_ms = ? WHERE id = ? AND revoked_at_ms IS NULL")
+            .bind(now_ms())
+            .bind(id)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+}
