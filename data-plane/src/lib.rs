@@ -83,6 +83,11 @@ pub fn build_server(
         // pingora's defaults wait minutes before exiting; in-flight requests get 5 s.
         grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(5),
+        // pingora's "fast" timers need a clock thread that, once started, wakes every
+        // millisecond for the life of the process (about a sixth of the CPU an `npm ci`
+        // costs nproxy). Every timeout pingora sets for nproxy is seconds long, so tokio's
+        // timer wheel, idle when nothing is due, serves them all.
+        fast_timeout_to_tokio_threshold_seconds: Some(0),
         ..ServerConf::default()
     };
     let mut server = pingora::server::Server::new_with_opt_and_conf(None, conf);
@@ -170,6 +175,7 @@ pub fn build_app(
                 stale_while_revalidate: settings.stale_while_revalidate,
                 negative_ttl: settings.negative_cache,
                 memory_bytes: settings.memory_cache_bytes,
+                work_bytes: settings.packument_work_bytes,
             },
         )
         .with_outbox(outbox.clone()),

@@ -9,7 +9,8 @@ use figment::providers::Serialized;
 use nproxy_data_plane::config::{Config, LogFormat};
 
 // jemalloc returns freed memory to the OS on a timer: rendering a large packument allocates
-// a lot briefly, and glibc's malloc keeps such memory resident (see bench/README.md).
+// a lot briefly, and glibc's malloc keeps such memory resident (see bench/README.md). Its
+// tuning (faster purging, two arenas) is baked in at build time: `.cargo/config.toml`.
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

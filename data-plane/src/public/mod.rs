@@ -3,6 +3,7 @@
 //! circuit breaker (`breaker`), and integrity checking (`integrity`).
 
 pub mod breaker;
+pub mod doc_budget;
 pub mod integrity;
 pub mod packuments;
 pub mod render;

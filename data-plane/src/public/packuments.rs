@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::NpmError;
 use crate::metrics::Metrics;
+use crate::public::doc_budget::DocBudget;
 use crate::public::render::{render, Served};
 use crate::public::upstream::{PackumentFetch, Upstream, Validators};
 use crate::rules::verdicts::{Policy, PolicyVerdict, Verdicts};
@@ -32,6 +33,8 @@ use nproxy_core::packument::{self, DistInfo, Form, Packument};
 pub struct PackageState {
     /// sha256 of the stored merged document: changes exactly when the content does.
     pub version: String,
+    /// Size of the stored document, bytes: what rendering it will cost, before reading it.
+    pub len: usize,
     pub fetched_at: SystemTime,
     pub tarballs: Arc<HashMap<String, DistInfo>>,
 }
@@ -78,8 +81,8 @@ pub struct Packuments {
     builds: SingleFlight<ServedKey, Shared<Arc<Served>>>,
     /// What each org's rules say about each package (cached per document state).
     verdicts: Arc<Verdicts>,
-    /// Bounds concurrent renders of served bytes (one per core).
-    renders: tokio::sync::Semaphore,
+    /// Bounds the documents parsed, merged or rendered at once, by size.
+    budget: DocBudget,
 }
 
 fn now_ms(t: SystemTime) -> u64 {
@@ -98,6 +101,8 @@ pub struct PackumentsConfig {
     pub stale_while_revalidate: Duration,
     pub negative_ttl: Duration,
     pub memory_bytes: u64,
+    /// Documents parsed, merged or rendered at once, bytes (see `DocBudget`).
+    pub work_bytes: u64,
 }
 
 impl Packuments {
@@ -122,9 +127,7 @@ impl Packuments {
             background_permits: Arc::new(tokio::sync::Semaphore::new(BACKGROUND_REFRESHES)),
             states: moka::sync::Cache::builder().max_capacity(200_000).build(),
             served: moka::sync::Cache::builder()
-                .weigher(|_k, v: &Arc<Served>| {
-                    u32::try_from(v.body.len() + v.gzip.len()).unwrap_or(u32::MAX)
-                })
+                .weigher(|_k, v: &Arc<Served>| v.weight())
                 .max_capacity(cfg.memory_bytes)
                 .build(),
             not_found: moka::sync::Cache::builder()
@@ -137,11 +140,7 @@ impl Packuments {
                 .build(),
             refreshes: SingleFlight::default(),
             builds: SingleFlight::default(),
-            renders: tokio::sync::Semaphore::new(
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(2),
-            ),
+            budget: DocBudget::new(cfg.work_bytes),
         }
     }
 
@@ -261,13 +260,14 @@ impl Packuments {
             .await
     }
 
-    /// The bytes to send for a packument request.
+    /// The bytes to send for a packument request; `plain` when the client takes no gzip.
     pub async fn served(
         self: &Arc<Self>,
         name: &PackageName,
         form: Form,
         base: &str,
         policy: Option<&Policy>,
+        plain: bool,
     ) -> Result<(Arc<Served>, bool), Arc<NpmError>> {
         let state = self.state(name, false).await?;
         let key = ServedKey {
@@ -279,7 +279,7 @@ impl Packuments {
         if let Some(s) = self.served.get(&key) {
             if s.version == state.version && !nproxy_common::time::has_passed(s.recheck_at_ms) {
                 self.metrics.cache("packument", "hit");
-                return Ok((s, true));
+                return Ok((self.with_identity_if(plain, key, s).await?, true));
             }
         }
         self.metrics.cache("packument", "build");
@@ -288,15 +288,42 @@ impl Packuments {
             None => None,
         };
         let this = self.clone();
+        let build_key = key.clone();
+        let len = state.len;
         let served = self
             .builds
             .run(
                 key.clone(),
-                move || async move { this.build(key, verdict).await },
+                move || async move { this.build(build_key, verdict, plain, len).await },
                 panicked,
             )
             .await?;
-        Ok((served, false))
+        // A concurrent build for a gzip-taking client may have won the single flight.
+        Ok((self.with_identity_if(plain, key, served).await?, false))
+    }
+
+    /// `served` with its plain bytes when the client needs them, decompressed once and
+    /// cached beside the gzip'd ones (most clients never ask).
+    async fn with_identity_if(
+        &self,
+        plain: bool,
+        key: ServedKey,
+        served: Arc<Served>,
+    ) -> Shared<Arc<Served>> {
+        if !plain || served.identity.is_some() {
+            return Ok(served);
+        }
+        let _permit = self
+            .budget
+            .admit(served.gzip.len().saturating_mul(8))
+            .await
+            .map_err(shared_err)?;
+        let full = tokio::task::spawn_blocking(move || served.with_identity())
+            .await
+            .map_err(|_| shared_err(NpmError::Internal("gunzip task failed".into())))??;
+        let full = Arc::new(full);
+        self.served.insert(key, full.clone());
+        Ok(full)
     }
 
     /// What the org's rules say about this package now (cached per document state, rules
@@ -336,6 +363,7 @@ impl Packuments {
                 Some(h) if fresh && h.version == m.body_sha256 => {
                     let state = Arc::new(PackageState {
                         version: h.version.clone(),
+                        len: h.len,
                         fetched_at,
                         tarballs: h.tarballs.clone(),
                     });
@@ -385,6 +413,9 @@ impl Packuments {
                     return self.touch(&name, held, meta).await;
                 }
                 self.metrics.cache("packument", "miss");
+                // Held through the merge: the parsed answer, the stored copy and the merged
+                // result are all alive until it is written.
+                let _permit = self.budget.admit(body.len()).await.map_err(shared_err)?;
                 let parsed = tokio::task::spawn_blocking(move || Packument::parse(&body))
                     .await
                     .map_err(|_| shared_err(NpmError::Internal("parse task failed".into())))?;
@@ -476,6 +507,7 @@ impl Packuments {
         let state = match held {
             Some(h) if h.version == meta.body_sha256 => Arc::new(PackageState {
                 version: h.version.clone(),
+                len: h.len,
                 fetched_at: now,
                 tarballs: h.tarballs.clone(),
             }),
@@ -523,6 +555,7 @@ impl Packuments {
         else {
             return Ok(None);
         };
+        let _permit = self.budget.admit(body.len()).await.map_err(shared_err)?;
         let name2 = name.clone();
         let state = tokio::task::spawn_blocking(move || -> Shared<PackageState> {
             let doc = Packument::parse(&body).map_err(|e| {
@@ -532,6 +565,7 @@ impl Packuments {
             })?;
             Ok(PackageState {
                 version: sha256_hex(&body),
+                len: body.len(),
                 fetched_at,
                 tarballs: Arc::new(packument::tarball_index(&name2, &doc)),
             })
@@ -552,7 +586,10 @@ impl Packuments {
     ) -> Shared<Arc<PackageState>> {
         let held_doc: Option<Packument> =
             match get_bytes(self.store.as_ref(), &Key::public_packument(name)).await {
-                Ok(Some((_, b))) => Packument::parse(&b).ok(),
+                // Parsing a big document is CPU work: off the async workers.
+                Ok(Some((_, b))) => tokio::task::spawn_blocking(move || Packument::parse(&b).ok())
+                    .await
+                    .map_err(|_| shared_err(NpmError::Internal("parse task failed".into())))?,
                 Ok(None) => None,
                 Err(e) => return Err(shared_err(e)),
             };
@@ -593,6 +630,7 @@ impl Packuments {
             ))));
         };
         let version = sha256_hex(&body);
+        let len = body.len();
         self.store
             .put(
                 &Key::public_packument(name),
@@ -614,6 +652,7 @@ impl Packuments {
         .await;
         let state = Arc::new(PackageState {
             version,
+            len,
             fetched_at: now,
             tarballs: Arc::new(tarballs),
         });
@@ -621,20 +660,18 @@ impl Packuments {
         Ok(state)
     }
 
-    /// Renders both forms for one base URL from the stored document (one parse for both).
+    /// Renders one form for one base URL from the stored document.
     async fn build(
         self: Arc<Self>,
         key: ServedKey,
         verdict: Option<Arc<PolicyVerdict>>,
+        keep_identity: bool,
+        key_len: usize,
     ) -> Shared<Arc<Served>> {
-        // Each render holds a parsed document and two encodings (several MB for a big
-        // packument): only so many at once, whatever the number of distinct base URLs asked
-        // for, so memory stays bounded and the async workers stay free.
-        let _permit = self
-            .renders
-            .acquire()
-            .await
-            .map_err(|_| shared_err(NpmError::Internal("render limiter closed".into())))?;
+        // Each render holds a parsed document and its encodings (tens of MB for a big
+        // packument): only so many bytes of documents at once, whatever the number of
+        // distinct base URLs asked for, so memory stays bounded.
+        let _permit = self.budget.admit(key_len).await.map_err(shared_err)?;
         let Some((_, body)) = get_bytes(self.store.as_ref(), &Key::public_packument(&key.name))
             .await
             .map_err(shared_err)?
@@ -646,24 +683,19 @@ impl Packuments {
         };
         let k = key.clone();
         let rendered = tokio::task::spawn_blocking(move || {
-            render(&k.name, &k.base, &body, verdict.as_deref())
+            render(
+                &k.name,
+                &k.base,
+                &body,
+                verdict.as_deref(),
+                k.form,
+                keep_identity,
+            )
         })
         .await
         .map_err(|_| shared_err(NpmError::Internal("render task failed".into())))??;
-        let mut wanted = None;
-        for (form, served) in rendered {
-            let served = Arc::new(served);
-            if form == key.form {
-                wanted = Some(served.clone());
-            }
-            self.served.insert(
-                ServedKey {
-                    form,
-                    ..key.clone()
-                },
-                served,
-            );
-        }
-        wanted.ok_or_else(|| shared_err(NpmError::Internal("form not rendered".into())))
+        let served = Arc::new(rendered);
+        self.served.insert(key, served.clone());
+        Ok(served)
     }
 }

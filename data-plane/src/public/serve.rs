@@ -41,15 +41,15 @@ impl PublicApi {
         policy: Option<&Policy>,
     ) -> Handled {
         let form = Form::from_accept(header(session, "accept").as_deref());
+        let gz = accepts_gzip(header(session, "accept-encoding").as_deref());
         let (served, hit) = self
             .packuments
-            .served(name, form, base, policy)
+            .served(name, form, base, policy, !gz)
             .await
             .map_err(|e| NpmError::from_shared(&e))?;
         if let Some(why) = &served.refused {
             return Err(NpmError::Forbidden(why.clone()).into());
         }
-        let gz = accepts_gzip(header(session, "accept-encoding").as_deref());
         let etag = if gz {
             format!("{}-gz\"", served.etag.trim_end_matches('"'))
         } else {
@@ -83,7 +83,14 @@ impl PublicApi {
             insert(&mut resp, "content-encoding", "gzip")?;
             served.gzip.clone()
         } else {
-            served.body.clone()
+            // `served` asked for the plain bytes; an empty body here would be a bug upstream
+            // of this line, not a client's problem.
+            match &served.identity {
+                Some(b) => b.clone(),
+                None => {
+                    return Err(NpmError::Internal("plain packument bytes missing".into()).into())
+                }
+            }
         };
         insert(&mut resp, "content-type", form.content_type())?;
         insert(&mut resp, "content-length", body.len())?;

@@ -311,7 +311,12 @@ impl Upstream {
         started: Instant,
     ) -> Result<Bytes, UpstreamError> {
         let whole = tokio::time::Instant::from_std(started) + self.timeout;
-        let mut body = Vec::new();
+        // Sized once from the declared length, trusted only up to 32 MiB (a lying header
+        // must not reserve the whole limit): growing by doubling would briefly hold up to
+        // twice a big document.
+        let declared = res.content_length().unwrap_or(0);
+        let mut body =
+            Vec::with_capacity(usize::try_from(declared).unwrap_or(0).min(32 * 1024 * 1024));
         let mut stream = res.bytes_stream();
         loop {
             let next = tokio::time::Instant::now() + self.idle;

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# `npm ci` of a realistic app (../shared/bench/fixture-project: 786 packages) through warm
+# nproxy, next to npm's own offline floor (`npm ci --offline` from a filled npm cache).
+# Reports wall time per install, CPU-seconds spent in nproxy per install and nproxy's peak RSS.
+#
+# Uses the REAL upstream (the registry npm is configured with), so it is not part of CI.
+# Usage: bench/npm-ci.sh [--runs 3] [--project DIR] [--bin target/release/nproxy-data-plane]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+runs=3
+project="$root/../shared/bench/fixture-project"
+bin="$root/target/release/nproxy-data-plane"
+perf_out=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --runs) runs="$2"; shift 2 ;;
+    --project) project="$2"; shift 2 ;;
+    --bin) bin="$2"; shift 2 ;;
+    --perf) perf_out="$2"; shift 2 ;;  # perf record nproxy during the first warm install
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+upstream="$(npm config get registry)"
+out="$(mktemp -d /tmp/nproxy-npm-ci.XXXXXX)"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+tck=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [ "${KEEP:-0}" = 1 ]; then echo "kept $out"; else rm -rf "$out"; fi
+}
+trap cleanup EXIT
+
+if [ ! -x "$bin" ]; then
+  echo "== building (release)"
+  cargo build --release -q -p nproxy-data-plane --manifest-path "$root/Cargo.toml"
+fi
+port=$(free_port)
+NPROXY_STORAGE__PATH="$out/store" RUST_LOG=warn "$bin" --upstream "$upstream" \
+  --listen "127.0.0.1:$port" --metrics-listen "" > "$out/nproxy.log" 2>&1 & np=$!; pids+=($np)
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/-/ping" >/dev/null && break; sleep 0.1; done
+
+# Peak RSS over the whole run, sampled every 50 ms.
+echo 0 > "$out/peak"
+( while kill -0 $np 2>/dev/null; do
+    r=$(awk '/VmRSS/ {print $2}' "/proc/$np/status" 2>/dev/null || echo 0)
+    [ "${r:-0}" -gt "$(cat "$out/peak")" ] && echo "$r" > "$out/peak"
+    [ -n "${RSS_LOG:-}" ] && echo "$(date +%s.%N) $r $(awk '/^Threads/ {print $2}' "/proc/$np/status" 2>/dev/null)" >> "$RSS_LOG"; sleep 0.05; done ) & pids+=($!)
+
+install() { # $1 = label, rest = extra npm args; prints seconds
+  rm -rf "$out/app" && cp -r "$project" "$out/app" && rm -rf "$out/app/node_modules"
+  local t0 t1
+  t0=$(date +%s.%N)
+  (cd "$out/app" && npm ci --no-audit --no-fund --loglevel=error "$@" > "$out/npm-$1.log" 2>&1) \
+    || { echo "npm ci ($1) failed:" >&2; tail -20 "$out/npm-$1.log" >&2; exit 1; }
+  t1=$(date +%s.%N)
+  echo "$t1 - $t0" | bc -l
+}
+
+reg="http://127.0.0.1:$port/"
+echo "== cold install through nproxy (fills its store from the upstream)"
+printf "cold: %.1f s, nproxy peak RSS so far %s MB\n" \
+  "$(install cold --registry "$reg" --cache "$out/cache-cold")" "$(( $(cat "$out/peak") / 1024 ))"
+cold_peak=$(cat "$out/peak"); echo 0 > "$out/peak"
+
+printf "\n%-6s %14s %20s\n" run "warm nproxy s" "nproxy CPU-s/install"
+warm_sum=0; cpu_sum=0
+for i in $(seq "$runs"); do
+  rm -rf "$out/cache-warm"
+  if [ -n "$perf_out" ] && [ "$i" = 1 ]; then
+    perf record -F 999 -g -p "$np" -o "$perf_out" > "$out/perf.log" 2>&1 & perf_pid=$!; sleep 1
+  fi
+  c0=$(cpu_ticks $np)
+  s=$(install "warm$i" --registry "$reg" --cache "$out/cache-warm")
+  c1=$(cpu_ticks $np)
+  if [ -n "$perf_out" ] && [ "$i" = 1 ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
+  cpu=$(echo "($c1 - $c0) / $tck" | bc -l)
+  printf "%-6s %14.2f %20.2f\n" "$i" "$s" "$cpu"
+  warm_sum=$(echo "$warm_sum + $s" | bc -l); cpu_sum=$(echo "$cpu_sum + $cpu" | bc -l)
+done
+
+# The floor: the same install from the npm cache the last warm run filled, no network at all.
+printf "\n%-6s %14s\n" run "offline s"
+off_sum=0
+for i in $(seq "$runs"); do
+  s=$(install "offline$i" --offline --registry "$reg" --cache "$out/cache-warm")
+  printf "%-6s %14.2f\n" "$i" "$s"
+  off_sum=$(echo "$off_sum + $s" | bc -l)
+done
+
+printf "\nmean warm nproxy %.2f s, mean offline floor %.2f s, gap %.2f s (target <= 1 s)\n" \
+  "$(echo "$warm_sum / $runs" | bc -l)" "$(echo "$off_sum / $runs" | bc -l)" \
+  "$(echo "($warm_sum - $off_sum) / $runs" | bc -l)"
+printf "mean nproxy CPU per install %.2f s (target <= 0.3)\n" "$(echo "$cpu_sum / $runs" | bc -l)"
+printf "nproxy peak RSS: cold install %s MB, warm installs %s MB (target <= 100)\n" \
+  "$((cold_peak / 1024))" "$(( $(cat "$out/peak") / 1024 ))"
