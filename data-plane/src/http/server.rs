@@ -26,6 +26,7 @@ use crate::org::{OrgConfigs, OrgView, Principal};
 use crate::public::packuments::Packuments;
 use crate::public::tarballs::Tarballs;
 use crate::public::upstream::Upstream;
+use crate::rules::explain;
 use crate::rules::verdicts::Policy;
 use nproxy_core::names::PackageName;
 use nproxy_core::route::{self, Route};
@@ -199,11 +200,7 @@ impl App {
                     && matches!(&view, OrgView::Configured(cfg) if cfg.is_internal(&name)) =>
             {
                 view.authorize_internal(authorization.as_deref(), TokenScope::Proxy, &name)?;
-                let body = serde_json::json!({
-                    "package": name.as_str(), "internal": true, "blocked": [], "warned": [],
-                    "all_blocked": false, "findings": {}, "excepted": [], "recheck_at_ms": null,
-                });
-                send_json(session, 200, &body).await
+                send_json(session, 200, &explain::internal(&name)).await
             }
             Route::Explain(name) if read_only => {
                 self.authorize_public(&view, authorization.as_deref())?;
@@ -218,28 +215,7 @@ impl App {
                     .verdict(&name, &policy)
                     .await
                     .map_err(|e| NpmError::from_shared(&e))?;
-                let versions: serde_json::Map<String, serde_json::Value> = v
-                    .verdict
-                    .findings
-                    .iter()
-                    .map(|(ver, fs)| {
-                        let list: Vec<serde_json::Value> = fs
-                            .iter()
-                            .map(|f| serde_json::json!({"rule": f.rule.label(), "mode": format!("{:?}", f.mode).to_lowercase(), "reason": f.reason}))
-                            .collect();
-                        (ver.clone(), serde_json::Value::Array(list))
-                    })
-                    .collect();
-                let body = serde_json::json!({
-                    "package": name.as_str(),
-                    "blocked": v.verdict.blocked,
-                    "warned": v.verdict.warned,
-                    "all_blocked": v.all_blocked,
-                    "findings": versions,
-                    "excepted": policy.exceptions.iter().collect::<Vec<_>>(),
-                    "recheck_at_ms": v.verdict.recheck_at_ms,
-                });
-                send_json(session, 200, &body).await
+                send_json(session, 200, &explain::public(&name, &v, &policy)).await
             }
             Route::Forwarded(u) => {
                 if !u.allows(&method) {

@@ -4,9 +4,11 @@
 
 pub mod breaker;
 pub mod doc_budget;
+pub mod health;
 pub mod integrity;
 pub mod packuments;
 pub mod render;
 pub mod serve;
 pub mod tarballs;
 pub mod upstream;
+pub mod upstream_body;

@@ -16,7 +16,9 @@ use url::Url;
 
 use crate::config::{url_base, Settings};
 use crate::metrics::Metrics;
-use crate::public::breaker::{Breaker, Transition};
+use crate::public::breaker::Breaker;
+use crate::public::health::Health;
+use crate::public::upstream_body::{guarded_body, upload_allowance, BodyGuard};
 use crate::store::ByteStream;
 use nproxy_core::names::PackageName;
 
@@ -81,55 +83,6 @@ pub struct Upstream {
     max_tarball_bytes: u64,
     health: Arc<Health>,
     metrics: Metrics,
-}
-
-/// The breaker with what its probe needs; shared with tarball bodies still streaming.
-struct Health {
-    breaker: Breaker,
-    client: reqwest::Client,
-    probe_url: String,
-    probe_deadline: Duration,
-}
-
-impl Health {
-    fn success(&self) {
-        self.breaker.success();
-    }
-
-    fn failure(self: &Arc<Self>, why: &str) {
-        if self.breaker.failure(why) == Transition::Opened {
-            self.ensure_probe();
-        }
-    }
-
-    /// While the breaker is open, asks the upstream's root every probe interval; the first
-    /// answer below 500 closes it. At most one probe task; called again on every refused
-    /// request, so a probe lost with its runtime is restarted.
-    fn ensure_probe(self: &Arc<Self>) {
-        if self.breaker.allows() || !self.breaker.start_probing() {
-            return;
-        }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            self.breaker.stop_probing();
-            return;
-        };
-        let this = self.clone();
-        rt.spawn(async move {
-            while !this.breaker.allows() {
-                tokio::time::sleep(this.breaker.probe_interval()).await;
-                let answer = tokio::time::timeout(
-                    this.probe_deadline,
-                    this.client.get(&this.probe_url).send(),
-                )
-                .await;
-                match answer {
-                    Ok(Ok(r)) if r.status().as_u16() < 500 => this.success(),
-                    _ => this.breaker.probe_failed(),
-                }
-            }
-            this.breaker.stop_probing();
-        });
-    }
 }
 
 /// Request headers passed to the upstream on forwarded requests (lowercase). Everything
@@ -447,94 +400,5 @@ impl Upstream {
                 Err(UpstreamError::from_reqwest(e, kind))
             }
         }
-    }
-}
-
-/// Slowest upload rate a forwarded body is given time for (a 50 MB publish: 13 minutes).
-const MIN_UPLOAD_BYTES_PER_SEC: u64 = 64 * 1024;
-/// Time given to a body of unknown length (chunked), the same as a client's whole-body
-/// deadline (`body_timeout_secs`' default).
-const UNKNOWN_UPLOAD_ALLOWANCE: Duration = Duration::from_secs(600);
-
-/// How long a forwarded request's body may take to stream upstream before the first-byte
-/// deadline starts to count.
-fn upload_allowance(method: &http::Method, content_length: Option<usize>) -> Duration {
-    let has_body = !matches!(*method, http::Method::GET | http::Method::HEAD);
-    match content_length {
-        _ if !has_body => Duration::ZERO,
-        Some(len) => Duration::from_secs(len as u64 / MIN_UPLOAD_BYTES_PER_SEC),
-        None => UNKNOWN_UPLOAD_ALLOWANCE,
-    }
-}
-
-struct BodyGuard {
-    idle: Duration,
-    max_bytes: u64,
-    url: String,
-    health: Arc<Health>,
-}
-
-/// A tarball body with the idle deadline between chunks and the size bound (for bodies
-/// without `Content-Length` too); a stall counts against the breaker.
-fn guarded_body(body: ByteStream, guard: BodyGuard) -> ByteStream {
-    futures::stream::unfold(
-        (body, guard, 0u64, false),
-        move |(mut body, guard, seen, done)| async move {
-            if done {
-                return None;
-            }
-            match tokio::time::timeout(guard.idle, body.next()).await {
-                Ok(Some(Ok(chunk))) => {
-                    let seen = seen + chunk.len() as u64;
-                    if seen > guard.max_bytes {
-                        let e = std::io::Error::other(format!(
-                            "{}: the tarball is larger than {} bytes",
-                            guard.url, guard.max_bytes
-                        ));
-                        return Some((Err(e), (body, guard, seen, true)));
-                    }
-                    Some((Ok(chunk), (body, guard, seen, false)))
-                }
-                Ok(Some(Err(e))) => Some((Err(e), (body, guard, seen, true))),
-                Ok(None) => None,
-                Err(_) => {
-                    guard.health.failure("a tarball body stalled");
-                    let e = std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        format!(
-                            "{}: the upstream sent nothing for {} ms",
-                            guard.url,
-                            guard.idle.as_millis()
-                        ),
-                    );
-                    Some((Err(e), (body, guard, seen, true)))
-                }
-            }
-        },
-    )
-    .boxed()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uploads_get_time_for_their_body_before_the_first_byte_deadline() {
-        // Before: a 50 MB public publish over a link slower than ~3.5 MB/s hit the 15 s
-        // first-byte deadline while still sending (and counted against the breaker).
-        assert_eq!(upload_allowance(&http::Method::GET, None), Duration::ZERO);
-        assert_eq!(
-            upload_allowance(&http::Method::PUT, Some(0)),
-            Duration::ZERO
-        );
-        assert_eq!(
-            upload_allowance(&http::Method::PUT, Some(50 * 1024 * 1024)),
-            Duration::from_secs(800)
-        );
-        assert_eq!(
-            upload_allowance(&http::Method::POST, None),
-            UNKNOWN_UPLOAD_ALLOWANCE
-        );
     }
 }
