@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
@@ -67,11 +66,7 @@ pub enum ConfigError {
 
 impl Config {
     pub fn figment(file: Option<&std::path::Path>) -> Figment {
-        let mut f = Figment::from(Serialized::defaults(Config::default()));
-        if let Some(file) = file {
-            f = f.merge(Toml::file_exact(file));
-        }
-        f.merge(Env::prefixed("NPROXY_").split("__"))
+        nproxy_common::config::layered(Config::default(), file)
     }
 
     pub fn load(f: Figment) -> Result<Config, ConfigError> {

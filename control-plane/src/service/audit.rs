@@ -16,17 +16,6 @@ use crate::store::AuditQuery;
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::AuditEvent, Status>> + Send>>;
 
-/// Event types data planes may hand over (everything else is the control plane's to write).
-const DATA_PLANE_EVENTS: &[&str] = &[
-    "package.published",
-    "package.signed",
-    "package.unpublished",
-    "package.dist_tag_changed",
-    "package.deprecated",
-    "package.blocked",
-    "package.warned",
-];
-
 #[tonic::async_trait]
 impl Audit for Api {
     async fn list_events(
@@ -123,7 +112,7 @@ impl Audit for Api {
             return Err(FieldError::new("events", "at most 1000 per call").into());
         }
         for e in &r.events {
-            if !DATA_PLANE_EVENTS.contains(&e.r#type.as_str()) {
+            if !nproxy_proto::events::DATA_PLANE_KINDS.contains(&e.r#type.as_str()) {
                 return Err(FieldError::new(
                     "events.type",
                     format!("{:?} is not a data plane event", e.r#type),

@@ -1,3 +1,4 @@
+use nproxy_proto::events;
 use nproxy_proto::v1 as pb;
 use nproxy_proto::v1::keys_server::Keys;
 use nproxy_proto::v1::KeyStatus;
@@ -61,7 +62,7 @@ impl Keys for Api {
             Db::bump_config_version(conn, &org.id).await?;
             Ok(Change::new(
                 (),
-                "key.rotated",
+                events::KEY_ROTATED,
                 json!({"key_id": key.key_id, "retired": retired}),
             ))
         })

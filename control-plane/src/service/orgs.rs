@@ -1,3 +1,4 @@
+use nproxy_proto::events;
 use nproxy_proto::v1 as pb;
 use nproxy_proto::v1::orgs_server::Orgs;
 use nproxy_proto::validate;
@@ -39,10 +40,10 @@ impl Orgs for Api {
             Db::insert_key(conn, &key).await?;
             Ok(Change::new(
                 (),
-                "org.created",
+                events::ORG_CREATED,
                 json!({"slug": org.slug, "display_name": org.display_name}),
             )
-            .then("key.created", json!({"key_id": key.key_id})))
+            .then(events::KEY_CREATED, json!({"key_id": key.key_id})))
         })
         .await?;
         Ok(Response::new(org_pb(&org)))
@@ -82,7 +83,11 @@ impl Orgs for Api {
         // tells data planes.
         st.mutate(&org, &actor, async |conn| {
             Db::delete_org(conn, &org.id).await?;
-            Ok(Change::new((), "org.deleted", json!({"slug": org.slug})))
+            Ok(Change::new(
+                (),
+                events::ORG_DELETED,
+                json!({"slug": org.slug}),
+            ))
         })
         .await?;
         Ok(Response::new(pb::DeleteOrgResponse {}))
@@ -127,7 +132,7 @@ impl Orgs for Api {
             Db::update_settings(conn, &org.id, &scopes, public_reads).await?;
             Ok(Change::new(
                 (),
-                "org.settings_changed",
+                events::ORG_SETTINGS_CHANGED,
                 json!({
                     "internal_scopes": {"from": org.internal_scopes, "to": scopes},
                     "public_reads": {"from": org.public_reads, "to": public_reads},

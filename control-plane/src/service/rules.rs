@@ -1,3 +1,4 @@
+use nproxy_proto::events;
 use nproxy_proto::v1 as pb;
 use nproxy_proto::v1::advisories_server::Advisories;
 use nproxy_proto::v1::rules_service_server::RulesService;
@@ -42,7 +43,7 @@ impl RulesService for Api {
         let org = st.db.org(&r.org).await?;
         st.mutate(&org, &actor, async |conn| {
             Db::set_rules(conn, &org.id, &rules.encode_to_vec()).await?;
-            Ok(Change::new((), "rules.changed", rules_json(&rules)))
+            Ok(Change::new((), events::RULES_CHANGED, rules_json(&rules)))
         })
         .await?;
         Ok(Response::new(rules))
@@ -70,7 +71,7 @@ impl RulesService for Api {
             Db::add_exception(conn, &id, &org.id, &r.package, &r.version, &reason).await?;
             Ok(Change::new(
                 (),
-                "exception.added",
+                events::EXCEPTION_ADDED,
                 json!({"id": id, "package": r.package, "version": r.version, "reason": reason}),
             ))
         })
@@ -120,7 +121,7 @@ impl RulesService for Api {
             let (package, version) = Db::remove_exception(conn, &org.id, &r.id).await?;
             Ok(Change::new(
                 (),
-                "exception.removed",
+                events::EXCEPTION_REMOVED,
                 json!({"id": r.id, "package": package, "version": version}),
             ))
         })

@@ -1,3 +1,4 @@
+use nproxy_proto::events;
 use nproxy_proto::v1 as pb;
 use nproxy_proto::v1::tokens_server::Tokens;
 
@@ -64,7 +65,7 @@ impl Tokens for Api {
             Db::bump_config_version(conn, &org.id).await?;
             Ok(Change::new(
                 (),
-                "token.created",
+                events::TOKEN_CREATED,
                 json!({"token_id": row.id, "name": row.name, "scopes": row.scopes, "expires_at_ms": row.expires_at_ms}),
             ))
         })
@@ -122,7 +123,7 @@ impl Tokens for Api {
                 let after_row = Db::token(conn, &org.id, &r.token_id).await?;
                 Ok(Change::new(
                     after_row,
-                    "token.revoked",
+                    events::TOKEN_REVOKED,
                     json!({"token_id": before.id, "name": before.name}),
                 ))
             })

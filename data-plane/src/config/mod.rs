@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 
-use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
@@ -204,11 +203,7 @@ impl Default for Config {
 impl Config {
     /// Defaults, then the file (if any), then `NPROXY_*` variables.
     pub fn figment(file: Option<&std::path::Path>) -> Figment {
-        let mut f = Figment::from(Serialized::defaults(Config::default()));
-        if let Some(file) = file {
-            f = f.merge(Toml::file_exact(file));
-        }
-        f.merge(Env::prefixed("NPROXY_").split("__"))
+        nproxy_common::config::layered(Config::default(), file)
     }
 
     pub fn load(figment: Figment) -> Result<Config, ConfigError> {

@@ -3,6 +3,7 @@
 
 use base64::Engine;
 use bytes::Bytes;
+use nproxy_proto::events;
 use nproxy_proto::v1::TokenScope;
 use pingora::proxy::Session;
 use serde_json::{json, Value};
@@ -201,12 +202,12 @@ impl InternalApi {
             },
             vec![
                 Event {
-                    kind: "package.published".into(),
+                    kind: events::PACKAGE_PUBLISHED.into(),
                     details: json!({"name": name.as_str(), "version": version, "integrity": p.integrity, "token_hash": writer.token_hash, "token": writer.grant.name}),
                     time_ms: t,
                 },
                 Event {
-                    kind: "package.signed".into(),
+                    kind: events::PACKAGE_SIGNED.into(),
                     details: json!({"name": name.as_str(), "version": version, "key_id": key_id}),
                     time_ms: t,
                 },
@@ -271,7 +272,7 @@ impl InternalApi {
                 deprecations
                     .iter()
                     .map(|(v, msg)| Event {
-                        kind: "package.deprecated".into(),
+                        kind: events::PACKAGE_DEPRECATED.into(),
                         details: json!({"name": name.as_str(), "version": v, "message": msg, "token_hash": writer.token_hash, "token": writer.grant.name}),
                         time_ms: now_ms(),
                     })
@@ -289,7 +290,7 @@ impl InternalApi {
                 removed
                     .iter()
                     .map(|v| Event {
-                        kind: "package.unpublished".into(),
+                        kind: events::PACKAGE_UNPUBLISHED.into(),
                         details: json!({"name": name.as_str(), "version": v, "token_hash": writer.token_hash, "token": writer.grant.name}),
                         time_ms: now_ms(),
                     })
@@ -347,7 +348,7 @@ impl InternalApi {
                 name,
                 Expect::PackageGone,
                 vec![Event {
-                    kind: "package.unpublished".into(),
+                    kind: events::PACKAGE_UNPUBLISHED.into(),
                     details: json!({"name": name.as_str(), "version": "*", "token_hash": writer.token_hash, "token": writer.grant.name}),
                     time_ms: now_ms(),
                 }],
@@ -447,7 +448,7 @@ impl InternalApi {
                     version: version.clone(),
                 },
                 vec![Event {
-                    kind: "package.dist_tag_changed".into(),
+                    kind: events::PACKAGE_DIST_TAG_CHANGED.into(),
                     details: json!({"name": name.as_str(), "tag": tag, "version": version, "token_hash": writer.token_hash, "token": writer.grant.name}),
                     time_ms: now_ms(),
                 }],

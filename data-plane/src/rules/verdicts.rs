@@ -4,6 +4,7 @@
 //! The rules themselves are pure (`nproxy_core::rules`); this is their cache and their
 //! audit trail.
 
+use nproxy_proto::events;
 use std::sync::Arc;
 
 use nproxy_core::names::PackageName;
@@ -168,14 +169,14 @@ impl Verdicts {
         let mut events = Vec::new();
         if !v.verdict.blocked.is_empty() {
             events.push(outbox::Event {
-                kind: "package.blocked".into(),
+                kind: events::PACKAGE_BLOCKED.into(),
                 details: serde_json::json!({"name": name.as_str(), "versions": describe(&v.verdict.blocked)}),
                 time_ms: t,
             });
         }
         if !v.verdict.warned.is_empty() {
             events.push(outbox::Event {
-                kind: "package.warned".into(),
+                kind: events::PACKAGE_WARNED.into(),
                 details: serde_json::json!({"name": name.as_str(), "versions": describe(&v.verdict.warned)}),
                 time_ms: t,
             });

@@ -1,0 +1,33 @@
+//! The audit log's event kinds: written by the control plane (org, token, key, rules
+//! changes) and handed over by data planes (package events), read by dashboards and
+//! `nproxyctl audit`. Part of the contract: a kind, once written, keeps its spelling.
+
+pub const ORG_CREATED: &str = "org.created";
+pub const ORG_DELETED: &str = "org.deleted";
+pub const ORG_SETTINGS_CHANGED: &str = "org.settings_changed";
+pub const TOKEN_CREATED: &str = "token.created";
+pub const TOKEN_REVOKED: &str = "token.revoked";
+pub const KEY_CREATED: &str = "key.created";
+pub const KEY_ROTATED: &str = "key.rotated";
+pub const RULES_CHANGED: &str = "rules.changed";
+pub const EXCEPTION_ADDED: &str = "exception.added";
+pub const EXCEPTION_REMOVED: &str = "exception.removed";
+
+pub const PACKAGE_PUBLISHED: &str = "package.published";
+pub const PACKAGE_SIGNED: &str = "package.signed";
+pub const PACKAGE_UNPUBLISHED: &str = "package.unpublished";
+pub const PACKAGE_DIST_TAG_CHANGED: &str = "package.dist_tag_changed";
+pub const PACKAGE_DEPRECATED: &str = "package.deprecated";
+pub const PACKAGE_BLOCKED: &str = "package.blocked";
+pub const PACKAGE_WARNED: &str = "package.warned";
+
+/// Kinds a data plane may hand over; every other kind is the control plane's to write.
+pub const DATA_PLANE_KINDS: &[&str] = &[
+    PACKAGE_PUBLISHED,
+    PACKAGE_SIGNED,
+    PACKAGE_UNPUBLISHED,
+    PACKAGE_DIST_TAG_CHANGED,
+    PACKAGE_DEPRECATED,
+    PACKAGE_BLOCKED,
+    PACKAGE_WARNED,
+];
