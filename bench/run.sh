@@ -55,6 +55,10 @@ NPROXY_STORAGE__PATH="$out/store" RUST_LOG=warn "$root/target/release/nproxy-dat
   --upstream "http://127.0.0.1:$up_port" --listen "127.0.0.1:$np_port" \
   --metrics-listen "127.0.0.1:$np_metrics" > "$out/nproxy.log" 2>&1 & np_pid=$!; pids+=($np_pid)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$np_port/-/ping" >/dev/null && break; sleep 0.1; done
+# nproxy's peak RSS over the whole benchmark (warming, every case, the cold tarball).
+echo 0 > "$out/np-peak"
+( while kill -0 $np_pid 2>/dev/null; do r=$(rss_kb $np_pid 2>/dev/null || echo 0)
+    [ "${r:-0}" -gt "$(cat "$out/np-peak")" ] && echo "$r" > "$out/np-peak"; sleep 0.05; done ) & pids+=($!)
 
 np="http://127.0.0.1:$np_port"
 abbr='Accept: application/vnd.npm.install-v1+json'
@@ -127,3 +131,4 @@ curl -sf "$np/bench-tar/-/bench-tar-3.0.0.tgz" -o /dev/null & curl_pid=$!
 while kill -0 $curl_pid 2>/dev/null; do r=$(rss_kb $np_pid); [ "$r" -gt "$peak" ] && peak=$r; sleep 0.05; done
 wait $curl_pid && ok=yes || ok=no
 printf "completed: %s; RSS before %s MB, peak during %s MB\n" "$ok" "$((before / 1024))" "$((peak / 1024))"
+printf "nproxy peak RSS over the whole benchmark: %s MB (target <= 100)\n" "$(( $(cat "$out/np-peak") / 1024 ))"

@@ -1,5 +1,6 @@
 //! The one place errors become npm-style HTTP answers: `{"error": "…"}` with a status.
 
+use crate::public::error::PublicError;
 use crate::public::integrity::IntegrityError;
 use crate::public::upstream::UpstreamError;
 use crate::store::StoreError;
@@ -50,24 +51,6 @@ impl NpmError {
         }
     }
 
-    /// A copy for each waiter of a shared flight (I/O errors inside are not `Clone`).
-    pub fn from_shared(e: &std::sync::Arc<NpmError>) -> NpmError {
-        match &**e {
-            NpmError::BadRequest(m) => NpmError::BadRequest(m.clone()),
-            NpmError::Unauthorized(m) => NpmError::Unauthorized(m.clone()),
-            NpmError::Forbidden(m) => NpmError::Forbidden(m.clone()),
-            NpmError::Unavailable(m) => NpmError::Unavailable(m.clone()),
-            NpmError::NotFound(m) => NpmError::NotFound(m.clone()),
-            NpmError::MethodNotAllowed => NpmError::MethodNotAllowed,
-            NpmError::Conflict(m) => NpmError::Conflict(m.clone()),
-            NpmError::PayloadTooLarge(m) => NpmError::PayloadTooLarge(m.clone()),
-            NpmError::BadGateway(m) => NpmError::BadGateway(m.clone()),
-            NpmError::GatewayTimeout(m) => NpmError::GatewayTimeout(m.clone()),
-            NpmError::Storage(s) => NpmError::Internal(format!("storage failed: {s}")),
-            NpmError::Internal(m) => NpmError::Internal(m.clone()),
-        }
-    }
-
     /// The JSON body npm prints as `E<status> … - <error>`. A 500's own text (storage
     /// paths, OS errors) never reaches a client: it gets the request id the log line carries.
     pub fn body(&self, request_id: &str) -> Vec<u8> {
@@ -90,13 +73,52 @@ impl From<RouteError> for NpmError {
     }
 }
 
-impl From<UpstreamError> for NpmError {
-    fn from(e: UpstreamError) -> Self {
+impl From<&UpstreamError> for NpmError {
+    fn from(e: &UpstreamError) -> Self {
         match e {
-            UpstreamError::Timeout(m) => NpmError::GatewayTimeout(m),
-            UpstreamError::Unavailable(m) => NpmError::Unavailable(m),
+            UpstreamError::Timeout(m) => NpmError::GatewayTimeout(m.clone()),
+            UpstreamError::Unavailable(m) => NpmError::Unavailable(m.clone()),
             other => NpmError::BadGateway(other.to_string()),
         }
+    }
+}
+
+impl From<UpstreamError> for NpmError {
+    fn from(e: UpstreamError) -> Self {
+        NpmError::from(&e)
+    }
+}
+
+/// Public packages: the client's 404 for what does not exist, the upstream named for what
+/// it failed to give (with nothing stored to answer instead), and a bare 500 with a
+/// request id for everything local.
+impl From<&PublicError> for NpmError {
+    fn from(e: &PublicError) -> Self {
+        match e {
+            PublicError::PackageNotFound(_) | PublicError::VersionNotFound { .. } => {
+                NpmError::NotFound(e.to_string())
+            }
+            PublicError::Upstream(u) => NpmError::from(u),
+            PublicError::InvalidUpstreamDocument { .. }
+            | PublicError::NoStoredCopy(_)
+            | PublicError::Integrity(_) => NpmError::BadGateway(e.to_string()),
+            PublicError::Corrupt { .. }
+            | PublicError::Store(_)
+            | PublicError::Rules(_)
+            | PublicError::Task(_) => NpmError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<PublicError> for NpmError {
+    fn from(e: PublicError) -> Self {
+        NpmError::from(&e)
+    }
+}
+
+impl From<std::sync::Arc<PublicError>> for NpmError {
+    fn from(e: std::sync::Arc<PublicError>) -> Self {
+        NpmError::from(&*e)
     }
 }
 
@@ -128,5 +150,55 @@ mod tests {
             NpmError::from(UpstreamError::Timeout("x".into())).status(),
             504
         );
+    }
+
+    #[test]
+    fn public_errors_map_to_statuses_and_hide_local_detail() {
+        let cases: Vec<(PublicError, u16)> = vec![
+            (PublicError::PackageNotFound("left-pad".into()), 404),
+            (
+                PublicError::VersionNotFound {
+                    package: "left-pad".into(),
+                    version: "9.9.9".into(),
+                },
+                404,
+            ),
+            (
+                PublicError::Upstream(UpstreamError::Timeout("t".into())),
+                504,
+            ),
+            (
+                PublicError::Upstream(UpstreamError::Unavailable("u".into())),
+                503,
+            ),
+            (PublicError::Upstream(UpstreamError::Status(500)), 502),
+            (PublicError::NoStoredCopy("left-pad".into()), 502),
+            (
+                PublicError::Corrupt {
+                    package: "left-pad".into(),
+                    detail: "/srv/store/public/packuments/left-pad.json: EOF".into(),
+                },
+                500,
+            ),
+            (
+                PublicError::Store(StoreError::Backend("/srv/store: disk full".into())),
+                500,
+            ),
+            (PublicError::Task("a render task failed"), 500),
+        ];
+        for (e, status) in cases {
+            let shared = std::sync::Arc::new(e);
+            // Each waiter of a shared flight gets the same answer as the leader.
+            let copy = PublicError::from_shared(&shared);
+            let (a, b) = (NpmError::from(&*shared), NpmError::from(copy));
+            assert_eq!((a.status(), b.status()), (status, status), "{shared}");
+            let text: serde_json::Value = serde_json::from_slice(&a.body("req-1")).unwrap();
+            let text = text["error"].as_str().unwrap().to_string();
+            if status == 500 {
+                assert!(!text.contains("/srv") && text.contains("req-1"), "{text}");
+            } else {
+                assert!(text.contains("left-pad") || status != 404, "{text}");
+            }
+        }
     }
 }

@@ -62,19 +62,23 @@ where
     }
 }
 
-/// A flight's result as every waiter gets it: errors are shared (`Arc`), not cloned.
-pub type Shared<T> = Result<T, std::sync::Arc<crate::error::NpmError>>;
+/// A flight's result as every waiter gets it: errors are shared (`Arc`), not cloned. Each
+/// layer shares its own error type.
+pub type Shared<T, E> = Result<T, std::sync::Arc<E>>;
 
 /// Shares an error among a flight's waiters.
-pub fn shared_err(e: impl Into<crate::error::NpmError>) -> std::sync::Arc<crate::error::NpmError> {
+pub fn shared_err<E>(e: impl Into<E>) -> std::sync::Arc<E> {
     std::sync::Arc::new(e.into())
 }
 
+/// An error type flights can report a panicked task with.
+pub trait FlightError {
+    fn panicked() -> Self;
+}
+
 /// What waiters get when the flight's task panicked.
-pub fn panicked<T>() -> Shared<T> {
-    Err(std::sync::Arc::new(crate::error::NpmError::Internal(
-        "a worker task panicked".into(),
-    )))
+pub fn panicked<T, E: FlightError>() -> Shared<T, E> {
+    Err(std::sync::Arc::new(E::panicked()))
 }
 
 #[cfg(test)]

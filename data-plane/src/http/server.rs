@@ -214,7 +214,7 @@ impl App {
                     .packuments
                     .verdict(&name, &policy)
                     .await
-                    .map_err(|e| NpmError::from_shared(&e))?;
+                    .map_err(NpmError::from)?;
                 send_json(session, 200, &explain::public(&name, &v, &policy)).await
             }
             Route::Forwarded(u) => {
@@ -276,7 +276,7 @@ impl App {
                         .packuments
                         .verdict(&name, &policy)
                         .await
-                        .map_err(|e| NpmError::from_shared(&e))?;
+                        .map_err(NpmError::from)?;
                     let version = file.version().to_string();
                     if v.verdict.blocked.contains(&version) {
                         return Err(NpmError::Forbidden(

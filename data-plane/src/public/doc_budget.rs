@@ -8,7 +8,7 @@
 
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use crate::error::NpmError;
+use crate::public::error::PublicError;
 
 pub struct DocBudget {
     permits: Semaphore,
@@ -27,14 +27,14 @@ impl DocBudget {
     }
 
     /// Waits until work on a document of `len` bytes fits the budget.
-    pub async fn admit(&self, len: usize) -> Result<SemaphorePermit<'_>, NpmError> {
+    pub async fn admit(&self, len: usize) -> Result<SemaphorePermit<'_>, PublicError> {
         let kib = u32::try_from(len / 1024 + 1)
             .unwrap_or(u32::MAX)
             .min(self.total_kib);
         self.permits
             .acquire_many(kib)
             .await
-            .map_err(|_| NpmError::Internal("document budget closed".into()))
+            .map_err(|_| PublicError::Task("the document budget closed"))
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod breaker;
 pub mod doc_budget;
+pub mod error;
 pub mod health;
 pub mod integrity;
 pub mod packuments;

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 
 use bytes::Bytes;
 
-use crate::error::NpmError;
+use crate::public::error::PublicError;
 use crate::rules::verdicts::PolicyVerdict;
 use crate::singleflight::{shared_err, Shared};
 use nproxy_common::hash::sha256_hex;
@@ -42,11 +42,16 @@ impl Served {
     }
 
     /// The same answer with its plain bytes, decompressed from the gzip'd ones.
-    pub fn with_identity(&self) -> Shared<Served> {
+    pub fn with_identity(&self) -> Shared<Served, PublicError> {
         let mut plain = Vec::with_capacity(self.gzip.len().saturating_mul(8));
         flate2::read::GzDecoder::new(&self.gzip[..])
             .read_to_end(&mut plain)
-            .map_err(|e| shared_err(NpmError::Internal(format!("cached gzip is corrupt: {e}"))))?;
+            .map_err(|e| {
+                shared_err(PublicError::Corrupt {
+                    package: "(in-memory packument)".into(),
+                    detail: format!("cached gzip: {e}"),
+                })
+            })?;
         Ok(Served {
             version: self.version.clone(),
             etag: self.etag.clone(),
@@ -80,12 +85,13 @@ pub fn render(
     verdict: Option<&PolicyVerdict>,
     form: Form,
     keep_identity: bool,
-) -> Shared<Served> {
+) -> Shared<Served, PublicError> {
     let version = sha256_hex(stored);
     let mut doc = Packument::parse(stored).map_err(|e| {
-        shared_err(NpmError::Internal(format!(
-            "stored packument is corrupt: {e}"
-        )))
+        shared_err(PublicError::Corrupt {
+            package: name.to_string(),
+            detail: e.to_string(),
+        })
     })?;
     let (blocked_header, refused, recheck_at_ms) = match verdict {
         Some(v) => {

@@ -46,7 +46,7 @@ impl PublicApi {
             .packuments
             .served(name, form, base, policy, !gz)
             .await
-            .map_err(|e| NpmError::from_shared(&e))?;
+            .map_err(NpmError::from)?;
         if let Some(why) = &served.refused {
             return Err(NpmError::Forbidden(why.clone()).into());
         }
@@ -105,7 +105,12 @@ impl PublicApi {
         name: &PackageName,
         file: &TarballFile,
     ) -> Handled {
-        match self.tarballs.open(name, file).await? {
+        match self
+            .tarballs
+            .open(name, file)
+            .await
+            .map_err(NpmError::from)?
+        {
             Source::Memory(meta, bytes) => self.send_memory(session, &meta, bytes, "hit").await,
             Source::Stored(obj) => send_stored(session, obj, "hit", &self.metrics).await,
             Source::Downloading(d) => self.send_download(session, &d, name, file).await,
@@ -247,7 +252,12 @@ impl PublicApi {
                 }
             }
         }
-        match self.tarballs.open(name, file).await? {
+        match self
+            .tarballs
+            .open(name, file)
+            .await
+            .map_err(NpmError::from)?
+        {
             Source::Memory(meta, bytes) => self.send_memory(session, &meta, bytes, "miss").await,
             Source::Stored(obj) => send_stored(session, obj, "miss", &self.metrics).await,
             Source::Downloading(_) => {

@@ -17,8 +17,8 @@ use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
-use crate::error::NpmError;
 use crate::metrics::Metrics;
+use crate::public::error::PublicError;
 use crate::public::integrity::Verifier;
 use crate::public::packuments::Packuments;
 use crate::public::upstream::Upstream;
@@ -101,7 +101,7 @@ impl Tarballs {
         self: &Arc<Self>,
         name: &PackageName,
         file: &TarballFile,
-    ) -> Result<Source, NpmError> {
+    ) -> Result<Source, PublicError> {
         let key = Key::public_tarball(name, file);
         if let Some((meta, bytes)) = self.hot.get(&key) {
             self.metrics.cache("tarball", "hit");
@@ -126,22 +126,22 @@ impl Tarballs {
             .packuments
             .state(name, false)
             .await
-            .map_err(|e| NpmError::from_shared(&e))?;
+            .map_err(|e| PublicError::from_shared(&e))?;
         if !state.tarballs.contains_key(file.as_str()) {
             // Maybe published since the last revalidation.
             state = self
                 .packuments
                 .state(name, true)
                 .await
-                .map_err(|e| NpmError::from_shared(&e))?;
+                .map_err(|e| PublicError::from_shared(&e))?;
         }
         let Some(dist) = state.tarballs.get(file.as_str()).cloned() else {
-            return Err(NpmError::NotFound(format!(
-                "{name}@{} not found",
-                file.version()
-            )));
+            return Err(PublicError::VersionNotFound {
+                package: name.to_string(),
+                version: file.version().to_string(),
+            });
         };
-        let verifier = Verifier::new(&dist)?;
+        let verifier = Verifier::new(&dist).map_err(|e| PublicError::Integrity(e.to_string()))?;
         let url = self
             .upstream
             .tarball_url(name, file.as_str(), dist.upstream_url.as_deref());
@@ -257,16 +257,16 @@ impl Tarballs {
     }
 }
 
-async fn collect(mut body: ByteStream, size: u64) -> Result<Bytes, NpmError> {
+async fn collect(mut body: ByteStream, size: u64) -> Result<Bytes, PublicError> {
     let mut buf = BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
     while let Some(chunk) = body.next().await {
         buf.extend_from_slice(&chunk.map_err(StoreError::from)?);
     }
     if buf.len() as u64 != size {
-        return Err(NpmError::Internal(format!(
+        return Err(PublicError::Store(StoreError::Backend(format!(
             "store returned {} of {size} bytes",
             buf.len()
-        )));
+        ))));
     }
     Ok(buf.freeze())
 }

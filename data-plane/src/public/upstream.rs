@@ -25,7 +25,7 @@ use nproxy_core::names::PackageName;
 /// Largest packument accepted from the upstream; the biggest public ones are far below.
 const MAX_PACKUMENT_BYTES: usize = 256 * 1024 * 1024;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
     #[error("{0}")]
     Timeout(String),

@@ -5,6 +5,7 @@
 //! the explain endpoint's answer.
 
 pub mod audit;
+pub mod error;
 pub mod explain;
 pub mod pb;
 pub mod verdicts;

@@ -11,8 +11,8 @@ use nproxy_core::names::PackageName;
 use nproxy_core::packument::Packument;
 use nproxy_core::rules;
 
-use crate::error::NpmError;
 use crate::internal::outbox::{self, Outbox};
+use crate::rules::error::VerdictError;
 use crate::singleflight::{panicked, shared_err, Shared, SingleFlight};
 use crate::store::{get_bytes, BlobStore, Key};
 use nproxy_common::hash::sha256_hex;
@@ -55,7 +55,7 @@ pub struct Verdicts {
     /// Where `package.blocked` / `package.warned` audit events go.
     outbox: Option<Arc<Outbox>>,
     cache: moka::sync::Cache<VerdictKey, Arc<PolicyVerdict>>,
-    builds: SingleFlight<VerdictKey, Shared<Arc<PolicyVerdict>>>,
+    builds: SingleFlight<VerdictKey, Shared<Arc<PolicyVerdict>, VerdictError>>,
 }
 
 impl Verdicts {
@@ -76,7 +76,7 @@ impl Verdicts {
         name: &PackageName,
         policy: &Policy,
         doc_version: &str,
-    ) -> Result<Arc<PolicyVerdict>, Arc<NpmError>> {
+    ) -> Shared<Arc<PolicyVerdict>, VerdictError> {
         let key = VerdictKey {
             name: name.clone(),
             policy: policy.key(),
@@ -102,40 +102,39 @@ impl Verdicts {
         self: Arc<Self>,
         key: VerdictKey,
         policy: Policy,
-    ) -> Shared<Arc<PolicyVerdict>> {
+    ) -> Shared<Arc<PolicyVerdict>, VerdictError> {
         let Some((_, body)) = get_bytes(self.store.as_ref(), &Key::public_packument(&key.name))
             .await
             .map_err(shared_err)?
         else {
-            return Err(shared_err(NpmError::NotFound(format!(
-                "package {} not found",
-                key.name
-            ))));
+            return Err(shared_err(VerdictError::NoDocument(key.name.to_string())));
         };
         let name = key.name.clone();
         let p = policy.clone();
-        let verdict = tokio::task::spawn_blocking(move || -> Shared<PolicyVerdict> {
-            let doc = Packument::parse(&body).map_err(|e| {
-                shared_err(NpmError::Internal(format!(
-                    "stored packument is corrupt: {e}"
-                )))
-            })?;
-            let verdict = rules::evaluate(
-                &name,
-                &doc,
-                &p.rules,
-                &p.advisories.list,
-                &p.exceptions,
-                nproxy_common::time::now_ms(),
-            );
-            Ok(PolicyVerdict {
-                version: sha256_hex(&body),
-                all_blocked: rules::all_blocked(&doc, &verdict),
-                verdict,
+        let verdict =
+            tokio::task::spawn_blocking(move || -> Shared<PolicyVerdict, VerdictError> {
+                let doc = Packument::parse(&body).map_err(|e| {
+                    shared_err(VerdictError::Corrupt {
+                        package: name.to_string(),
+                        detail: e.to_string(),
+                    })
+                })?;
+                let verdict = rules::evaluate(
+                    &name,
+                    &doc,
+                    &p.rules,
+                    &p.advisories.list,
+                    &p.exceptions,
+                    nproxy_common::time::now_ms(),
+                );
+                Ok(PolicyVerdict {
+                    version: sha256_hex(&body),
+                    all_blocked: rules::all_blocked(&doc, &verdict),
+                    verdict,
+                })
             })
-        })
-        .await
-        .map_err(|_| shared_err(NpmError::Internal("rules task failed".into())))??;
+            .await
+            .map_err(|_| shared_err(VerdictError::Task("a rules task failed")))??;
         let verdict = Arc::new(verdict);
         self.record(&key.name, &policy, &verdict).await;
         self.cache.insert(key, verdict.clone());

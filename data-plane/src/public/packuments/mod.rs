@@ -20,9 +20,9 @@ use serde::{Deserialize, Serialize};
 
 mod refresh;
 
-use crate::error::NpmError;
 use crate::metrics::Metrics;
 use crate::public::doc_budget::DocBudget;
+use crate::public::error::PublicError;
 use crate::public::render::{render, Served};
 use crate::public::upstream::{Upstream, Validators};
 use crate::rules::verdicts::{Policy, PolicyVerdict, Verdicts};
@@ -80,8 +80,8 @@ pub struct Packuments {
     /// their next read goes to the upstream, however fresh the held copy looks, until one
     /// upstream answer arrives.
     written: moka::sync::Cache<PackageName, ()>,
-    refreshes: SingleFlight<PackageName, Shared<Arc<PackageState>>>,
-    builds: SingleFlight<ServedKey, Shared<Arc<Served>>>,
+    refreshes: SingleFlight<PackageName, Shared<Arc<PackageState>, PublicError>>,
+    builds: SingleFlight<ServedKey, Shared<Arc<Served>, PublicError>>,
     /// What each org's rules say about each package (cached per document state).
     verdicts: Arc<Verdicts>,
     /// Bounds the documents parsed, merged or rendered at once, by size.
@@ -235,7 +235,7 @@ impl Packuments {
         self: &Arc<Self>,
         name: &PackageName,
         force: bool,
-    ) -> Result<Arc<PackageState>, Arc<NpmError>> {
+    ) -> Shared<Arc<PackageState>, PublicError> {
         if let Some(s) = self.states.get(name) {
             if !force && self.is_fresh(&s) {
                 return Ok(s);
@@ -247,9 +247,7 @@ impl Packuments {
                 return Ok(s);
             }
         } else if self.not_found.contains_key(name) {
-            return Err(shared_err(NpmError::NotFound(format!(
-                "package {name} not found"
-            ))));
+            return Err(shared_err(PublicError::PackageNotFound(name.to_string())));
         }
         let force = force || self.written.contains_key(name);
         let this = self.clone();
@@ -271,7 +269,7 @@ impl Packuments {
         base: &str,
         policy: Option<&Policy>,
         plain: bool,
-    ) -> Result<(Arc<Served>, bool), Arc<NpmError>> {
+    ) -> Result<(Arc<Served>, bool), Arc<PublicError>> {
         let state = self.state(name, false).await?;
         let key = ServedKey {
             name: name.clone(),
@@ -287,7 +285,12 @@ impl Packuments {
         }
         self.metrics.cache("packument", "build");
         let verdict = match policy {
-            Some(p) => Some(self.verdicts.at(name, p, &state.version).await?),
+            Some(p) => Some(
+                self.verdicts
+                    .at(name, p, &state.version)
+                    .await
+                    .map_err(|e| Arc::new(PublicError::Rules(e)))?,
+            ),
             None => None,
         };
         let this = self.clone();
@@ -312,7 +315,7 @@ impl Packuments {
         plain: bool,
         key: ServedKey,
         served: Arc<Served>,
-    ) -> Shared<Arc<Served>> {
+    ) -> Shared<Arc<Served>, PublicError> {
         if !plain || served.identity.is_some() {
             return Ok(served);
         }
@@ -323,7 +326,7 @@ impl Packuments {
             .map_err(shared_err)?;
         let full = tokio::task::spawn_blocking(move || served.with_identity())
             .await
-            .map_err(|_| shared_err(NpmError::Internal("gunzip task failed".into())))??;
+            .map_err(|_| shared_err(PublicError::Task("a gunzip task failed")))??;
         let full = Arc::new(full);
         self.served.insert(key, full.clone());
         Ok(full)
@@ -335,9 +338,12 @@ impl Packuments {
         self: &Arc<Self>,
         name: &PackageName,
         policy: &Policy,
-    ) -> Result<Arc<PolicyVerdict>, Arc<NpmError>> {
+    ) -> Shared<Arc<PolicyVerdict>, PublicError> {
         let state = self.state(name, false).await?;
-        self.verdicts.at(name, policy, &state.version).await
+        self.verdicts
+            .at(name, policy, &state.version)
+            .await
+            .map_err(|e| Arc::new(PublicError::Rules(e)))
     }
 
     /// Renders one form for one base URL from the stored document.
@@ -347,7 +353,7 @@ impl Packuments {
         verdict: Option<Arc<PolicyVerdict>>,
         keep_identity: bool,
         key_len: usize,
-    ) -> Shared<Arc<Served>> {
+    ) -> Shared<Arc<Served>, PublicError> {
         // Each render holds a parsed document and its encodings (tens of MB for a big
         // packument): only so many bytes of documents at once, whatever the number of
         // distinct base URLs asked for, so memory stays bounded.
@@ -356,10 +362,9 @@ impl Packuments {
             .await
             .map_err(shared_err)?
         else {
-            return Err(shared_err(NpmError::NotFound(format!(
-                "package {} not found",
-                key.name
-            ))));
+            return Err(shared_err(PublicError::PackageNotFound(
+                key.name.to_string(),
+            )));
         };
         let k = key.clone();
         let rendered = tokio::task::spawn_blocking(move || {
@@ -373,7 +378,7 @@ impl Packuments {
             )
         })
         .await
-        .map_err(|_| shared_err(NpmError::Internal("render task failed".into())))??;
+        .map_err(|_| shared_err(PublicError::Task("a render task failed")))??;
         let served = Arc::new(rendered);
         self.served.insert(key, served.clone());
         Ok(served)

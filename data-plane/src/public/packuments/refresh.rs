@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use super::{now_ms, PackageState, Packuments, StoredMeta};
-use crate::error::NpmError;
-use crate::public::upstream::{PackumentFetch, Validators};
+use crate::public::error::PublicError;
+use crate::public::upstream::{PackumentFetch, UpstreamError, Validators};
 use crate::singleflight::{shared_err, Shared};
 use crate::store::{get_bytes, Key, PutBody, PutMode};
 use nproxy_common::hash::sha256_hex;
@@ -22,7 +22,7 @@ impl Packuments {
         self: Arc<Self>,
         name: PackageName,
         force: bool,
-    ) -> Shared<Arc<PackageState>> {
+    ) -> Shared<Arc<PackageState>, PublicError> {
         let held = self.states.get(&name);
         if let Some(s) = &held {
             if !force && self.is_fresh(s) {
@@ -103,7 +103,7 @@ impl Packuments {
                 let _permit = self.budget.admit(body.len()).await.map_err(shared_err)?;
                 let parsed = tokio::task::spawn_blocking(move || Packument::parse(&body))
                     .await
-                    .map_err(|_| shared_err(NpmError::Internal("parse task failed".into())))?;
+                    .map_err(|_| shared_err(PublicError::Task("a parse task failed")))?;
                 match parsed {
                     Ok(doc) => {
                         self.merge_and_store(&name, Some(doc), validators, up_sha)
@@ -111,9 +111,10 @@ impl Packuments {
                     }
                     // A lying upstream is no reason to stop serving a good copy.
                     Err(e) => {
-                        let e = NpmError::BadGateway(format!(
-                            "upstream sent an invalid packument for {name}: {e}"
-                        ));
+                        let e = PublicError::InvalidUpstreamDocument {
+                            package: name.to_string(),
+                            detail: e.to_string(),
+                        };
                         self.stale_or(&name, held, meta, e).await
                     }
                 }
@@ -122,16 +123,14 @@ impl Packuments {
                 if meta.is_none() {
                     self.metrics.cache("packument", "not_found");
                     self.not_found.insert(name.clone(), ());
-                    return Err(shared_err(NpmError::NotFound(format!(
-                        "package {name} not found"
-                    ))));
+                    return Err(shared_err(PublicError::PackageNotFound(name.to_string())));
                 }
                 tracing::warn!(package = %name, "upstream no longer has this package; keeping cached versions");
                 match self
                     .merge_and_store(&name, None, Validators::default(), String::new())
                     .await
                 {
-                    Err(e) if matches!(*e, NpmError::NotFound(_)) => {
+                    Err(e) if matches!(*e, PublicError::PackageNotFound(_)) => {
                         self.not_found.insert(name.clone(), ());
                         Err(e)
                     }
@@ -149,8 +148,8 @@ impl Packuments {
         name: &PackageName,
         held: Option<Arc<PackageState>>,
         meta: Option<StoredMeta>,
-        e: NpmError,
-    ) -> Shared<Arc<PackageState>> {
+        e: PublicError,
+    ) -> Shared<Arc<PackageState>, PublicError> {
         let stale = match held {
             Some(s) => Some(s),
             None if meta.is_some() => {
@@ -166,7 +165,7 @@ impl Packuments {
             Some(s) => {
                 // While the breaker is open this is every stale read: the breaker logs the
                 // outage once; here it is only debug.
-                if matches!(e, NpmError::Unavailable(_)) {
+                if matches!(e, PublicError::Upstream(UpstreamError::Unavailable(_))) {
                     tracing::debug!(package = %name, "upstream down; serving the cached packument");
                 } else {
                     tracing::warn!(package = %name, error = %e, "upstream failed; serving the cached packument");
@@ -184,7 +183,7 @@ impl Packuments {
         name: &PackageName,
         held: Option<Arc<PackageState>>,
         meta: Option<StoredMeta>,
-    ) -> Shared<Arc<PackageState>> {
+    ) -> Shared<Arc<PackageState>, PublicError> {
         let now = SystemTime::now();
         let mut meta = meta.unwrap_or_default();
         meta.fetched_at_ms = now_ms(now);
@@ -198,11 +197,7 @@ impl Packuments {
             }),
             _ => match self.load_stored(name, now).await? {
                 Some(s) => s,
-                None => {
-                    return Err(shared_err(NpmError::BadGateway(format!(
-                        "upstream says {name} is unchanged but no copy is stored"
-                    ))))
-                }
+                None => return Err(shared_err(PublicError::NoStoredCopy(name.to_string()))),
             },
         };
         self.states.insert(name.clone(), state.clone());
@@ -233,7 +228,7 @@ impl Packuments {
         &self,
         name: &PackageName,
         fetched_at: SystemTime,
-    ) -> Shared<Option<Arc<PackageState>>> {
+    ) -> Shared<Option<Arc<PackageState>>, PublicError> {
         let Some((_, body)) = get_bytes(self.store.as_ref(), &Key::public_packument(name))
             .await
             .map_err(shared_err)?
@@ -242,11 +237,12 @@ impl Packuments {
         };
         let _permit = self.budget.admit(body.len()).await.map_err(shared_err)?;
         let name2 = name.clone();
-        let state = tokio::task::spawn_blocking(move || -> Shared<PackageState> {
+        let state = tokio::task::spawn_blocking(move || -> Shared<PackageState, PublicError> {
             let doc = Packument::parse(&body).map_err(|e| {
-                shared_err(NpmError::Internal(format!(
-                    "stored packument is corrupt: {e}"
-                )))
+                shared_err(PublicError::Corrupt {
+                    package: name2.to_string(),
+                    detail: e.to_string(),
+                })
             })?;
             Ok(PackageState {
                 version: sha256_hex(&body),
@@ -256,7 +252,7 @@ impl Packuments {
             })
         })
         .await
-        .map_err(|_| shared_err(NpmError::Internal("parse task failed".into())))??;
+        .map_err(|_| shared_err(PublicError::Task("a parse task failed")))??;
         let state = Arc::new(state);
         self.states.insert(name.clone(), state.clone());
         Ok(Some(state))
@@ -268,13 +264,13 @@ impl Packuments {
         upstream_doc: Option<Packument>,
         validators: Validators,
         upstream_sha256: String,
-    ) -> Shared<Arc<PackageState>> {
+    ) -> Shared<Arc<PackageState>, PublicError> {
         let held_doc: Option<Packument> =
             match get_bytes(self.store.as_ref(), &Key::public_packument(name)).await {
                 // Parsing a big document is CPU work: off the async workers.
                 Ok(Some((_, b))) => tokio::task::spawn_blocking(move || Packument::parse(&b).ok())
                     .await
-                    .map_err(|_| shared_err(NpmError::Internal("parse task failed".into())))?,
+                    .map_err(|_| shared_err(PublicError::Task("a parse task failed")))?,
                 Ok(None) => None,
                 Err(e) => return Err(shared_err(e)),
             };
@@ -308,11 +304,9 @@ impl Packuments {
             Some((Bytes::from(bytes), tarballs))
         })
         .await
-        .map_err(|_| shared_err(NpmError::Internal("merge task failed".into())))?;
+        .map_err(|_| shared_err(PublicError::Task("a merge task failed")))?;
         let Some((body, tarballs)) = built else {
-            return Err(shared_err(NpmError::NotFound(format!(
-                "package {name} not found"
-            ))));
+            return Err(shared_err(PublicError::PackageNotFound(name.to_string())));
         };
         let version = sha256_hex(&body);
         let len = body.len();
