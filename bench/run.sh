@@ -19,7 +19,7 @@ trap cleanup EXIT
 echo "== building (release)"
 cargo build --release -q -p nproxy-data-plane -p nproxy-control-plane -p nproxyctl --manifest-path "$root/Cargo.toml"
 if [ "${REUSE_FIXTURES:-0}" = 1 ] && [ -f "$out/upstream/bench-tar/index.json" ]; then
-  rm -rf "$out/same" "$out/store" && mkdir -p "$out/same" "$out/store"
+  rm -rf "$out/same" "$out/store" "$out/store-rules" "$out"/control.db* && mkdir -p "$out/same" "$out/store"
 else
   rm -rf "$out" && mkdir -p "$out/upstream" "$out/same" "$out/store"
   echo "== generating fixtures (cold tarball: ${COLD_MB} MB)"

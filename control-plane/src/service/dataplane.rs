@@ -6,6 +6,7 @@ use super::{Api, State};
 use crate::auth::require_any;
 use crate::error::CpResult;
 use crate::snapshot;
+use crate::store::Db;
 
 #[tonic::async_trait]
 impl DataPlane for Api {
@@ -16,7 +17,10 @@ impl DataPlane for Api {
         require_any(&req)?;
         let st = &self.0;
         let org = st.db.org(&req.into_inner().org).await?;
+        // The org row again inside the read transaction: its config version must describe
+        // the tokens, keys and rules read with it, even if a change commits in between.
         let mut r = st.db.read().await?;
+        let org = Db::org_in(r.conn(), &org.id).await?;
         let snap = snapshot::build(r.conn(), &org).await?;
         Ok(Response::new(snap))
     }

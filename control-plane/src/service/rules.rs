@@ -67,21 +67,23 @@ impl RulesService for Api {
         let st = &self.0;
         let org = st.db.org(&r.org).await?;
         let id = new_id();
-        st.mutate(&org, &actor, async |conn| {
-            Db::add_exception(conn, &id, &org.id, &r.package, &r.version, &reason).await?;
-            Ok(Change::new(
-                (),
-                events::EXCEPTION_ADDED,
-                json!({"id": id, "package": r.package, "version": r.version, "reason": reason}),
-            ))
-        })
-        .await?;
+        let created_at_ms = st
+            .mutate(&org, &actor, async |conn| {
+                let created =
+                    Db::add_exception(conn, &id, &org.id, &r.package, &r.version, &reason).await?;
+                Ok(Change::new(
+                    created,
+                    events::EXCEPTION_ADDED,
+                    json!({"id": id, "package": r.package, "version": r.version, "reason": reason}),
+                ))
+            })
+            .await?;
         Ok(Response::new(pb::RuleException {
             id,
             package: r.package,
             version: r.version,
             reason,
-            created_at_ms: crate::store::now_ms(),
+            created_at_ms,
         }))
     }
 

@@ -60,7 +60,9 @@ impl Db {
         package: &str,
         version: &str,
         reason: &str,
-    ) -> CpResult<()> {
+    ) -> CpResult<i64> {
+        // Returned so the answer carries exactly what was stored.
+        let created_at_ms = now_ms();
         let res = sqlx::query(
             "INSERT INTO rule_exceptions (id, org_id, package, version, reason, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -69,7 +71,7 @@ impl Db {
         .bind(package)
         .bind(version)
         .bind(reason)
-        .bind(now_ms())
+        .bind(created_at_ms)
         .execute(&mut *conn)
         .await;
         match res {
@@ -77,7 +79,10 @@ impl Db {
                 CpError::AlreadyExists(format!("exception for {package}@{version}")),
             ),
             Err(e) => Err(e.into()),
-            Ok(_) => Self::bump_config_version(conn, org_id).await,
+            Ok(_) => {
+                Self::bump_config_version(conn, org_id).await?;
+                Ok(created_at_ms)
+            }
         }
     }
 

@@ -77,3 +77,21 @@ async fn a_read_sees_one_state_throughout() {
     assert!(!now.public_reads);
     assert_eq!(now.config_version, 2);
 }
+
+#[tokio::test]
+async fn an_added_exception_answers_with_the_time_it_stored() {
+    let (_dir, db) = open().await;
+    let acme = org("acme");
+    let mut w = db.write().await.expect("write");
+    Db::insert_org(w.conn(), &acme).await.expect("insert");
+    let answered = Db::add_exception(w.conn(), "x1", &acme.id, "left-pad", "1.0.0", "ok")
+        .await
+        .expect("add");
+    w.commit().await.expect("commit");
+    // Later than any clock reading the service could take afterwards would be.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let mut r = db.read().await.expect("read");
+    let listed = Db::exceptions(r.conn(), &acme.id).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].4, answered, "the answer and the stored row agree");
+}

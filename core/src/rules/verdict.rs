@@ -28,17 +28,14 @@ pub struct Verdict {
 impl Verdict {
     /// Rules that blocked a version, e.g. for a 403 on its tarball.
     pub fn blocking_rules(&self, version: &str) -> Vec<Rule> {
-        let mut out: Vec<Rule> = self
-            .findings
-            .get(version)
-            .map(|f| {
-                f.iter()
-                    .filter(|f| f.mode == Mode::Block)
-                    .map(|f| f.rule)
-                    .collect()
-            })
-            .unwrap_or_default();
-        out.dedup();
+        // Each rule once, in the order found: a version flagged by two advisories and a
+        // malware report reads "vulnerability,malware", not "vulnerability,malware,vulnerability".
+        let mut out: Vec<Rule> = Vec::new();
+        for f in self.findings.get(version).into_iter().flatten() {
+            if f.mode == Mode::Block && !out.contains(&f.rule) {
+                out.push(f.rule);
+            }
+        }
         out
     }
 
@@ -130,5 +127,29 @@ mod tests {
             all.contains("cooldown") && all.contains("malware") && !all.contains("license"),
             "{all}"
         );
+    }
+
+    #[test]
+    fn each_blocking_rule_is_named_once_in_the_order_found() {
+        let f = |rule, mode| Finding {
+            rule,
+            mode,
+            reason: "r".into(),
+        };
+        let mut v = Verdict::default();
+        v.findings.insert(
+            "1.0.0".into(),
+            vec![
+                f(Rule::Vulnerability, Mode::Block),
+                f(Rule::Malware, Mode::Block),
+                f(Rule::License, Mode::Warn),
+                f(Rule::Vulnerability, Mode::Block),
+            ],
+        );
+        assert_eq!(
+            v.blocking_rules("1.0.0"),
+            vec![Rule::Vulnerability, Rule::Malware]
+        );
+        assert!(v.blocking_rules("9.9.9").is_empty());
     }
 }
