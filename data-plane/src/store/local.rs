@@ -9,9 +9,8 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use tokio_util::io::ReaderStream;
 
-use super::{BlobStore, Key, Object, ObjectMeta, PutBody, PutMode, StoreError};
+use super::{BlobStore, ByteStream, Key, Object, ObjectMeta, PutBody, PutMode, StoreError};
 
 const STAGING: &str = ".tmp";
 const LOCKS: &str = ".locks";
@@ -79,6 +78,34 @@ fn stage_bytes(dir: &Path, bytes: &Bytes) -> io::Result<tempfile::TempPath> {
     Ok(f.into_temp_path())
 }
 
+/// A stored file as a stream of chunks, each read on the blocking pool straight into the
+/// buffer that is sent (one copy from the page cache; `tokio::fs::File` reads into its
+/// own buffer and copies again, a sixth of the CPU serving 4 MB tarballs).
+fn file_chunks(file: std::fs::File) -> ByteStream {
+    futures::stream::try_unfold(Some(file), |state| async move {
+        let Some(mut file) = state else {
+            return Ok(None);
+        };
+        let (file, chunk) = blocking(move || {
+            let mut buf = Vec::with_capacity(READ_CHUNK);
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(&mut file, READ_CHUNK as u64),
+                &mut buf,
+            )?;
+            Ok((file, buf))
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        if chunk.is_empty() {
+            return Ok(None);
+        }
+        // A short chunk is the end of the file: no further trip to the blocking pool.
+        let next = (chunk.len() == READ_CHUNK).then_some(file);
+        Ok(Some((Bytes::from(chunk), next)))
+    })
+    .boxed()
+}
+
 #[async_trait::async_trait]
 impl BlobStore for LocalStore {
     async fn get(&self, key: &Key) -> Result<Option<Object>, StoreError> {
@@ -106,9 +133,7 @@ impl BlobStore for LocalStore {
         };
         let body = match contents {
             Contents::Small(b) => futures::stream::once(async move { Ok(b) }).boxed(),
-            Contents::Large(file) => {
-                ReaderStream::with_capacity(tokio::fs::File::from_std(file), READ_CHUNK).boxed()
-            }
+            Contents::Large(file) => file_chunks(file),
         };
         Ok(Some(Object {
             meta: object_meta(&meta),
