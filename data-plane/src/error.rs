@@ -1,5 +1,6 @@
 //! The one place errors become npm-style HTTP answers: `{"error": "…"}` with a status.
 
+use crate::org::error::{AuthError, OrgError};
 use crate::public::error::PublicError;
 use crate::public::integrity::IntegrityError;
 use crate::public::upstream::UpstreamError;
@@ -122,6 +123,26 @@ impl From<std::sync::Arc<PublicError>> for NpmError {
     }
 }
 
+/// Credentials: missing or bad is 401 (npm then asks the user to log in), valid but without
+/// the scope is 403.
+impl From<AuthError> for NpmError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::MissingScope { .. } => NpmError::Forbidden(e.to_string()),
+            _ => NpmError::Unauthorized(e.to_string()),
+        }
+    }
+}
+
+impl From<OrgError> for NpmError {
+    fn from(e: OrgError) -> Self {
+        match e {
+            OrgError::Unknown(_) => NpmError::NotFound(e.to_string()),
+            OrgError::Unavailable(m) => NpmError::Unavailable(m),
+        }
+    }
+}
+
 impl From<IntegrityError> for NpmError {
     fn from(e: IntegrityError) -> Self {
         NpmError::BadGateway(e.to_string())
@@ -199,6 +220,56 @@ mod tests {
             } else {
                 assert!(text.contains("left-pad") || status != 404, "{text}");
             }
+        }
+    }
+
+    #[test]
+    fn org_errors_keep_their_statuses_and_texts() {
+        let cases: Vec<(NpmError, u16, &str)> = vec![
+            (
+                AuthError::InvalidToken.into(),
+                401,
+                "invalid or revoked token",
+            ),
+            (
+                AuthError::Expired("ci".into()).into(),
+                401,
+                "token \"ci\" has expired",
+            ),
+            (
+                AuthError::MissingScope {
+                    name: "ci".into(),
+                    scope: "publish",
+                }
+                .into(),
+                403,
+                "token \"ci\" lacks the `publish` scope",
+            ),
+            (
+                AuthError::Required("proxy").into(),
+                401,
+                "authentication required: this registry needs a token with the `proxy` scope",
+            ),
+            (
+                AuthError::InternalNeedsToken {
+                    name: "@acme/x".into(),
+                    scope: "proxy",
+                }
+                .into(),
+                401,
+                "@acme/x is an internal package: it needs a token with the `proxy` scope",
+            ),
+            (
+                OrgError::Unknown("zz".into()).into(),
+                404,
+                "unknown org \"zz\"",
+            ),
+            (OrgError::Unavailable("later".into()).into(), 503, "later"),
+        ];
+        for (e, status, text) in cases {
+            assert_eq!(e.status(), status, "{e}");
+            let body: serde_json::Value = serde_json::from_slice(&e.body("r")).unwrap();
+            assert_eq!(body["error"], text);
         }
     }
 }

@@ -27,6 +27,18 @@ impl From<NpmError> for Failure {
     }
 }
 
+impl From<crate::org::error::AuthError> for Failure {
+    fn from(e: crate::org::error::AuthError) -> Self {
+        Failure::Npm(e.into())
+    }
+}
+
+impl From<crate::org::error::OrgError> for Failure {
+    fn from(e: crate::org::error::OrgError) -> Self {
+        Failure::Npm(e.into())
+    }
+}
+
 pub(crate) type Handled = Result<(), Failure>;
 
 pub(crate) fn header(session: &Session, name: &str) -> Option<String> {

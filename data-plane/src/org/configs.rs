@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use super::{ConfigSource, Invalidation, OrgConfig, OrgView, PackageWriteListener};
-use crate::error::NpmError;
+use crate::org::error::OrgError;
 use crate::singleflight::SingleFlight;
 use nproxy_common::time::now_ms;
 use nproxy_core::names::OrgSlug;
@@ -104,7 +104,7 @@ impl OrgConfigs {
         }
     }
 
-    pub async fn view(&self, org: &OrgSlug) -> Result<OrgView, NpmError> {
+    pub async fn view(&self, org: &OrgSlug) -> Result<OrgView, OrgError> {
         let Some(source) = &self.source else {
             return Ok(OrgView::Open);
         };
@@ -113,7 +113,7 @@ impl OrgConfigs {
             return Ok(OrgView::Configured(cfg));
         }
         if self.unknown.contains_key(slug) {
-            return Err(NpmError::NotFound(format!("unknown org {slug:?}")));
+            return Err(OrgError::Unknown(slug.to_string()));
         }
         let source = source.clone();
         let key = slug.to_string();
@@ -132,11 +132,11 @@ impl OrgConfigs {
             }
             Ok(None) => {
                 self.unknown.insert(slug.to_string(), ());
-                Err(NpmError::NotFound(format!("unknown org {slug:?}")))
+                Err(OrgError::Unknown(slug.to_string()))
             }
             Err(e) => {
                 tracing::warn!(org = %slug, error = %e, "cannot load org config");
-                Err(NpmError::Unavailable(
+                Err(OrgError::Unavailable(
                     "org configuration is unavailable; try again shortly".into(),
                 ))
             }
@@ -144,7 +144,7 @@ impl OrgConfigs {
     }
 
     /// The advisories about a package (cached; dropped when the control plane changes them).
-    pub async fn advisories(&self, package: &str) -> Result<Arc<PackageAdvisories>, NpmError> {
+    pub async fn advisories(&self, package: &str) -> Result<Arc<PackageAdvisories>, OrgError> {
         let Some(source) = &self.source else {
             return Ok(Arc::default());
         };
@@ -188,7 +188,7 @@ impl OrgConfigs {
             }
             Err(e) => {
                 tracing::warn!(package, error = %e, "cannot load advisories");
-                Err(NpmError::Unavailable(
+                Err(OrgError::Unavailable(
                     "advisories are unavailable; try again shortly".into(),
                 ))
             }

@@ -6,9 +6,11 @@
 //!
 //! `snapshot` is the model (an org's config, its tokens, who a request is), `configs` the
 //! in-memory cache that loads, follows invalidations and batches token use, `source` the
-//! contract a config source fulfils, and `redis` the Redis implementation of it.
+//! contract a config source fulfils, `redis` the Redis implementation of it, and `error`
+//! what the layer refuses (`AuthError`) or cannot answer (`OrgError`).
 
 mod configs;
+pub mod error;
 mod redis;
 mod snapshot;
 mod source;

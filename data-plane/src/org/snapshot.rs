@@ -8,7 +8,7 @@ use nproxy_common::secret::SecretDigest;
 use nproxy_proto::tokens::nproxy_bearer;
 use nproxy_proto::v1::{OrgConfigSnapshot, TokenScope};
 
-use crate::error::NpmError;
+use crate::org::error::AuthError;
 use nproxy_core::names::PackageName;
 
 #[derive(Debug, Clone)]
@@ -120,26 +120,26 @@ impl OrgView {
         authorization: Option<&str>,
         needed: TokenScope,
         name: &PackageName,
-    ) -> Result<TokenGrant, NpmError> {
+    ) -> Result<TokenGrant, AuthError> {
         match self.authorize(authorization, needed)? {
             Principal::Token(g) => Ok(g),
-            Principal::Anonymous => Err(NpmError::Unauthorized(format!(
-                "{name} is an internal package: it needs a token with the `{}` scope",
-                needed.label()
-            ))),
+            Principal::Anonymous => Err(AuthError::InternalNeedsToken {
+                name: name.to_string(),
+                scope: needed.label(),
+            }),
         }
     }
 
     /// A presented nproxy token must be valid wherever it is sent, even on routes nproxy
     /// itself does not authorize (forwarded ones): never silently treated as anonymous.
-    pub fn check_presented(&self, authorization: Option<&str>) -> Result<(), NpmError> {
+    pub fn check_presented(&self, authorization: Option<&str>) -> Result<(), AuthError> {
         match nproxy_bearer(authorization) {
             Some(_) => self
                 .authorize(authorization, TokenScope::Unspecified)
                 .map(|_| ())
                 .or_else(|e| match e {
                     // Valid, only without a scope this check does not ask for.
-                    NpmError::Forbidden(_) => Ok(()),
+                    AuthError::MissingScope { .. } => Ok(()),
                     other => Err(other),
                 }),
             None => Ok(()),
@@ -151,7 +151,7 @@ impl OrgView {
         &self,
         authorization: Option<&str>,
         needed: TokenScope,
-    ) -> Result<Principal, NpmError> {
+    ) -> Result<Principal, AuthError> {
         let OrgView::Configured(cfg) = self else {
             return Ok(Principal::Anonymous);
         };
@@ -160,12 +160,9 @@ impl OrgView {
                 let grant = cfg
                     .tokens
                     .get(&SecretDigest::sha256(token.as_bytes()))
-                    .ok_or_else(|| NpmError::Unauthorized("invalid or revoked token".into()))?;
+                    .ok_or(AuthError::InvalidToken)?;
                 if grant.expires_at_ms.is_some_and(|e| e <= now_ms()) {
-                    return Err(NpmError::Unauthorized(format!(
-                        "token {:?} has expired",
-                        grant.name
-                    )));
+                    return Err(AuthError::Expired(grant.name.clone()));
                 }
                 Principal::Token(grant.clone())
             }
@@ -173,18 +170,14 @@ impl OrgView {
         };
         match &principal {
             Principal::Token(g) if g.scopes.iter().any(|s| s.covers(needed)) => Ok(principal),
-            Principal::Token(g) => Err(NpmError::Forbidden(format!(
-                "token {:?} lacks the `{}` scope",
-                g.name,
-                needed.label()
-            ))),
+            Principal::Token(g) => Err(AuthError::MissingScope {
+                name: g.name.clone(),
+                scope: needed.label(),
+            }),
             Principal::Anonymous if cfg.public_reads && needed == TokenScope::Proxy => {
                 Ok(principal)
             }
-            Principal::Anonymous => Err(NpmError::Unauthorized(format!(
-                "authentication required: this registry needs a token with the `{}` scope",
-                needed.label()
-            ))),
+            Principal::Anonymous => Err(AuthError::Required(needed.label())),
         }
     }
 }
@@ -231,7 +224,9 @@ mod tests {
         // A wrong nproxy token is refused even where anonymous reads are allowed.
         assert!(matches!(
             open.authorize(Some("Bearer nproxy_b"), TokenScope::Proxy),
-            Err(NpmError::Unauthorized(_))
+            Err(AuthError::InvalidToken
+                | AuthError::Required(_)
+                | AuthError::InternalNeedsToken { .. })
         ));
         // Someone else's token is not ours to judge.
         assert!(matches!(
@@ -249,7 +244,9 @@ mod tests {
         );
         assert!(matches!(
             closed.authorize(None, TokenScope::Proxy),
-            Err(NpmError::Unauthorized(_))
+            Err(AuthError::InvalidToken
+                | AuthError::Required(_)
+                | AuthError::InternalNeedsToken { .. })
         ));
         assert!(closed
             .authorize(Some("Bearer nproxy_a"), TokenScope::Proxy)
@@ -262,11 +259,11 @@ mod tests {
         );
         assert!(matches!(
             closed.authorize(Some("Bearer nproxy_a"), TokenScope::Publish),
-            Err(NpmError::Forbidden(_))
+            Err(AuthError::MissingScope { .. })
         ));
         assert!(matches!(
             closed.authorize(Some("Bearer nproxy_old"), TokenScope::Proxy),
-            Err(NpmError::Unauthorized(m)) if m.contains("expired")
+            Err(AuthError::Expired(_))
         ));
     }
 
