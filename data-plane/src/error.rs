@@ -1,10 +1,12 @@
 //! The one place errors become npm-style HTTP answers: `{"error": "…"}` with a status.
 
+use crate::internal::error::InternalStoreError;
 use crate::org::error::{AuthError, OrgError};
 use crate::public::error::PublicError;
 use crate::public::integrity::IntegrityError;
 use crate::public::upstream::UpstreamError;
 use crate::store::StoreError;
+use nproxy_core::internal::DocError;
 use nproxy_core::route::RouteError;
 
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +145,34 @@ impl From<OrgError> for NpmError {
     }
 }
 
+impl From<DocError> for NpmError {
+    fn from(e: DocError) -> Self {
+        match e {
+            DocError::Conflict(m) => NpmError::Conflict(m),
+            DocError::Invalid(m) => NpmError::BadRequest(m),
+            DocError::NotFound(m) => NpmError::NotFound(m),
+        }
+    }
+}
+
+/// Internal packages: a refused change keeps its status, a concurrent change is a 409 to
+/// retry, lost races a 503 with nothing changed, anything local a 500.
+impl From<InternalStoreError> for NpmError {
+    fn from(e: InternalStoreError) -> Self {
+        match e {
+            InternalStoreError::Doc(d) => NpmError::from(d),
+            InternalStoreError::NotFound(_) => NpmError::NotFound(e.to_string()),
+            InternalStoreError::Changed => NpmError::Conflict(e.to_string()),
+            InternalStoreError::TooLarge { .. } => NpmError::PayloadTooLarge(e.to_string()),
+            InternalStoreError::Contended(_) => NpmError::Unavailable(e.to_string()),
+            InternalStoreError::Store(s) => NpmError::Storage(s),
+            InternalStoreError::Corrupt { .. }
+            | InternalStoreError::BadKey
+            | InternalStoreError::Encode(_) => NpmError::Internal(e.to_string()),
+        }
+    }
+}
+
 impl From<IntegrityError> for NpmError {
     fn from(e: IntegrityError) -> Self {
         NpmError::BadGateway(e.to_string())
@@ -270,6 +300,48 @@ mod tests {
             assert_eq!(e.status(), status, "{e}");
             let body: serde_json::Value = serde_json::from_slice(&e.body("r")).unwrap();
             assert_eq!(body["error"], text);
+        }
+    }
+
+    #[test]
+    fn internal_store_errors_map_to_statuses_and_hide_local_detail() {
+        let cases: Vec<(InternalStoreError, u16)> = vec![
+            (DocError::Conflict("1.0.0 exists".into()).into(), 409),
+            (DocError::Invalid("bad".into()).into(), 400),
+            (DocError::NotFound("gone".into()).into(), 404),
+            (InternalStoreError::NotFound("@acme/x".into()), 404),
+            (InternalStoreError::Changed, 409),
+            (
+                InternalStoreError::TooLarge {
+                    name: "@acme/x".into(),
+                    size: 2,
+                    limit: 1,
+                },
+                413,
+            ),
+            (InternalStoreError::Contended("@acme/x".into()), 503),
+            (
+                InternalStoreError::Corrupt {
+                    name: "@acme/x".into(),
+                    detail: "/srv/store/internal/o1/x.json".into(),
+                },
+                500,
+            ),
+            (InternalStoreError::BadKey, 500),
+            (
+                InternalStoreError::Store(StoreError::Backend("/srv: EIO".into())),
+                500,
+            ),
+        ];
+        for (e, status) in cases {
+            let e = NpmError::from(e);
+            assert_eq!(e.status(), status, "{e}");
+            let body: serde_json::Value = serde_json::from_slice(&e.body("r9")).unwrap();
+            let text = body["error"].as_str().unwrap();
+            assert!(
+                status != 500 || (!text.contains("/srv") && text.contains("r9")),
+                "{text}"
+            );
         }
     }
 }

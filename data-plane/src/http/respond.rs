@@ -33,6 +33,12 @@ impl From<crate::org::error::AuthError> for Failure {
     }
 }
 
+impl From<crate::internal::error::InternalStoreError> for Failure {
+    fn from(e: crate::internal::error::InternalStoreError) -> Self {
+        Failure::Npm(e.into())
+    }
+}
+
 impl From<crate::org::error::OrgError> for Failure {
     fn from(e: crate::org::error::OrgError) -> Self {
         Failure::Npm(e.into())

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use rand::Rng;
 use serde_json::Value;
 
-use crate::error::NpmError;
+use crate::internal::error::InternalStoreError;
 use crate::store::{get_bytes, BlobStore, Key, Object, PutBody, PutMode, StoreError};
 use nproxy_core::internal::{self, DocError};
 use nproxy_core::names::PackageName;
@@ -20,18 +20,8 @@ pub struct InternalStore {
     store: Arc<dyn BlobStore>,
 }
 
-fn key_err() -> NpmError {
-    NpmError::Internal("org id is not usable in a storage key".into())
-}
-
-impl From<DocError> for NpmError {
-    fn from(e: DocError) -> Self {
-        match e {
-            DocError::Conflict(m) => NpmError::Conflict(m),
-            DocError::Invalid(m) => NpmError::BadRequest(m),
-            DocError::NotFound(m) => NpmError::NotFound(m),
-        }
-    }
+fn key_err() -> InternalStoreError {
+    InternalStoreError::BadKey
 }
 
 impl InternalStore {
@@ -48,13 +38,14 @@ impl InternalStore {
         &self,
         org_id: &str,
         name: &PackageName,
-    ) -> Result<Option<(String, Value)>, NpmError> {
+    ) -> Result<Option<(String, Value)>, InternalStoreError> {
         let key = Key::internal_packument(org_id, name).ok_or_else(key_err)?;
         let Some((meta, bytes)) = get_bytes(self.store.as_ref(), &key).await? else {
             return Ok(None);
         };
-        let doc = serde_json::from_slice(&bytes).map_err(|e| {
-            NpmError::Internal(format!("stored document of {name} is corrupt: {e}"))
+        let doc = serde_json::from_slice(&bytes).map_err(|e| InternalStoreError::Corrupt {
+            name: name.to_string(),
+            detail: e.to_string(),
         })?;
         Ok(Some((meta.etag, doc)))
     }
@@ -65,7 +56,7 @@ impl InternalStore {
         &self,
         org_id: &str,
         name: &PackageName,
-    ) -> Result<Option<(String, Value)>, NpmError> {
+    ) -> Result<Option<(String, Value)>, InternalStoreError> {
         Ok(self
             .read(org_id, name)
             .await?
@@ -80,7 +71,7 @@ impl InternalStore {
         org_id: &str,
         name: &PackageName,
         change: impl FnMut(Option<&Value>) -> Result<Value, DocError>,
-    ) -> Result<Value, NpmError> {
+    ) -> Result<Value, InternalStoreError> {
         self.update_inner(org_id, name, false, change).await
     }
 
@@ -91,7 +82,7 @@ impl InternalStore {
         org_id: &str,
         name: &PackageName,
         change: impl FnMut(Option<&Value>) -> Result<Value, DocError>,
-    ) -> Result<Value, NpmError> {
+    ) -> Result<Value, InternalStoreError> {
         self.update_inner(org_id, name, true, change).await
     }
 
@@ -101,7 +92,7 @@ impl InternalStore {
         name: &PackageName,
         see_tombstone: bool,
         mut change: impl FnMut(Option<&Value>) -> Result<Value, DocError>,
-    ) -> Result<Value, NpmError> {
+    ) -> Result<Value, InternalStoreError> {
         let key = Key::internal_packument(org_id, name).ok_or_else(key_err)?;
         let started = Instant::now();
         for attempt in 0..ATTEMPTS {
@@ -112,14 +103,14 @@ impl InternalStore {
                 .filter(|d| see_tombstone || !internal::is_tombstone(d));
             let next = change(seen)?;
             let body = Bytes::from(
-                serde_json::to_vec(&next).map_err(|e| NpmError::Internal(e.to_string()))?,
+                serde_json::to_vec(&next).map_err(|e| InternalStoreError::Encode(e.to_string()))?,
             );
             if body.len() > nproxy_core::doc_bounds::MAX_DOCUMENT_BYTES {
-                return Err(NpmError::PayloadTooLarge(format!(
-                    "{name}'s document would be {} bytes; the limit is {}",
-                    body.len(),
-                    nproxy_core::doc_bounds::MAX_DOCUMENT_BYTES
-                )));
+                return Err(InternalStoreError::TooLarge {
+                    name: name.to_string(),
+                    size: body.len(),
+                    limit: nproxy_core::doc_bounds::MAX_DOCUMENT_BYTES,
+                });
             }
             let mode = match &current {
                 Some((etag, _)) => PutMode::IfMatch(etag.clone()),
@@ -139,9 +130,7 @@ impl InternalStore {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(NpmError::Unavailable(format!(
-            "{name} is being changed by other writers; nothing was changed, retry"
-        )))
+        Err(InternalStoreError::Contended(name.to_string()))
     }
 
     /// Stores a tarball under its content address; a second write of the same bytes is a
@@ -152,7 +141,7 @@ impl InternalStore {
         name: &PackageName,
         sha512_hex: &str,
         bytes: Bytes,
-    ) -> Result<(), NpmError> {
+    ) -> Result<(), InternalStoreError> {
         let key = Key::internal_blob(org_id, name, sha512_hex).ok_or_else(key_err)?;
         match self
             .store
@@ -169,7 +158,7 @@ impl InternalStore {
         org_id: &str,
         name: &PackageName,
         sha512_hex: &str,
-    ) -> Result<Option<Object>, NpmError> {
+    ) -> Result<Option<Object>, InternalStoreError> {
         let key = Key::internal_blob(org_id, name, sha512_hex).ok_or_else(key_err)?;
         Ok(self.store.get(&key).await?)
     }
@@ -179,7 +168,7 @@ impl InternalStore {
         org_id: &str,
         name: &PackageName,
         sha512_hex: &str,
-    ) -> Result<(), NpmError> {
+    ) -> Result<(), InternalStoreError> {
         let key = Key::internal_blob(org_id, name, sha512_hex).ok_or_else(key_err)?;
         Ok(self.store.delete(&key).await?)
     }
@@ -193,18 +182,16 @@ impl InternalStore {
         name: &PackageName,
         expected_etag: &str,
         now_iso: &str,
-    ) -> Result<(), NpmError> {
+    ) -> Result<(), InternalStoreError> {
         let key = Key::internal_packument(org_id, name).ok_or_else(key_err)?;
         let Some((etag, current)) = self.read(org_id, name).await? else {
-            return Err(NpmError::NotFound(format!("{name} not found")));
+            return Err(InternalStoreError::NotFound(name.to_string()));
         };
         if etag != expected_etag {
-            return Err(NpmError::Conflict(
-                "the package changed meanwhile; fetch it again and retry".into(),
-            ));
+            return Err(InternalStoreError::Changed);
         }
         let body = serde_json::to_vec(&internal::tombstone(&current, now_iso))
-            .map_err(|e| NpmError::Internal(e.to_string()))?;
+            .map_err(|e| InternalStoreError::Encode(e.to_string()))?;
         match self
             .store
             .put(
@@ -215,11 +202,7 @@ impl InternalStore {
             .await
         {
             Ok(_) => {}
-            Err(StoreError::PreconditionFailed) => {
-                return Err(NpmError::Conflict(
-                    "the package changed meanwhile; fetch it again and retry".into(),
-                ))
-            }
+            Err(StoreError::PreconditionFailed) => return Err(InternalStoreError::Changed),
             Err(e) => return Err(e.into()),
         }
         for k in self
