@@ -1,6 +1,6 @@
 //! The one place errors become npm-style HTTP answers: `{"error": "…"}` with a status.
 
-use crate::internal::error::InternalStoreError;
+use crate::internal::error::{InternalStoreError, OutboxError, SignUnavailable};
 use crate::org::error::{AuthError, OrgError};
 use crate::public::error::PublicError;
 use crate::public::integrity::IntegrityError;
@@ -170,6 +170,21 @@ impl From<InternalStoreError> for NpmError {
             | InternalStoreError::BadKey
             | InternalStoreError::Encode(_) => NpmError::Internal(e.to_string()),
         }
+    }
+}
+
+impl From<OutboxError> for NpmError {
+    fn from(e: OutboxError) -> Self {
+        match e {
+            OutboxError::Internal(i) => NpmError::from(i),
+            other => NpmError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<SignUnavailable> for NpmError {
+    fn from(e: SignUnavailable) -> Self {
+        NpmError::Unavailable(e.to_string())
     }
 }
 

@@ -184,7 +184,8 @@ impl InternalApi {
         let (key_id, signature) = self
             .control_plane()?
             .sign(&cfg.org_id, message.into_bytes())
-            .await?;
+            .await
+            .map_err(NpmError::from)?;
         let sig = VersionSignature {
             key_id: key_id.clone(),
             signature_b64: base64::engine::general_purpose::STANDARD.encode(signature),

@@ -10,7 +10,7 @@ use nproxy_proto::v1::audit_client::AuditClient;
 use nproxy_proto::v1::keys_client::KeysClient;
 use tonic::transport::Channel;
 
-use crate::error::NpmError;
+use crate::internal::error::SignUnavailable;
 
 #[derive(Clone)]
 pub struct ControlPlaneClient {
@@ -35,7 +35,7 @@ impl ControlPlaneClient {
         &self,
         org_id: &str,
         payload: Vec<u8>,
-    ) -> Result<(String, Vec<u8>), NpmError> {
+    ) -> Result<(String, Vec<u8>), SignUnavailable> {
         let r = KeysClient::with_interceptor(self.channel.clone(), self.auth.clone())
             .sign(pb::SignRequest {
                 org: org_id.to_string(),
@@ -44,9 +44,7 @@ impl ControlPlaneClient {
             .await
             .map_err(|s| {
                 tracing::warn!(code = ?s.code(), error = %s.message(), "signing failed");
-                NpmError::Unavailable(
-                    "the control plane could not sign this version; nothing was stored, retry later".into(),
-                )
+                SignUnavailable
             })?
             .into_inner();
         Ok((r.key_id, r.signature))

@@ -33,3 +33,21 @@ pub enum InternalStoreError {
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
 }
+
+/// The audit outbox could not record or hand over an entry (always local: a 500).
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error("org id is not usable in an outbox key")]
+    BadKey,
+    #[error("cannot encode an outbox entry: {0}")]
+    Encode(String),
+    #[error("storage failed: {0}")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Internal(#[from] InternalStoreError),
+}
+
+/// The control plane did not sign (down, or refused): nothing was stored, the client retries.
+#[derive(Debug, thiserror::Error)]
+#[error("the control plane could not sign this version; nothing was stored, retry later")]
+pub struct SignUnavailable;

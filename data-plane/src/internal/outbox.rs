@@ -18,8 +18,8 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::NpmError;
 use crate::internal::cp_client::ControlPlaneClient;
+use crate::internal::error::OutboxError;
 use crate::internal::store::InternalStore;
 use crate::store::{get_bytes, BlobStore, Key, PutBody, PutMode};
 use nproxy_core::names::PackageName;
@@ -119,17 +119,16 @@ impl Outbox {
     }
 
     /// Durably records an entry. Must succeed before the change it describes is made.
-    pub async fn put(&self, entry: &Entry) -> Result<Key, NpmError> {
-        let key = Key::outbox(&entry.org_id, &entry.id)
-            .ok_or_else(|| NpmError::Internal("outbox key".into()))?;
-        let body = serde_json::to_vec(entry).map_err(|e| NpmError::Internal(e.to_string()))?;
+    pub async fn put(&self, entry: &Entry) -> Result<Key, OutboxError> {
+        let key = Key::outbox(&entry.org_id, &entry.id).ok_or(OutboxError::BadKey)?;
+        let body = serde_json::to_vec(entry).map_err(|e| OutboxError::Encode(e.to_string()))?;
         self.store
             .put(&key, PutBody::Bytes(Bytes::from(body)), PutMode::Overwrite)
             .await?;
         Ok(key)
     }
 
-    async fn verdict(&self, e: &Entry) -> Result<Verdict, NpmError> {
+    async fn verdict(&self, e: &Entry) -> Result<Verdict, OutboxError> {
         let Ok(name) = PackageName::parse(&e.package) else {
             return Ok(Verdict::Drop);
         };
@@ -166,14 +165,14 @@ impl Outbox {
     }
 
     /// Hands one entry over if its change landed; returns whether it is done with.
-    pub async fn deliver(&self, key: &Key) -> Result<bool, NpmError> {
+    pub async fn deliver(&self, key: &Key) -> Result<bool, OutboxError> {
         let Some((_, bytes)) = get_bytes(self.store.as_ref(), key).await? else {
             return Ok(true);
         };
         let Ok(entry) = serde_json::from_slice::<Entry>(&bytes) else {
             // Kept for inspection, out of the way of every entry after it.
-            let quarantined = Key::parse(&format!("{QUARANTINE_PREFIX}{key}"))
-                .ok_or_else(|| NpmError::Internal("quarantine key".into()))?;
+            let quarantined =
+                Key::parse(&format!("{QUARANTINE_PREFIX}{key}")).ok_or(OutboxError::BadKey)?;
             self.store
                 .put(&quarantined, PutBody::Bytes(bytes), PutMode::Overwrite)
                 .await?;
@@ -209,7 +208,7 @@ impl Outbox {
     }
 
     /// Delivers everything deliverable now.
-    pub async fn drain(&self) -> Result<usize, NpmError> {
+    pub async fn drain(&self) -> Result<usize, OutboxError> {
         let mut done = 0;
         for key in self.store.list(Key::OUTBOX_PREFIX).await? {
             // One entry's trouble never holds back the ones after it.
