@@ -109,7 +109,7 @@ impl Forwarder {
             None
         };
         let headers = session.req_header().headers.clone();
-        let encoding = header(session, "content-encoding");
+        let encoding = header(session, "content-encoding").map(str::to_string);
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
         let upstream = self.upstream.clone();
         let path = path_and_query.to_string();

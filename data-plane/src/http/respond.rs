@@ -47,13 +47,14 @@ impl From<crate::org::error::OrgError> for Failure {
 
 pub(crate) type Handled = Result<(), Failure>;
 
-pub(crate) fn header(session: &Session, name: &str) -> Option<String> {
+/// A request header's value, borrowed (most are read once and dropped; callers that keep
+/// one across a write to the session copy it themselves).
+pub(crate) fn header<'s>(session: &'s Session, name: &str) -> Option<&'s str> {
     session
         .req_header()
         .headers
         .get(name)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
 }
 
 /// Whether the client takes gzip: an explicit `gzip` entry decides by its q-value (also
@@ -177,7 +178,7 @@ pub(crate) async fn send_json_doc(
     etag: &str,
     cache_control: &'static str,
 ) -> Handled {
-    let not_modified = etag_matches(header(session, "if-none-match").as_deref(), etag);
+    let not_modified = etag_matches(header(session, "if-none-match"), etag);
     let mut resp = response(if not_modified { 304 } else { 200 })?;
     insert(&mut resp, "etag", etag)?;
     insert(&mut resp, "vary", "Accept, Accept-Encoding, Authorization")?;
@@ -245,7 +246,7 @@ pub(crate) async fn send_stored(
     cache: &'static str,
     metrics: &Metrics,
 ) -> Handled {
-    let not_modified = etag_matches(header(session, "if-none-match").as_deref(), &obj.meta.etag);
+    let not_modified = etag_matches(header(session, "if-none-match"), &obj.meta.etag);
     let head = session.req_header().method == http::Method::HEAD;
     let mut resp = tarball_header(
         if not_modified { 304 } else { 200 },

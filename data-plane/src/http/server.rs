@@ -96,9 +96,11 @@ impl App {
     async fn handle(&self, session: &mut Session, ctx: &mut Ctx) -> Handled {
         let req = session.req_header();
         let method = req.method.clone();
-        let path = req.uri.path().to_string();
-        let query = req.uri.query().map(str::to_string);
-        let host = header(session, "host").or_else(|| req.uri.host().map(str::to_string));
+        // Borrowed from the request: nothing below writes to the session before their
+        // last use (copies only where a value outlives that, e.g. the credential).
+        let path = req.uri.path();
+        let query = req.uri.query();
+        let host = header(session, "host").or_else(|| req.uri.host());
         let fwd_host = header(session, "x-forwarded-host");
         let fwd_proto = header(session, "x-forwarded-proto");
         let client_ip = session
@@ -108,11 +110,11 @@ impl App {
         let tenant = tenant::resolve(
             &self.settings,
             &RequestFacts {
-                host: host.as_deref(),
-                forwarded_host: fwd_host.as_deref(),
-                forwarded_proto: fwd_proto.as_deref(),
+                host,
+                forwarded_host: fwd_host,
+                forwarded_proto: fwd_proto,
                 client_ip,
-                path: &path,
+                path,
             },
         )?;
         let route = route::route(&tenant.path).map_err(NpmError::from)?;
@@ -125,10 +127,8 @@ impl App {
             return send_small(session, 200, "application/json", Bytes::from_static(b"{}")).await;
         }
         let view = self.orgs.view(&tenant.org).await?;
-        let authorization = header(session, "authorization");
-        let wants_write = query
-            .as_deref()
-            .is_some_and(|q| q.split('&').any(|kv| kv == "write=true"));
+        let authorization = header(session, "authorization").map(str::to_string);
+        let wants_write = query.is_some_and(|q| q.split('&').any(|kv| kv == "write=true"));
         // Internal packages: the org's own storage, a token always required.
         if let (OrgView::Configured(cfg), Some(name)) = (&view, route_package(&route)) {
             if cfg.is_internal(name) {
@@ -240,7 +240,7 @@ impl App {
                         );
                     }
                 }
-                let path = u.upstream_path(query.as_deref());
+                let path = u.upstream_path(query);
                 if u == Forwarded::AuditBulk {
                     return crate::rules::audit::bulk(
                         session,

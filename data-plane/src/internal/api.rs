@@ -82,7 +82,7 @@ impl InternalApi {
         let Some((_, doc)) = self.internal.read_live(&cfg.org_id, name).await? else {
             return Err(NpmError::NotFound(format!("package {name} not found")).into());
         };
-        let form = Form::from_accept(header(session, "accept").as_deref());
+        let form = Form::from_accept(header(session, "accept"));
         let view = internal::client_view(&doc, base, name);
         let body = match form {
             Form::Abbreviated if !write => packument::abbreviate(&view).to_vec(),
@@ -129,7 +129,7 @@ impl InternalApi {
         writer: &Writer<'_>,
     ) -> Handled {
         let raw = read_body(session, MAX_PUBLISH_BODY).await?;
-        let encoding = header(session, "content-encoding");
+        let encoding = header(session, "content-encoding").map(str::to_string);
         let json = publish::decode_body(&raw, encoding.as_deref())
             .map_err(|e| NpmError::BadRequest(e.0))?;
         // A whole-document PUT holds at most the versions a package may have, counted while

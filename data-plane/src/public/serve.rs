@@ -40,8 +40,8 @@ impl PublicApi {
         base: &str,
         policy: Option<&Policy>,
     ) -> Handled {
-        let form = Form::from_accept(header(session, "accept").as_deref());
-        let gz = accepts_gzip(header(session, "accept-encoding").as_deref());
+        let form = Form::from_accept(header(session, "accept"));
+        let gz = accepts_gzip(header(session, "accept-encoding"));
         let (served, hit) = self
             .packuments
             .served(name, form, base, policy, !gz)
@@ -55,7 +55,7 @@ impl PublicApi {
         } else {
             served.etag.clone()
         };
-        let not_modified = etag_matches(header(session, "if-none-match").as_deref(), &etag);
+        let not_modified = etag_matches(header(session, "if-none-match"), &etag);
         let mut resp = response(if not_modified { 304 } else { 200 })?;
         insert(&mut resp, "etag", &etag)?;
         insert(&mut resp, "vary", "Accept, Accept-Encoding")?;
@@ -124,7 +124,7 @@ impl PublicApi {
         bytes: Bytes,
         cache: &'static str,
     ) -> Handled {
-        let not_modified = etag_matches(header(session, "if-none-match").as_deref(), &meta.etag);
+        let not_modified = etag_matches(header(session, "if-none-match"), &meta.etag);
         let head = session.req_header().method == http::Method::HEAD;
         let mut resp = tarball_header(
             if not_modified { 304 } else { 200 },

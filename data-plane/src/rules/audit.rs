@@ -29,7 +29,7 @@ pub(crate) async fn bulk(
     upstream: &Upstream,
 ) -> Handled {
     let raw = read_body(session, AUDIT_MAX_BODY).await?;
-    let encoding = header(session, "content-encoding");
+    let encoding = header(session, "content-encoding").map(str::to_string);
     let json = nproxy_core::publish::decode_body_limited(&raw, encoding.as_deref(), AUDIT_MAX_JSON)
         .map_err(|e| NpmError::PayloadTooLarge(e.0))?;
     drop(raw);
