@@ -107,14 +107,7 @@ fn parse_rev(s: &str) -> Result<Option<String>, RouteError> {
     if s == "undefined" || s == "null" {
         return Ok(None);
     }
-    let ok = s.len() <= 80
-        && s.split_once('-').is_some_and(|(n, h)| {
-            !n.is_empty()
-                && n.bytes().all(|b| b.is_ascii_digit())
-                && !h.is_empty()
-                && h.bytes().all(|b| b.is_ascii_alphanumeric())
-        });
-    if ok {
+    if crate::names::is_rev(s) {
         Ok(Some(s.to_string()))
     } else {
         Err(RouteError::BadRevision)

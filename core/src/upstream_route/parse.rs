@@ -41,14 +41,9 @@ fn secret(seg: &str) -> Result<Secret, UpstreamRouteError> {
 
 fn rev(seg: &str) -> Result<String, UpstreamRouteError> {
     let s = decode(seg)?;
-    let ok = s.len() <= 80
-        && s.split_once('-').is_some_and(|(n, h)| {
-            !n.is_empty()
-                && n.bytes().all(|b| b.is_ascii_digit())
-                && !h.is_empty()
-                && h.bytes().all(|b| b.is_ascii_alphanumeric())
-        });
-    ok.then_some(s).ok_or(UpstreamRouteError::BadParam)
+    crate::names::is_rev(&s)
+        .then_some(s)
+        .ok_or(UpstreamRouteError::BadParam)
 }
 
 /// A package name from one segment (`@scope%2fname`, `name`) or two (`@scope`, `name`);
