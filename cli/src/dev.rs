@@ -411,8 +411,12 @@ pub async fn run(args: &DevArgs, config: Option<PathBuf>) -> anyhow::Result<()> 
         dp_settings.org_config_refresh,
     );
     let registry = format!("http://{}", dp_settings.listen);
-    let server =
-        nproxy_data_plane::build_server(dp_settings, orgs, &tokio::runtime::Handle::current())?;
+    let server = nproxy_data_plane::build_server(
+        dp_settings,
+        orgs,
+        &tokio::runtime::Handle::current(),
+        std::sync::Arc::default(),
+    )?;
     let dp = std::thread::spawn(move || {
         server.run(pingora::server::RunArgs {
             shutdown_signal: Box::new(Shutdown(stop_rx)),

@@ -19,6 +19,8 @@ pub(crate) mod rules;
 pub(crate) mod singleflight;
 pub mod store;
 
+pub use http::lifecycle::{DrainingShutdown, Lifecycle};
+
 use std::sync::Arc;
 
 use config::{Settings, StorageKind};
@@ -65,10 +67,13 @@ pub async fn org_configs(settings: &Settings) -> Result<Arc<OrgConfigs>, StartEr
 
 /// The pingora server with the npm service and (if configured) the metrics service.
 /// `background` runs the data plane's own tasks (the audit outbox drainer).
+/// `lifecycle` is shared with the shutdown signal watcher (`DrainingShutdown`), which turns
+/// readiness off on SIGTERM and waits for open connections.
 pub fn build_server(
     settings: Settings,
     orgs: Arc<OrgConfigs>,
     background: &tokio::runtime::Handle,
+    lifecycle: Arc<Lifecycle>,
 ) -> Result<pingora::server::Server, StartError> {
     use pingora::server::configuration::ServerConf;
     let threads = if settings.threads == 0 {
@@ -81,7 +86,9 @@ pub fn build_server(
     let conf = ServerConf {
         threads,
         // pingora's defaults wait minutes before exiting; in-flight requests get 5 s.
-        grace_period_seconds: Some(0),
+        // After the drain (`DrainingShutdown`), open requests get this long; the watcher
+        // exits the process as soon as none is left.
+        grace_period_seconds: Some(settings.shutdown_grace.as_secs()),
         graceful_shutdown_timeout_seconds: Some(5),
         // pingora's "fast" timers need a clock thread that, once started, wakes every
         // millisecond for the life of the process (about a sixth of the CPU an `npm ci`
@@ -107,7 +114,7 @@ pub fn build_server(
         "client connection cap"
     );
     let metrics = Metrics::new();
-    let app = build_app(settings, metrics.clone(), orgs)?;
+    let app = build_app(settings, metrics.clone(), orgs, lifecycle.clone())?;
     if let Some(outbox) = &app.outbox {
         outbox.spawn_drainer(background, std::time::Duration::from_secs(2));
     }
@@ -115,7 +122,7 @@ pub fn build_server(
     let proxy = pingora::proxy::http_proxy(&conf, app);
     let mut proxy = pingora::services::listening::Service::new(
         "nproxy npm".to_string(),
-        http::conn_guard::Guarded::new(proxy, limits, metrics.clone()),
+        http::conn_guard::Guarded::new(proxy, limits, metrics.clone(), lifecycle),
     );
     proxy.add_tcp(&listen.to_string());
     server.add_service(proxy);
@@ -146,6 +153,7 @@ pub fn build_app(
     settings: Settings,
     metrics: Metrics,
     orgs: Arc<OrgConfigs>,
+    lifecycle: Arc<Lifecycle>,
 ) -> Result<http::server::App, StartError> {
     let store = open_store(&settings)?;
     let upstream = Arc::new(Upstream::new(&settings, metrics.clone())?);
@@ -224,5 +232,6 @@ pub fn build_app(
         tarballs,
         upstream,
         metrics,
+        lifecycle,
     })
 }

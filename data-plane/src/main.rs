@@ -96,8 +96,17 @@ fn main() -> anyhow::Result<()> {
     // The control plane client's connection task must live on a runtime that outlives it.
     let _in_background = background.enter();
     let (listen, metrics_listen) = (settings.listen, settings.metrics_listen);
-    let server = nproxy_data_plane::build_server(settings, orgs, background.handle())
+    let lifecycle = std::sync::Arc::new(nproxy_data_plane::Lifecycle::default());
+    let shutdown = nproxy_data_plane::DrainingShutdown {
+        lifecycle: lifecycle.clone(),
+        drain: settings.drain,
+        grace: settings.shutdown_grace,
+    };
+    let server = nproxy_data_plane::build_server(settings, orgs, background.handle(), lifecycle)
         .context("cannot start the data plane")?;
     tracing::info!(%listen, ?metrics_listen, "nproxy data plane listening");
-    server.run_forever();
+    server.run(pingora::server::RunArgs {
+        shutdown_signal: Box::new(shutdown),
+    });
+    Ok(())
 }

@@ -236,6 +236,27 @@ impl DataPlane {
         self.child.id()
     }
 
+    /// SIGTERM: the graceful shutdown (drain, then finish open requests, then exit).
+    pub fn terminate(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits up to `within` for the process to exit by itself; its exit status if it did.
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
     /// `kill -9`: no chance to finish anything.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();

@@ -88,6 +88,12 @@ pub struct Config {
     /// How long an audit outbox entry waits for the change it describes to land before it
     /// is dropped as abandoned (the change failed, or its data plane died first), seconds.
     pub audit_outbox_grace_secs: u64,
+    /// On SIGTERM, how long readiness (`/-/health/ready`) answers 503 while everything is
+    /// still served, so a load balancer takes this process out of rotation first, seconds.
+    pub drain_secs: u64,
+    /// After the drain, how long open requests get to finish before the process exits
+    /// anyway (it exits as soon as none is left), seconds.
+    pub shutdown_grace_secs: u64,
     /// The control plane's gRPC URL: publishing internal packages signs and audits there.
     pub control_plane_url: Option<String>,
     /// This data plane's credential for the control plane.
@@ -186,6 +192,8 @@ impl Default for Config {
             org_config_refresh_secs: 30,
             // Longer than one store write with its retries (see `internal::outbox`).
             audit_outbox_grace_secs: 120,
+            drain_secs: 5,
+            shutdown_grace_secs: 30,
             control_plane_url: None,
             control_plane_token: None,
             storage: StorageConfig {

@@ -43,6 +43,8 @@ pub struct Settings {
     pub redis_url: Option<String>,
     pub org_config_refresh: Duration,
     pub audit_outbox_grace: Duration,
+    pub drain: Duration,
+    pub shutdown_grace: Duration,
     pub control_plane: Option<(Url, String)>,
     pub storage: StorageConfig,
 }
@@ -244,6 +246,12 @@ impl Config {
                 "must be at most 1000000 (0: automatic)",
             ));
         }
+        if self.drain_secs > 3600 {
+            return Err(invalid("drain_secs", "must be at most 3600"));
+        }
+        if self.shutdown_grace_secs > 3600 {
+            return Err(invalid("shutdown_grace_secs", "must be at most 3600"));
+        }
         if self.audit_outbox_grace_secs == 0 {
             return Err(invalid("audit_outbox_grace_secs", "must be at least 1"));
         }
@@ -282,6 +290,8 @@ impl Config {
             redis_url,
             org_config_refresh: Duration::from_secs(self.org_config_refresh_secs),
             audit_outbox_grace: Duration::from_secs(self.audit_outbox_grace_secs),
+            drain: Duration::from_secs(self.drain_secs),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
             control_plane,
             storage: self.storage,
         })

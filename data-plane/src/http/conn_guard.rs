@@ -38,6 +38,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 
+use crate::http::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
 
 /// Limits applied to every client connection.
@@ -54,15 +55,23 @@ pub struct Guarded<A> {
     permits: Arc<Semaphore>,
     limits: ConnLimits,
     metrics: Metrics,
+    /// Counts open connections, so a shutdown exits once the last one is done.
+    lifecycle: Arc<Lifecycle>,
 }
 
 impl<A> Guarded<A> {
-    pub fn new(inner: A, limits: ConnLimits, metrics: Metrics) -> Guarded<A> {
+    pub fn new(
+        inner: A,
+        limits: ConnLimits,
+        metrics: Metrics,
+        lifecycle: Arc<Lifecycle>,
+    ) -> Guarded<A> {
         Guarded {
             inner: Arc::new(inner),
             permits: Arc::new(Semaphore::new(limits.max_connections)),
             limits,
             metrics,
+            lifecycle,
         }
     }
 }
@@ -96,10 +105,12 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
             return None;
         };
         self.metrics.connection_opened();
+        self.lifecycle.connection_opened();
         let guarded: Stream = Box::new(Deadlines::new(stream, self.limits, self.metrics.clone()));
         // pingora serves every keep-alive request of an HTTP/1 connection inside this call.
         let reused = self.inner.process_new(guarded, shutdown).await;
         self.metrics.connection_closed();
+        self.lifecycle.connection_closed();
         drop(reused);
         None
     }

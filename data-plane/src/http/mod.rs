@@ -4,6 +4,7 @@
 
 pub mod conn_guard;
 pub mod forward;
+pub mod lifecycle;
 pub mod respond;
 pub mod server;
 pub mod tenant;

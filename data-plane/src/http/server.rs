@@ -49,6 +49,8 @@ pub struct App {
     pub tarballs: Arc<Tarballs>,
     pub upstream: Arc<Upstream>,
     pub metrics: Metrics,
+    /// Readiness (false while draining for a shutdown).
+    pub lifecycle: Arc<crate::http::lifecycle::Lifecycle>,
 }
 
 pub struct Ctx {
@@ -94,6 +96,15 @@ fn route_package(r: &Route) -> Option<&PackageName> {
 
 impl App {
     async fn handle(&self, session: &mut Session, ctx: &mut Ctx) -> Handled {
+        let req = session.req_header();
+        // Health checks come before tenancy: a balancer asks by address, not by org host.
+        if let Some((status, body)) =
+            crate::http::lifecycle::health_answer(req.uri.path(), &self.lifecycle)
+        {
+            ctx.route = "health";
+            let body = Bytes::from_static(body.as_bytes());
+            return send_small(session, status, "application/json", body).await;
+        }
         let req = session.req_header();
         let method = req.method.clone();
         // Borrowed from the request: nothing below writes to the session before their

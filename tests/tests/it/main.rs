@@ -13,6 +13,7 @@ mod faults_process;
 mod http_api;
 mod installs;
 mod internal_packages;
+mod lifecycle;
 mod resilience;
 mod rules;
 mod security;
