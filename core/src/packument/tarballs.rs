@@ -3,6 +3,7 @@
 //! nproxy's own URL (`rewrite_tarballs`, `tarball_url`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -12,13 +13,43 @@ use crate::names::{PackageName, TarballFile};
 use super::document::{raw, Packument, RawMap};
 
 /// Where a version's tarball comes from upstream and what its bytes must hash to.
+///
+/// Held for every version of every package a data plane has seen (tens of thousands for one
+/// app), so it is kept small: exact-size strings, and the usual
+/// `<registry>/<name>/-/<file>` URL stored as its registry prefix, shared by every version
+/// of the document, and rebuilt on demand.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DistInfo {
-    pub upstream_url: Option<String>,
+    source: Option<Source>,
     /// SRI string, e.g. `sha512-…`.
-    pub integrity: Option<String>,
+    pub integrity: Option<Box<str>>,
     /// sha1 hex.
-    pub shasum: Option<String>,
+    pub shasum: Option<Box<str>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Source {
+    /// `<prefix>/<name>/-/<file>`.
+    Conventional(Arc<str>),
+    Other(Box<str>),
+}
+
+impl DistInfo {
+    pub fn new(integrity: Option<String>, shasum: Option<String>) -> DistInfo {
+        DistInfo {
+            source: None,
+            integrity: integrity.map(String::into_boxed_str),
+            shasum: shasum.map(String::into_boxed_str),
+        }
+    }
+
+    /// `dist.tarball` as the upstream's document gave it.
+    pub fn upstream_url(&self, name: &PackageName, file: &str) -> Option<String> {
+        match self.source.as_ref()? {
+            Source::Conventional(prefix) => Some(format!("{prefix}/{}/-/{file}", name.as_str())),
+            Source::Other(url) => Some(url.to_string()),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -35,8 +66,10 @@ struct DistFields {
 
 /// The tarball index of a document: canonical file name → where to fetch it and its hashes.
 /// Versions whose key is not valid semver get no entry (they can't be addressed safely).
-pub fn tarball_index(name: &PackageName, doc: &Packument) -> HashMap<String, DistInfo> {
+pub fn tarball_index(name: &PackageName, doc: &Packument) -> HashMap<Box<str>, DistInfo> {
     let mut out = HashMap::with_capacity(doc.versions.len());
+    // Every version of a document is normally on one registry: one shared prefix.
+    let mut prefix: Option<Arc<str>> = None;
     for (v, manifest) in &doc.versions {
         let Ok(version) = semver::Version::parse(v) else {
             continue;
@@ -44,14 +77,34 @@ pub fn tarball_index(name: &PackageName, doc: &Packument) -> HashMap<String, Dis
         let dist = serde_json::from_str::<DistOnly>(manifest.get())
             .ok()
             .and_then(|d| d.dist);
+        let file = TarballFile::for_version(name, &version);
+        let (tarball, integrity, shasum) = match dist {
+            Some(d) => (d.tarball, d.integrity, d.shasum),
+            None => (None, None, None),
+        };
+        let source = tarball.map(|url| {
+            let suffix = format!("/{}/-/{}", name.as_str(), file.as_str());
+            match url.strip_suffix(&suffix) {
+                Some(p) if !p.is_empty() => {
+                    let shared = match &prefix {
+                        Some(q) if &**q == p => q.clone(),
+                        _ => {
+                            let q: Arc<str> = Arc::from(p);
+                            prefix = Some(q.clone());
+                            q
+                        }
+                    };
+                    Source::Conventional(shared)
+                }
+                _ => Source::Other(url.into_boxed_str()),
+            }
+        });
         out.insert(
-            TarballFile::for_version(name, &version)
-                .as_str()
-                .to_string(),
+            Box::from(file.as_str()),
             DistInfo {
-                upstream_url: dist.as_ref().and_then(|d| d.tarball.clone()),
-                integrity: dist.as_ref().and_then(|d| d.integrity.clone()),
-                shasum: dist.and_then(|d| d.shasum),
+                source,
+                integrity: integrity.map(String::into_boxed_str),
+                shasum: shasum.map(String::into_boxed_str),
             },
         );
     }

@@ -154,8 +154,39 @@ fn tarball_index_uses_canonical_files() {
     let e = &idx["utils-1.0.0.tgz"];
     assert_eq!(e.integrity.as_deref(), Some("sha512-aaa"));
     assert_eq!(
-        idx["utils-2.0.0-beta.1.tgz"].upstream_url.as_deref(),
+        idx["utils-2.0.0-beta.1.tgz"]
+            .upstream_url(&name(), "utils-2.0.0-beta.1.tgz")
+            .as_deref(),
         Some("https://up.example/x.tgz")
     );
     assert_eq!(idx.len(), 3);
+}
+
+#[test]
+fn tarball_index_gives_back_every_upstream_url_exactly() {
+    let mut v = doc_value();
+    let urls = [
+        (
+            "1.0.0",
+            "https://reg.example/npm/@acme/utils/-/utils-1.0.0.tgz",
+        ),
+        (
+            "1.1.0",
+            "https://reg.example/npm/@acme/utils/-/utils-1.1.0.tgz",
+        ),
+        // Not the conventional shape: kept as given.
+        ("2.0.0-beta.1", "https://cdn.example/blobs/abc.tgz"),
+    ];
+    for (version, url) in urls {
+        v["versions"][version]["dist"]["tarball"] = json!(url);
+    }
+    let d = Packument::from_value(&v).unwrap();
+    let idx = tarball_index(&name(), &d);
+    for (version, url) in urls {
+        let file = format!("utils-{version}.tgz");
+        assert_eq!(
+            idx[file.as_str()].upstream_url(&name(), &file).as_deref(),
+            Some(url)
+        );
+    }
 }

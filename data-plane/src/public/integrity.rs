@@ -136,11 +136,7 @@ mod tests {
     }
 
     fn dist(integrity: Option<String>, shasum: Option<String>) -> DistInfo {
-        DistInfo {
-            upstream_url: None,
-            integrity,
-            shasum,
-        }
+        DistInfo::new(integrity, shasum)
     }
 
     #[test]

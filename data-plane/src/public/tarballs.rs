@@ -142,9 +142,11 @@ impl Tarballs {
             });
         };
         let verifier = Verifier::new(&dist).map_err(|e| PublicError::Integrity(e.to_string()))?;
-        let url = self
-            .upstream
-            .tarball_url(name, file.as_str(), dist.upstream_url.as_deref());
+        let url = self.upstream.tarball_url(
+            name,
+            file.as_str(),
+            dist.upstream_url(name, file.as_str()).as_deref(),
+        );
         self.metrics.cache("tarball", "miss");
         let staged = tempfile::Builder::new()
             .prefix("dl-")

@@ -39,7 +39,7 @@ pub struct PackageState {
     /// Size of the stored document, bytes: what rendering it will cost, before reading it.
     pub len: usize,
     pub fetched_at: SystemTime,
-    pub tarballs: Arc<HashMap<String, DistInfo>>,
+    pub tarballs: Arc<HashMap<Box<str>, DistInfo>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
