@@ -329,3 +329,50 @@ connection: close\r\n\r\n"
     }
     assert_eq!(verify_local_store(&env.local_store()), 2);
 }
+
+/// Regression: an invalid upstream answer bigger than the whole document budget, for a
+/// package stored but not in this data plane's memory (a restart, a second replica).
+/// Serving the stored copy parses it under the budget, which used to wait for the permit
+/// the failed refresh still held: the request hung forever.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lying_upstream_with_a_tiny_document_budget_still_gets_the_copy_served() {
+    let settings = [
+        ("NPROXY_PACKUMENT_MAX_AGE_SECS", "0"),
+        ("NPROXY_STALE_WHILE_REVALIDATE_SECS", "0"),
+        ("NPROXY_UPSTREAM_BREAKER_FAILURES", "0"),
+        ("NPROXY_PACKUMENT_WORK_BYTES", "1024"),
+    ];
+    let env = faulty(&settings).await;
+    let faults = env.upstream_faults.clone().expect("fault proxy");
+    assert_eq!(get(&env, "/fx-a").await.0, 200);
+    // A fresh data plane on the same store: the copy is stored, nothing is in its memory.
+    let dp2 = nproxy_tests::procs::DataPlane::start(
+        &env.dir.path().join("dp2"),
+        nproxy_tests::procs::DataPlaneOptions {
+            upstream: faults.url(),
+            storage: nproxy_tests::procs::Storage::Local(env.local_store()),
+            env: quick()
+                .into_iter()
+                .chain(settings)
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        },
+    )
+    .await;
+    let garbage = format!("<html>{}", "x".repeat(8 * 1024));
+    faults.set(Fault::Canned(
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+             connection: close\r\n\r\n{garbage}",
+            garbage.len()
+        )
+        .into_bytes(),
+    ));
+    let request = raw_http().get(format!("{}/fx-a", dp2.url())).send();
+    let res = tokio::time::timeout(Duration::from_secs(20), request)
+        .await
+        .expect("the stored copy is served, not a hang")
+        .expect("send");
+    assert_eq!(res.status().as_u16(), 200);
+    verify_local_store(&env.local_store());
+}

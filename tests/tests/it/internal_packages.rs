@@ -10,7 +10,7 @@ use nproxy_tests::procs::{DataPlane, SeaweedFs, Storage};
 use serde_json::Value;
 
 use crate::control_plane::{status, Stack};
-use crate::support::{blocking, raw_http};
+use crate::support::{blocking, files_under, raw_http};
 
 const PKG: &str = "@acme/utils";
 
@@ -463,7 +463,7 @@ async fn verify_catches_tampering_in_storage() {
     // Alter the stored document: another integrity (with a matching blob it would pass the
     // integrity check, so the signature is what must catch it).
     let store = s.dir.path().join("store");
-    let packument = walk(&store)
+    let packument = files_under(&store)
         .into_iter()
         .find(|p| p.ends_with("utils/packument.json"))
         .expect("stored packument");
@@ -496,22 +496,6 @@ async fn verify_catches_tampering_in_storage() {
 fn base64_of(b: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(b)
-}
-
-fn walk(root: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread")]

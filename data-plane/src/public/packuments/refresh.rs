@@ -100,17 +100,23 @@ impl Packuments {
                 self.metrics.cache("packument", "miss");
                 // Held through the merge: the parsed answer, the stored copy and the merged
                 // result are all alive until it is written.
-                let _permit = self.budget.admit(body.len()).await.map_err(shared_err)?;
+                let permit = self.budget.admit(body.len()).await.map_err(shared_err)?;
                 let parsed = tokio::task::spawn_blocking(move || Packument::parse(&body))
                     .await
                     .map_err(|_| shared_err(PublicError::Task("a parse task failed")))?;
                 match parsed {
                     Ok(doc) => {
-                        self.merge_and_store(&name, Some(doc), validators, up_sha)
-                            .await
+                        let stored = self
+                            .merge_and_store(&name, Some(doc), validators, up_sha)
+                            .await;
+                        drop(permit);
+                        stored
                     }
                     // A lying upstream is no reason to stop serving a good copy.
                     Err(e) => {
+                        // Serving the stored copy parses it under the budget too: waiting
+                        // for room while holding this permit could wait forever.
+                        drop(permit);
                         let e = PublicError::InvalidUpstreamDocument {
                             package: name.to_string(),
                             detail: e.to_string(),
