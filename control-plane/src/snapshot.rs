@@ -3,12 +3,12 @@
 use nproxy_proto::v1::{OrgConfigSnapshot, PublicKey, TokenEntry};
 use nproxy_proto::SNAPSHOT_SCHEMA_VERSION;
 use prost::Message;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use crate::error::CpResult;
 use crate::store::{now_ms, Db, OrgRow};
 
-pub async fn build(conn: &mut SqliteConnection, org: &OrgRow) -> CpResult<OrgConfigSnapshot> {
+pub async fn build(conn: &mut AnyConnection, org: &OrgRow) -> CpResult<OrgConfigSnapshot> {
     let now = now_ms();
     let tokens = Db::live_tokens(&mut *conn, &org.id)
         .await?

@@ -20,7 +20,7 @@ use crate::auth::Authenticator;
 use crate::error::{CpError, CpResult};
 use crate::secrets::MasterKey;
 use crate::sink::ConfigSink;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use crate::store::{Db, EventRow, OrgRow, Write};
 use crate::{audit as chain, snapshot};
@@ -125,7 +125,7 @@ impl State {
         &self,
         org: &OrgRow,
         actor: &str,
-        change: impl AsyncFnOnce(&mut SqliteConnection) -> CpResult<Change<T>>,
+        change: impl AsyncFnOnce(&mut AnyConnection) -> CpResult<Change<T>>,
     ) -> CpResult<T> {
         let mut w = self.db.write().await?;
         let Change { answer, events } = change(w.conn()).await?;

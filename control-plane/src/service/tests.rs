@@ -1,4 +1,4 @@
-//! `State::mutate` against a real database and a recording sink: what is committed,
+//! `State::mutate` against a real database (SQLite and PostgreSQL) and a recording sink: what is committed,
 //! recorded and published, and in which order.
 
 use std::collections::HashMap;
@@ -8,7 +8,7 @@ use prost::Message;
 use serde_json::json;
 
 use super::*;
-use crate::store::{new_id, now_ms};
+use crate::store::{new_id, now_ms, Backend};
 
 /// A sink that remembers what it was asked to do.
 #[derive(Default)]
@@ -60,9 +60,14 @@ impl ConfigSink for Recorder {
     }
 }
 
-async fn state() -> (tempfile::TempDir, Arc<Recorder>, State) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = Db::open(&dir.path().join("cp.db")).await.expect("open");
+crate::store::on_both_backends!(
+    a_change_commits_with_its_events_then_is_published,
+    a_failed_change_leaves_nothing_behind,
+    no_change_is_rolled_back_unrecorded_and_unpublished,
+);
+
+async fn state(b: Backend) -> (Option<tempfile::TempDir>, Arc<Recorder>, State) {
+    let (dir, db) = crate::store::test_db(b).await;
     let sink = Arc::new(Recorder::default());
     let (events, _) = broadcast::channel(16);
     let st = State {
@@ -87,9 +92,8 @@ fn acme() -> OrgRow {
     }
 }
 
-#[tokio::test]
-async fn a_change_commits_with_its_events_then_is_published() {
-    let (_dir, sink, st) = state().await;
+async fn a_change_commits_with_its_events_then_is_published(b: Backend) {
+    let (_dir, sink, st) = state(b).await;
     let mut follower = st.events.subscribe();
     let org = acme();
     let answer = st
@@ -116,9 +120,8 @@ async fn a_change_commits_with_its_events_then_is_published() {
     }
 }
 
-#[tokio::test]
-async fn a_failed_change_leaves_nothing_behind() {
-    let (_dir, sink, st) = state().await;
+async fn a_failed_change_leaves_nothing_behind(b: Backend) {
+    let (_dir, sink, st) = state(b).await;
     let org = acme();
     let err = st
         .mutate(&org, "admin:t", async |conn| -> CpResult<Change<()>> {
@@ -136,9 +139,8 @@ async fn a_failed_change_leaves_nothing_behind() {
     assert!(sink.calls().is_empty());
 }
 
-#[tokio::test]
-async fn no_change_is_rolled_back_unrecorded_and_unpublished() {
-    let (_dir, sink, st) = state().await;
+async fn no_change_is_rolled_back_unrecorded_and_unpublished(b: Backend) {
+    let (_dir, sink, st) = state(b).await;
     let org = acme();
     let answer = st
         .mutate(&org, "admin:t", async |conn| {

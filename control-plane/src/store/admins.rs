@@ -35,7 +35,7 @@ impl Db {
     pub async fn insert_admin(&self, name: &str, sha256: &[u8]) -> CpResult<()> {
         let mut w = self.write().await?;
         sqlx::query(
-            "INSERT INTO admin_credentials (id, name, sha256, created_at_ms) VALUES (?, ?, ?, ?)
+            "INSERT INTO admin_credentials (id, name, sha256, created_at_ms) VALUES ($1, $2, $3, $4)
              ON CONFLICT (sha256) DO NOTHING",
         )
         .bind(new_id())

@@ -2,7 +2,7 @@
 //! master key; retired keys stay listed so old signatures still verify.
 
 use nproxy_common::time::now_ms;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 
 use super::db::Db;
 use crate::error::CpResult;
@@ -17,7 +17,7 @@ pub struct KeyRow {
     pub retired_at_ms: Option<i64>,
 }
 
-fn key_from_row(r: &sqlx::sqlite::SqliteRow) -> CpResult<KeyRow> {
+fn key_from_row(r: &sqlx::any::AnyRow) -> CpResult<KeyRow> {
     Ok(KeyRow {
         key_id: r.try_get("key_id")?,
         org_id: r.try_get("org_id")?,
@@ -29,9 +29,9 @@ fn key_from_row(r: &sqlx::sqlite::SqliteRow) -> CpResult<KeyRow> {
 }
 
 impl Db {
-    pub async fn insert_key(conn: &mut SqliteConnection, k: &KeyRow) -> CpResult<()> {
+    pub async fn insert_key(conn: &mut AnyConnection, k: &KeyRow) -> CpResult<()> {
         sqlx::query(
-            "INSERT INTO signing_keys (key_id, org_id, public_key, private_key_sealed, created_at_ms) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO signing_keys (key_id, org_id, public_key, private_key_sealed, created_at_ms) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&k.key_id)
         .bind(&k.org_id)
@@ -43,9 +43,9 @@ impl Db {
         Ok(())
     }
 
-    pub async fn retire_keys(conn: &mut SqliteConnection, org_id: &str) -> CpResult<()> {
+    pub async fn retire_keys(conn: &mut AnyConnection, org_id: &str) -> CpResult<()> {
         sqlx::query(
-            "UPDATE signing_keys SET retired_at_ms = ? WHERE org_id = ? AND retired_at_ms IS NULL",
+            "UPDATE signing_keys SET retired_at_ms = $1 WHERE org_id = $2 AND retired_at_ms IS NULL",
         )
         .bind(now_ms())
         .bind(org_id)
@@ -54,9 +54,9 @@ impl Db {
         Ok(())
     }
 
-    pub async fn keys(conn: &mut SqliteConnection, org_id: &str) -> CpResult<Vec<KeyRow>> {
+    pub async fn keys(conn: &mut AnyConnection, org_id: &str) -> CpResult<Vec<KeyRow>> {
         let rows = sqlx::query(
-            "SELECT * FROM signing_keys WHERE org_id = ? ORDER BY created_at_ms, key_id",
+            "SELECT * FROM signing_keys WHERE org_id = $1 ORDER BY created_at_ms, key_id",
         )
         .bind(org_id)
         .fetch_all(conn)

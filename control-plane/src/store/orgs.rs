@@ -2,7 +2,7 @@
 //! settings and the config version every snapshot change bumps.
 
 use nproxy_common::time::now_ms;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 
 use super::db::Db;
 use crate::error::{CpError, CpResult};
@@ -18,7 +18,7 @@ pub struct OrgRow {
     pub public_reads: bool,
 }
 
-fn org_from_row(r: &sqlx::sqlite::SqliteRow) -> CpResult<OrgRow> {
+fn org_from_row(r: &sqlx::any::AnyRow) -> CpResult<OrgRow> {
     let scopes: String = r.try_get("internal_scopes")?;
     Ok(OrgRow {
         id: r.try_get("id")?,
@@ -39,7 +39,7 @@ impl Db {
     /// Finds a live org by id or slug.
     pub async fn org(&self, id_or_slug: &str) -> CpResult<OrgRow> {
         let row = sqlx::query(&format!(
-            "SELECT {ORG_COLUMNS} FROM orgs WHERE (id = ? OR slug = ?) AND deleted_at_ms IS NULL"
+            "SELECT {ORG_COLUMNS} FROM orgs WHERE (id = $1 OR slug = $2) AND deleted_at_ms IS NULL"
         ))
         .bind(id_or_slug)
         .bind(id_or_slug)
@@ -51,9 +51,9 @@ impl Db {
         }
     }
 
-    pub async fn org_in(conn: &mut SqliteConnection, id: &str) -> CpResult<OrgRow> {
+    pub async fn org_in(conn: &mut AnyConnection, id: &str) -> CpResult<OrgRow> {
         let row = sqlx::query(&format!(
-            "SELECT {ORG_COLUMNS} FROM orgs WHERE id = ? AND deleted_at_ms IS NULL"
+            "SELECT {ORG_COLUMNS} FROM orgs WHERE id = $1 AND deleted_at_ms IS NULL"
         ))
         .bind(id)
         .fetch_optional(conn)
@@ -66,7 +66,7 @@ impl Db {
 
     pub async fn list_orgs(&self, after: &str, limit: u32) -> CpResult<Vec<OrgRow>> {
         let rows = sqlx::query(&format!(
-            "SELECT {ORG_COLUMNS} FROM orgs WHERE deleted_at_ms IS NULL AND id > ? ORDER BY id LIMIT ?"
+            "SELECT {ORG_COLUMNS} FROM orgs WHERE deleted_at_ms IS NULL AND id > $1 ORDER BY id LIMIT $2"
         ))
         .bind(after)
         .bind(i64::from(limit))
@@ -94,10 +94,10 @@ impl Db {
         .await?)
     }
 
-    pub async fn insert_org(conn: &mut SqliteConnection, org: &OrgRow) -> CpResult<()> {
+    pub async fn insert_org(conn: &mut AnyConnection, org: &OrgRow) -> CpResult<()> {
         let res = sqlx::query(
             "INSERT INTO orgs (id, slug, display_name, created_at_ms, config_version, internal_scopes, public_reads)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&org.id)
         .bind(&org.slug)
@@ -117,16 +117,16 @@ impl Db {
         }
     }
 
-    pub async fn delete_org(conn: &mut SqliteConnection, id: &str) -> CpResult<()> {
+    pub async fn delete_org(conn: &mut AnyConnection, id: &str) -> CpResult<()> {
         sqlx::query(
-            "UPDATE orgs SET deleted_at_ms = ?, config_version = config_version + 1 WHERE id = ?",
+            "UPDATE orgs SET deleted_at_ms = $1, config_version = config_version + 1 WHERE id = $2",
         )
         .bind(now_ms())
         .bind(id)
         .execute(&mut *conn)
         .await?;
         sqlx::query(
-            "UPDATE tokens SET revoked_at_ms = ? WHERE org_id = ? AND revoked_at_ms IS NULL",
+            "UPDATE tokens SET revoked_at_ms = $1 WHERE org_id = $2 AND revoked_at_ms IS NULL",
         )
         .bind(now_ms())
         .bind(id)
@@ -136,13 +136,13 @@ impl Db {
     }
 
     pub async fn update_settings(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         id: &str,
         scopes: &[String],
         public_reads: bool,
     ) -> CpResult<()> {
         sqlx::query(
-            "UPDATE orgs SET internal_scopes = ?, public_reads = ?, config_version = config_version + 1 WHERE id = ?",
+            "UPDATE orgs SET internal_scopes = $1, public_reads = $2, config_version = config_version + 1 WHERE id = $3",
         )
         .bind(serde_json::to_string(scopes).unwrap_or_else(|_| "[]".into()))
         .bind(i64::from(public_reads))
@@ -152,8 +152,8 @@ impl Db {
         Ok(())
     }
 
-    pub async fn bump_config_version(conn: &mut SqliteConnection, id: &str) -> CpResult<()> {
-        sqlx::query("UPDATE orgs SET config_version = config_version + 1 WHERE id = ?")
+    pub async fn bump_config_version(conn: &mut AnyConnection, id: &str) -> CpResult<()> {
+        sqlx::query("UPDATE orgs SET config_version = config_version + 1 WHERE id = $1")
             .bind(id)
             .execute(conn)
             .await?;
@@ -163,7 +163,7 @@ impl Db {
     /// Any org id, live or deleted, by id or slug (audit history outlives orgs).
     pub async fn any_org_id(&self, id_or_slug: &str) -> CpResult<String> {
         let id: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM orgs WHERE id = ? OR slug = ? ORDER BY deleted_at_ms IS NOT NULL, created_at_ms DESC LIMIT 1",
+            "SELECT id FROM orgs WHERE id = $1 OR slug = $2 ORDER BY deleted_at_ms IS NOT NULL, created_at_ms DESC LIMIT 1",
         )
         .bind(id_or_slug)
         .bind(id_or_slug)

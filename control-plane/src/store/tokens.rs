@@ -2,7 +2,7 @@
 //! secret itself exists only in the client's hands).
 
 use nproxy_common::time::now_ms;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 
 use super::db::Db;
 use crate::error::{CpError, CpResult};
@@ -32,7 +32,7 @@ impl TokenRow {
     }
 }
 
-fn token_from_row(r: &sqlx::sqlite::SqliteRow) -> CpResult<TokenRow> {
+fn token_from_row(r: &sqlx::any::AnyRow) -> CpResult<TokenRow> {
     let scopes: String = r.try_get("scopes")?;
     Ok(TokenRow {
         id: r.try_get("id")?,
@@ -50,10 +50,10 @@ fn token_from_row(r: &sqlx::sqlite::SqliteRow) -> CpResult<TokenRow> {
 }
 
 impl Db {
-    pub async fn insert_token(conn: &mut SqliteConnection, t: &TokenRow) -> CpResult<()> {
+    pub async fn insert_token(conn: &mut AnyConnection, t: &TokenRow) -> CpResult<()> {
         sqlx::query(
             "INSERT INTO tokens (id, org_id, name, sha256, secret_prefix, scopes, created_at_ms, expires_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&t.id)
         .bind(&t.org_id)
@@ -76,7 +76,7 @@ impl Db {
         include_revoked: bool,
     ) -> CpResult<Vec<TokenRow>> {
         let rows = sqlx::query(
-            "SELECT * FROM tokens WHERE org_id = ? AND id > ? AND (? OR revoked_at_ms IS NULL) ORDER BY id LIMIT ?",
+            "SELECT * FROM tokens WHERE org_id = $1 AND id > $2 AND ($3 OR revoked_at_ms IS NULL) ORDER BY id LIMIT $4",
         )
         .bind(org_id)
         .bind(after)
@@ -87,9 +87,9 @@ impl Db {
         rows.iter().map(token_from_row).collect()
     }
 
-    pub async fn live_tokens(conn: &mut SqliteConnection, org_id: &str) -> CpResult<Vec<TokenRow>> {
+    pub async fn live_tokens(conn: &mut AnyConnection, org_id: &str) -> CpResult<Vec<TokenRow>> {
         let rows = sqlx::query(
-            "SELECT * FROM tokens WHERE org_id = ? AND revoked_at_ms IS NULL ORDER BY id",
+            "SELECT * FROM tokens WHERE org_id = $1 AND revoked_at_ms IS NULL ORDER BY id",
         )
         .bind(org_id)
         .fetch_all(conn)
@@ -97,8 +97,8 @@ impl Db {
         rows.iter().map(token_from_row).collect()
     }
 
-    pub async fn token(conn: &mut SqliteConnection, org_id: &str, id: &str) -> CpResult<TokenRow> {
-        let row = sqlx::query("SELECT * FROM tokens WHERE org_id = ? AND id = ?")
+    pub async fn token(conn: &mut AnyConnection, org_id: &str, id: &str) -> CpResult<TokenRow> {
+        let row = sqlx::query("SELECT * FROM tokens WHERE org_id = $1 AND id = $2")
             .bind(org_id)
             .bind(id)
             .fetch_optional(conn)
@@ -121,8 +121,8 @@ impl Db {
         let mut w = self.write().await?;
         for (id, ms) in used {
             sqlx::query(
-                "UPDATE tokens SET last_used_at_ms = ? WHERE org_id = ? AND id = ?
-                 AND (last_used_at_ms IS NULL OR last_used_at_ms < ?)",
+                "UPDATE tokens SET last_used_at_ms = $1 WHERE org_id = $2 AND id = $3
+                 AND (last_used_at_ms IS NULL OR last_used_at_ms < $4)",
             )
             .bind(ms)
             .bind(org_id)
@@ -134,8 +134,8 @@ impl Db {
         w.commit().await
     }
 
-    pub async fn revoke_token(conn: &mut SqliteConnection, id: &str) -> CpResult<()> {
-        sqlx::query("UPDATE tokens SET revoked_at_ms = ? WHERE id = ? AND revoked_at_ms IS NULL")
+    pub async fn revoke_token(conn: &mut AnyConnection, id: &str) -> CpResult<()> {
+        sqlx::query("UPDATE tokens SET revoked_at_ms = $1 WHERE id = $2 AND revoked_at_ms IS NULL")
             .bind(now_ms())
             .bind(id)
             .execute(conn)

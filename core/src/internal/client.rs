@@ -155,7 +155,7 @@ fn check_unchanged_elsewhere(
 /// The document as clients see it: tarball URLs through nproxy, nproxy's bookkeeping out of
 /// the top level (signatures stay per version under `_nproxy`). `_rev` is always there, as
 /// on npm's registry: pnpm 11 reads without `?write=true` and copies it into its writes.
-pub fn client_view(doc: &Value, base: &str, name: &PackageName) -> packument::Packument {
+pub fn client_view(doc: &Value, base: &str, name: &PackageName) -> packument::Packument<'static> {
     let mut d = doc.clone();
     if let Some(o) = d.as_object_mut() {
         o.remove(OWN);

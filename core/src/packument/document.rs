@@ -6,7 +6,9 @@
 //! manifest per version. A transform parses only the few fields it touches, one version at
 //! a time, which keeps memory near the document's own size.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::io::Write;
 
 use indexmap::IndexMap;
 use serde::de::IgnoredAny;
@@ -14,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-pub(super) type RawMap = IndexMap<String, Box<RawValue>>;
+/// JSON pieces by key: borrowed from the bytes a document was parsed from, or owned once a
+/// transform rewrote them.
+pub(super) type RawMap<'a> = IndexMap<String, Cow<'a, RawValue>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PackumentError {
@@ -24,31 +28,46 @@ pub enum PackumentError {
     Versions,
 }
 
-/// A packument as raw JSON pieces.
+/// A packument as raw JSON pieces, borrowed from the bytes it was parsed from: parsing copies
+/// no manifest, so a document costs its own bytes plus an index of them.
 #[derive(Debug, Clone)]
-pub struct Packument {
+pub struct Packument<'a> {
     /// Top-level fields in document order. The `versions` slot holds `null`; the manifests
     /// live in `versions` and are written back in that slot.
-    pub(super) fields: RawMap,
-    pub(super) versions: RawMap,
+    pub(super) fields: RawMap<'a>,
+    pub(super) versions: RawMap<'a>,
 }
 
-pub(super) fn raw(v: &impl Serialize) -> Box<RawValue> {
+pub(super) fn raw(v: &impl Serialize) -> Cow<'static, RawValue> {
     // Serializing plain JSON values to JSON cannot fail.
-    serde_json::value::to_raw_value(v).unwrap_or_else(|_| null())
+    serde_json::value::to_raw_value(v).map_or_else(|_| null(), Cow::Owned)
 }
 
-pub(super) fn null() -> Box<RawValue> {
-    RawValue::from_string("null".to_owned()).expect("`null` is JSON")
+pub(super) fn null() -> Cow<'static, RawValue> {
+    Cow::Owned(RawValue::from_string("null".to_owned()).expect("`null` is JSON"))
 }
 
-impl Packument {
-    pub fn parse(bytes: &[u8]) -> Result<Packument, PackumentError> {
-        let mut fields: RawMap = serde_json::from_slice(bytes)?;
+/// A JSON object's members as borrowed raw pieces, in document order.
+pub(super) fn borrowed_map(json: &str) -> Result<RawMap<'_>, serde_json::Error> {
+    let map: IndexMap<String, &RawValue> = serde_json::from_str(json)?;
+    Ok(map
+        .into_iter()
+        .map(|(k, v)| (k, Cow::Borrowed(v)))
+        .collect())
+}
+
+impl<'a> Packument<'a> {
+    pub fn parse(bytes: &'a [u8]) -> Result<Packument<'a>, PackumentError> {
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            PackumentError::Json(serde::de::Error::custom(format!("not UTF-8: {e}")))
+        })?;
+        let mut fields = borrowed_map(text)?;
         let versions = match fields.get_mut("versions") {
             Some(v) => {
-                let map: RawMap =
-                    serde_json::from_str(v.get()).map_err(|_| PackumentError::Versions)?;
+                let Cow::Borrowed(raw) = *v else {
+                    return Err(PackumentError::Versions);
+                };
+                let map = borrowed_map(raw.get()).map_err(|_| PackumentError::Versions)?;
                 *v = null();
                 map
             }
@@ -58,46 +77,77 @@ impl Packument {
     }
 
     /// Builds a document from a JSON value (tests and small documents).
-    pub fn from_value(v: &Value) -> Result<Packument, PackumentError> {
-        Self::parse(&serde_json::to_vec(v)?)
+    pub fn from_value(v: &Value) -> Result<Packument<'static>, PackumentError> {
+        let bytes = serde_json::to_vec(v)?;
+        Ok(Packument::parse(&bytes)?.into_owned())
+    }
+
+    /// The same document owning every piece, free of the bytes it was parsed from.
+    pub fn into_owned(self) -> Packument<'static> {
+        let own = |m: RawMap<'a>| -> RawMap<'static> {
+            m.into_iter()
+                .map(|(k, v)| (k, Cow::Owned(v.into_owned())))
+                .collect()
+        };
+        Packument {
+            fields: own(self.fields),
+            versions: own(self.versions),
+        }
+    }
+
+    /// Bytes `write_to` will produce, about: what a buffer for it should reserve.
+    pub fn encoded_len(&self) -> usize {
+        self.versions
+            .values()
+            .chain(self.fields.values())
+            .map(|v| v.get().len() + 16)
+            .sum::<usize>()
+            + 64
     }
 
     pub fn to_vec(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(
-            self.versions
-                .values()
-                .map(|v| v.get().len() + 16)
-                .sum::<usize>()
-                + self
-                    .fields
-                    .values()
-                    .map(|v| v.get().len() + 16)
-                    .sum::<usize>()
-                + 64,
-        );
-        out.push(b'{');
+        let mut out = Vec::with_capacity(self.encoded_len());
+        // Writing into a Vec cannot fail.
+        let _ = self.write_to(&mut out);
+        out
+    }
+
+    /// Writes the document as JSON, piece by piece: a caller that compresses or hashes it
+    /// on the way never holds the whole serialisation.
+    pub fn write_to(&self, out: &mut impl Write) -> std::io::Result<()> {
+        self.write_mapped(out, |_, m| Some(Cow::Borrowed(m)))
+    }
+
+    /// `write_to` with each version's manifest passed through `map` on the way out (`None`
+    /// leaves the version out): a transform of every manifest that never holds more than one
+    /// rewritten manifest at a time.
+    pub fn write_mapped<'m>(
+        &'m self,
+        out: &mut impl Write,
+        mut map: impl FnMut(&str, &'m RawValue) -> Option<Cow<'m, RawValue>>,
+    ) -> std::io::Result<()> {
+        out.write_all(b"{")?;
         let mut wrote_versions = false;
         for (i, (k, v)) in self.fields.iter().enumerate() {
             if i > 0 {
-                out.push(b',');
+                out.write_all(b",")?;
             }
-            write_key(&mut out, k);
+            write_key(out, k)?;
             if k == "versions" {
-                write_map(&mut out, &self.versions);
+                write_versions(out, &self.versions, &mut map)?;
                 wrote_versions = true;
             } else {
-                out.extend_from_slice(v.get().as_bytes());
+                out.write_all(v.get().as_bytes())?;
             }
         }
         if !wrote_versions {
             if !self.fields.is_empty() {
-                out.push(b',');
+                out.write_all(b",")?;
             }
-            write_key(&mut out, "versions");
-            write_map(&mut out, &self.versions);
+            write_key(out, "versions")?;
+            write_versions(out, &self.versions, &mut map)?;
         }
-        out.push(b'}');
-        out
+        out.write_all(b"}")
     }
 
     pub fn to_value(&self) -> Value {
@@ -160,27 +210,35 @@ impl Packument {
     }
 }
 
-fn write_key(out: &mut Vec<u8>, k: &str) {
-    // Writing a string into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, k);
-    out.push(b':');
+fn write_key(out: &mut impl Write, k: &str) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, k)?;
+    out.write_all(b":")
 }
 
-fn write_map(out: &mut Vec<u8>, map: &RawMap) {
-    out.push(b'{');
-    for (i, (k, v)) in map.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
+fn write_versions<'m>(
+    out: &mut impl Write,
+    versions: &'m RawMap<'_>,
+    map: &mut impl FnMut(&str, &'m RawValue) -> Option<Cow<'m, RawValue>>,
+) -> std::io::Result<()> {
+    out.write_all(b"{")?;
+    let mut first = true;
+    for (k, v) in versions {
+        let Some(v) = map(k, v) else {
+            continue;
+        };
+        if !first {
+            out.write_all(b",")?;
         }
-        write_key(out, k);
-        out.extend_from_slice(v.get().as_bytes());
+        first = false;
+        write_key(out, k)?;
+        out.write_all(v.get().as_bytes())?;
     }
-    out.push(b'}');
+    out.write_all(b"}")
 }
 
 /// Points every dist-tag at a version the document still has; `latest` falls back to the
 /// highest remaining stable version (or the highest at all), other dangling tags are dropped.
-pub fn repair_dist_tags(doc: &mut Packument) {
+pub fn repair_dist_tags(doc: &mut Packument<'_>) {
     let tags: Map<String, Value> = doc.field("dist-tags").unwrap_or_default();
     let mut fixed = Map::new();
     for (tag, v) in tags {

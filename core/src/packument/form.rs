@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde::de::IgnoredAny;
 
-use super::document::{null, raw, IgnoredOr, Packument, RawMap};
+use super::document::{borrowed_map, null, raw, IgnoredOr, Packument, RawMap};
 
 /// Which representation a client asked for (by `Accept`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,7 +62,7 @@ const ABBREVIATED_VERSION_FIELDS: &[&str] = &[
 
 /// The abbreviated ("corgi") form. Keeps `time` so pnpm's minimum-release-age check needs no
 /// second, full fetch.
-pub fn abbreviate(doc: &Packument) -> Packument {
+pub fn abbreviate<'a>(doc: &Packument<'a>) -> Packument<'a> {
     let mut fields = RawMap::new();
     for key in ["name", "dist-tags"] {
         if let Some(v) = doc.fields.get(key) {
@@ -84,7 +84,7 @@ pub fn abbreviate(doc: &Packument) -> Packument {
     fields.insert("versions".into(), null());
     let mut versions = RawMap::with_capacity(doc.versions.len());
     for (v, manifest) in &doc.versions {
-        let Ok(m) = serde_json::from_str::<RawMap>(manifest.get()) else {
+        let Ok(m) = borrowed_map(manifest.get()) else {
             continue;
         };
         let mut out = RawMap::new();
@@ -104,7 +104,7 @@ pub fn abbreviate(doc: &Packument) -> Packument {
     Packument { fields, versions }
 }
 
-fn has_install_script(manifest: &RawMap) -> bool {
+fn has_install_script(manifest: &RawMap<'_>) -> bool {
     manifest
         .get("scripts")
         .and_then(|s| serde_json::from_str::<HashMap<String, IgnoredAny>>(s.get()).ok())

@@ -8,11 +8,11 @@ use super::document::{repair_dist_tags, Packument};
 /// proxy. `upstream` is `None` when the upstream says the package does not exist.
 ///
 /// Returns `None` when nothing is left to serve.
-pub fn merge(
-    held: Option<Packument>,
-    upstream: Option<Packument>,
+pub fn merge<'a>(
+    held: Option<Packument<'a>>,
+    upstream: Option<Packument<'a>>,
     keep: impl Fn(&str) -> bool,
-) -> Option<Packument> {
+) -> Option<Packument<'a>> {
     let (mut base, held) = match (upstream, held) {
         (Some(up), held) => (up, held),
         (None, Some(held)) => {

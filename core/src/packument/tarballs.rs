@@ -2,15 +2,17 @@
 //! and what it must hash to (`tarball_index`), and the rewrite of every `dist.tarball` to
 //! nproxy's own URL (`rewrite_tarballs`, `tarball_url`).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::names::{PackageName, TarballFile};
 
-use super::document::{raw, Packument, RawMap};
+use super::document::{borrowed_map, raw, Packument};
 
 /// Where a version's tarball comes from upstream and what its bytes must hash to.
 ///
@@ -119,22 +121,35 @@ pub fn tarball_url(base: &str, name: &PackageName, file: &TarballFile) -> String
 
 /// Rewrites every `dist.tarball` to point through nproxy, dropping versions that can't be
 /// addressed (non-semver keys) or whose manifest is not an object.
-pub fn rewrite_tarballs(doc: &mut Packument, base: &str, name: &PackageName) {
-    doc.versions.retain(|v, manifest| {
-        let Ok(version) = semver::Version::parse(v) else {
-            return false;
-        };
-        let Ok(mut m) = serde_json::from_str::<RawMap>(manifest.get()) else {
-            return false;
-        };
-        let mut dist: Map<String, Value> = m
-            .get("dist")
-            .and_then(|d| serde_json::from_str(d.get()).ok())
-            .unwrap_or_default();
-        let url = tarball_url(base, name, &TarballFile::for_version(name, &version));
-        dist.insert("tarball".into(), Value::String(url));
-        m.insert("dist".into(), raw(&dist));
-        *manifest = raw(&m);
-        true
-    });
+pub fn rewrite_tarballs(doc: &mut Packument<'_>, base: &str, name: &PackageName) {
+    doc.versions.retain(
+        |v, manifest| match rewritten_manifest(v, manifest, base, name) {
+            Some(m) => {
+                *manifest = Cow::Owned(m);
+                true
+            }
+            None => false,
+        },
+    );
+}
+
+/// One version's manifest with its `dist.tarball` pointing through nproxy; `None` for a
+/// version that can't be addressed (non-semver key) or a manifest that is not an object.
+/// `rewrite_tarballs` in place, or one manifest at a time while writing a document out.
+pub fn rewritten_manifest(
+    version: &str,
+    manifest: &RawValue,
+    base: &str,
+    name: &PackageName,
+) -> Option<Box<RawValue>> {
+    let version = semver::Version::parse(version).ok()?;
+    let mut m = borrowed_map(manifest.get()).ok()?;
+    let mut dist: Map<String, Value> = m
+        .get("dist")
+        .and_then(|d| serde_json::from_str(d.get()).ok())
+        .unwrap_or_default();
+    let url = tarball_url(base, name, &TarballFile::for_version(name, &version));
+    dist.insert("tarball".into(), Value::String(url));
+    m.insert("dist".into(), raw(&dist));
+    Some(raw(&m).into_owned())
 }

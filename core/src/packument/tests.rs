@@ -29,7 +29,7 @@ fn doc_value() -> Value {
     })
 }
 
-fn doc() -> Packument {
+fn doc() -> Packument<'static> {
     Packument::from_value(&doc_value()).unwrap()
 }
 
@@ -79,6 +79,38 @@ fn rewrites_tarballs_to_the_public_url() {
         v["versions"]["1.0.0"]["readme"], "x",
         "other fields untouched"
     );
+}
+
+#[test]
+fn rewriting_while_writing_gives_the_bytes_of_rewriting_in_place() {
+    let mut v = doc_value();
+    // A version nothing can address is dropped either way.
+    v["versions"]["not-semver"] = json!({"name": "@acme/utils"});
+    v["versions"]["3.0.0"] = json!("not an object");
+    let bytes = serde_json::to_vec(&v).unwrap();
+    let base = "http://127.0.0.1:1234/acme";
+    let mut in_place = Packument::parse(&bytes).unwrap();
+    rewrite_tarballs(&mut in_place, base, &name());
+    let borrowed = Packument::parse(&bytes).unwrap();
+    let mut streamed = Vec::new();
+    borrowed
+        .write_mapped(&mut streamed, |v, m| {
+            rewritten_manifest(v, m, base, &name()).map(std::borrow::Cow::Owned)
+        })
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(streamed).unwrap(),
+        String::from_utf8(in_place.to_vec()).unwrap()
+    );
+    let out = in_place.to_value();
+    assert!(out["versions"].get("not-semver").is_none());
+    assert!(out["versions"].get("3.0.0").is_none());
+    assert_eq!(out["versions"].as_object().unwrap().len(), 3);
+}
+
+#[test]
+fn a_document_that_is_not_utf8_is_an_error() {
+    assert!(Packument::parse(b"{\"name\":\"\xff\"}").is_err());
 }
 
 #[test]

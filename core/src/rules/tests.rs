@@ -36,7 +36,7 @@ fn iso(ms: i64) -> String {
     iso_from_ms(ms)
 }
 
-fn pkg(versions: &[(&str, i64, Value)], created: i64) -> (PackageName, Packument) {
+fn pkg(versions: &[(&str, i64, Value)], created: i64) -> (PackageName, Packument<'static>) {
     let mut vs = serde_json::Map::new();
     let mut time = serde_json::Map::new();
     time.insert("created".into(), json!(iso(created)));
@@ -58,7 +58,7 @@ fn pkg(versions: &[(&str, i64, Value)], created: i64) -> (PackageName, Packument
     )
 }
 
-fn run(doc: &(PackageName, Packument), rules: &Rules) -> Verdict {
+fn run(doc: &(PackageName, Packument<'_>), rules: &Rules) -> Verdict {
     evaluate(&doc.0, &doc.1, rules, &[], &HashSet::new(), NOW)
 }
 

@@ -3,9 +3,11 @@
 //! with blocked versions removed, tarball URLs pointed back at nproxy, a gzip variant and
 //! content ETags. Pure apart from hashing and compression; runs in a blocking thread.
 
+use std::borrow::Cow;
 use std::io::{Read, Write};
 
 use bytes::Bytes;
+use sha2::{Digest, Sha256};
 
 use crate::public::error::PublicError;
 use crate::rules::verdicts::PolicyVerdict;
@@ -64,20 +66,69 @@ impl Served {
     }
 }
 
-fn gzip(bytes: &[u8]) -> Bytes {
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(bytes.len() / 8),
-        flate2::Compression::new(6),
-    );
-    // Writing to a Vec cannot fail.
-    let _ = enc.write_all(bytes);
-    Bytes::from(enc.finish().unwrap_or_default())
+/// Where a rendered document is written: hashed for the ETag and gzip'd on the way, the
+/// plain bytes kept only when asked for. So a render holds the parsed document and its
+/// compressed form, never a third, uncompressed copy nobody will send.
+struct Sink {
+    hash: Sha256,
+    gzip: flate2::write::GzEncoder<Vec<u8>>,
+    plain: Option<Vec<u8>>,
+}
+
+impl Sink {
+    fn new(estimate: usize, keep_plain: bool) -> Sink {
+        Sink {
+            hash: Sha256::new(),
+            gzip: flate2::write::GzEncoder::new(
+                Vec::with_capacity(estimate / 8),
+                flate2::Compression::new(6),
+            ),
+            plain: keep_plain.then(|| Vec::with_capacity(estimate)),
+        }
+    }
+
+    /// The ETag, the gzip'd bytes and the plain ones when kept.
+    fn finish(self) -> std::io::Result<(String, Bytes, Option<Bytes>)> {
+        let digest = hex::encode(self.hash.finalize());
+        // Keyed by content, which already embeds the base URL, the form and the rules.
+        let etag = format!("\"{}\"", &digest[..32]);
+        Ok((
+            etag,
+            Bytes::from(self.gzip.finish()?),
+            self.plain.map(Bytes::from),
+        ))
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.hash.update(buf);
+        if let Some(p) = &mut self.plain {
+            p.extend_from_slice(buf);
+        }
+        self.gzip.write_all(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// One form of a stored document for one public base URL, under one org's verdict:
 /// blocked versions removed, tarball URLs pointed at nproxy, gzip'd once, with an ETag.
 /// Only the asked-for form is built: npm wants full documents and pnpm abbreviated ones,
 /// so building both would spend a second serialisation and compression nobody reads.
+///
+/// Memory: the parsed document borrows the stored bytes; the full form rewrites each
+/// manifest's tarball URL while writing it into the gzip encoder, so a render holds the
+/// stored bytes, an index of them, one rewritten manifest and the compressed output (about
+/// 1.1 times the document, which is what the document budget is charged for). The
+/// abbreviated form is a small copy, rewritten in place.
 pub fn render(
     name: &PackageName,
     base: &str,
@@ -86,13 +137,14 @@ pub fn render(
     form: Form,
     keep_identity: bool,
 ) -> Shared<Served, PublicError> {
-    let version = sha256_hex(stored);
-    let mut doc = Packument::parse(stored).map_err(|e| {
+    let corrupt = |detail: String| {
         shared_err(PublicError::Corrupt {
             package: name.to_string(),
-            detail: e.to_string(),
+            detail,
         })
-    })?;
+    };
+    let version = sha256_hex(stored);
+    let mut doc = Packument::parse(stored).map_err(|e| corrupt(e.to_string()))?;
     let (blocked_header, refused, recheck_at_ms) = match verdict {
         Some(v) => {
             doc.remove_versions(&v.verdict.blocked);
@@ -103,22 +155,25 @@ pub fn render(
         }
         None => (String::new(), None, None),
     };
-    packument::rewrite_tarballs(&mut doc, base, name);
-    let body = match form {
-        Form::Full => doc.to_vec(),
+    let mut sink = Sink::new(stored.len(), keep_identity);
+    let written = match form {
+        Form::Full => doc.write_mapped(&mut sink, |v, m| {
+            packument::rewritten_manifest(v, m, base, name).map(Cow::Owned)
+        }),
         Form::Abbreviated => {
-            let abbreviated = packument::abbreviate(&doc);
+            let mut small = packument::abbreviate(&doc);
             drop(doc);
-            abbreviated.to_vec()
+            packument::rewrite_tarballs(&mut small, base, name);
+            small.write_to(&mut sink)
         }
     };
-    // Keyed by content, which already embeds the base URL, the form and (later) rules.
-    let etag = format!("\"{}\"", &sha256_hex(&body)[..32]);
+    written.map_err(|e| corrupt(format!("render: {e}")))?;
+    let (etag, gzip, identity) = sink.finish().map_err(|e| corrupt(format!("render: {e}")))?;
     Ok(Served {
         version,
         etag,
-        gzip: gzip(&body),
-        identity: keep_identity.then(|| Bytes::from(body)),
+        gzip,
+        identity,
         blocked_header,
         refused,
         recheck_at_ms,

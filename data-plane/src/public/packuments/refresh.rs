@@ -101,9 +101,12 @@ impl Packuments {
                 // Held through the merge: the parsed answer, the stored copy and the merged
                 // result are all alive until it is written.
                 let permit = self.budget.admit(body.len()).await.map_err(shared_err)?;
-                let parsed = tokio::task::spawn_blocking(move || Packument::parse(&body))
-                    .await
-                    .map_err(|_| shared_err(PublicError::Task("a parse task failed")))?;
+                // Owned: the document outlives the task that parsed it (the merge runs in another).
+                let parsed = tokio::task::spawn_blocking(move || {
+                    Packument::parse(&body).map(Packument::into_owned)
+                })
+                .await
+                .map_err(|_| shared_err(PublicError::Task("a parse task failed")))?;
                 match parsed {
                     Ok(doc) => {
                         let stored = self
@@ -267,16 +270,18 @@ impl Packuments {
     pub(super) async fn merge_and_store(
         &self,
         name: &PackageName,
-        upstream_doc: Option<Packument>,
+        upstream_doc: Option<Packument<'static>>,
         validators: Validators,
         upstream_sha256: String,
     ) -> Shared<Arc<PackageState>, PublicError> {
-        let held_doc: Option<Packument> =
+        let held_doc: Option<Packument<'static>> =
             match get_bytes(self.store.as_ref(), &Key::public_packument(name)).await {
                 // Parsing a big document is CPU work: off the async workers.
-                Ok(Some((_, b))) => tokio::task::spawn_blocking(move || Packument::parse(&b).ok())
-                    .await
-                    .map_err(|_| shared_err(PublicError::Task("a parse task failed")))?,
+                Ok(Some((_, b))) => tokio::task::spawn_blocking(move || {
+                    Packument::parse(&b).ok().map(Packument::into_owned)
+                })
+                .await
+                .map_err(|_| shared_err(PublicError::Task("a parse task failed")))?,
                 Ok(None) => None,
                 Err(e) => return Err(shared_err(e)),
             };
