@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use nproxy_control_plane::config::Settings as CpSettings;
 use nproxy_control_plane::secrets::MasterKey;
-use nproxy_control_plane::sink::ConfigSink;
+use nproxy_control_plane::sink::{ConfigSink, Stamp};
 use nproxy_control_plane::ControlPlane;
 use nproxy_data_plane::config::Config as DpConfig;
 use nproxy_data_plane::org::{ConfigSource, Invalidation, OrgConfigs};
@@ -45,7 +45,7 @@ pub struct DevArgs {
 /// The in-process replacement for Redis: snapshots by slug plus invalidation messages.
 #[derive(Default)]
 struct MemoryBus {
-    snapshots: Mutex<HashMap<String, Vec<u8>>>,
+    snapshots: Mutex<HashMap<String, (Stamp, Option<Vec<u8>>)>>,
     subscribers: Mutex<Vec<mpsc::UnboundedSender<Invalidation>>>,
     heads: Mutex<HashMap<String, (i64, String)>>,
     usage: Mutex<HashMap<String, HashMap<String, i64>>>,
@@ -63,25 +63,27 @@ impl MemoryBus {
 
 #[async_trait::async_trait]
 impl ConfigSink for MemoryBus {
-    async fn publish(&self, slug: &str, snapshot: Option<Vec<u8>>) -> Result<(), String> {
+    async fn publish(
+        &self,
+        slug: &str,
+        stamp: Stamp,
+        snapshot: Option<Vec<u8>>,
+    ) -> Result<bool, String> {
         {
             let mut map = self.snapshots.lock().unwrap_or_else(|p| p.into_inner());
-            match snapshot {
-                Some(s) => map.insert(slug.to_string(), s),
-                None => map.remove(slug),
-            };
+            // The same rule as Redis: a greater stamp already there stands.
+            if map.get(slug).is_some_and(|(held, _)| *held > stamp) {
+                return Ok(false);
+            }
+            map.insert(slug.to_string(), (stamp, snapshot));
         }
         self.announce(|| Invalidation::Org(slug.to_string()));
-        Ok(())
+        Ok(true)
     }
 
-    async fn published_version(&self, slug: &str) -> Result<Option<u64>, String> {
-        use prost::Message;
+    async fn published_stamp(&self, slug: &str) -> Result<Option<Stamp>, String> {
         let map = self.snapshots.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(map
-            .get(slug)
-            .and_then(|b| pb::OrgConfigSnapshot::decode(b.as_slice()).ok())
-            .map(|s| s.version))
+        Ok(map.get(slug).map(|(stamp, _)| *stamp))
     }
 
     async fn set_audit_head(&self, org_id: &str, seq: i64, hash: &str) -> Result<(), String> {
@@ -140,7 +142,7 @@ impl ConfigSource for MemoryBus {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(slug)
-            .cloned())
+            .and_then(|(_, snapshot)| snapshot.clone()))
     }
 
     async fn fetch_advisories(&self, package: &str) -> Result<Option<Vec<u8>>, String> {
@@ -180,11 +182,16 @@ struct SinkHandle(Arc<MemoryBus>);
 
 #[async_trait::async_trait]
 impl ConfigSink for SinkHandle {
-    async fn publish(&self, slug: &str, snapshot: Option<Vec<u8>>) -> Result<(), String> {
-        self.0.publish(slug, snapshot).await
+    async fn publish(
+        &self,
+        slug: &str,
+        stamp: Stamp,
+        snapshot: Option<Vec<u8>>,
+    ) -> Result<bool, String> {
+        self.0.publish(slug, stamp, snapshot).await
     }
-    async fn published_version(&self, slug: &str) -> Result<Option<u64>, String> {
-        self.0.published_version(slug).await
+    async fn published_stamp(&self, slug: &str) -> Result<Option<Stamp>, String> {
+        self.0.published_stamp(slug).await
     }
     async fn set_audit_head(&self, org_id: &str, seq: i64, hash: &str) -> Result<(), String> {
         self.0.set_audit_head(org_id, seq, hash).await

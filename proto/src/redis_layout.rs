@@ -6,6 +6,13 @@ pub fn org_snapshot_key(slug: &str) -> String {
     format!("nproxy:v1:org:{slug}")
 }
 
+/// Key of the stamp of what `org_snapshot_key` holds (`<org created_at_ms>:<config version>`),
+/// or of its removal (a tombstone): several control planes publish, and the stamp lets a
+/// late publish of an older config lose instead of overwriting a newer one.
+pub fn org_snapshot_stamp_key(slug: &str) -> String {
+    format!("nproxy:v1:org-stamp:{slug}")
+}
+
 /// Channel on which the control plane announces a changed or deleted org; the message is
 /// the org's slug, or `*` for "reload everything".
 pub const INVALIDATION_CHANNEL: &str = "nproxy:v1:invalidate";

@@ -35,27 +35,31 @@ pub async fn reconcile_once(st: &State) -> CpResult<usize> {
         if let Ok(used) = st.sink.token_usage(&org.id).await {
             st.db.record_token_use(&org.id, &used).await?;
         }
-        let published = match st.sink.published_version(&org.slug).await {
+        let published = match st.sink.published_stamp(&org.slug).await {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(error = %e, "reconcile: cannot read Redis");
                 return Ok(written);
             }
         };
-        if published == Some(u64::try_from(org.config_version).unwrap_or(0)) {
+        if published == Some(org.stamp()) {
             continue;
         }
-        let bytes = st.snapshot_bytes(&org.id).await?;
-        if let Err(e) = st.sink.publish(&org.slug, bytes).await {
-            tracing::warn!(org = %org.slug, error = %e, "reconcile: cannot publish");
-            return Ok(written);
+        let (stamp, bytes) = st.snapshot_bytes(&org.id).await?;
+        match st.sink.publish(&org.slug, stamp, bytes).await {
+            Ok(true) => written += 1,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(org = %org.slug, error = %e, "reconcile: cannot publish");
+                return Ok(written);
+            }
         }
-        written += 1;
     }
-    for slug in st.db.dead_slugs().await? {
-        if matches!(st.sink.published_version(&slug).await, Ok(Some(_))) {
-            let _ = st.sink.publish(&slug, None).await;
-            written += 1;
+    for (slug, stamp) in st.db.dead_slugs().await? {
+        if matches!(st.sink.published_stamp(&slug).await, Ok(Some(p)) if p < stamp) {
+            if let Ok(true) = st.sink.publish(&slug, stamp, None).await {
+                written += 1;
+            }
         }
     }
     // Advisories too: a flushed Redis must not silently stop malware blocking.

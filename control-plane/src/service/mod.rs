@@ -19,7 +19,7 @@ use crate::audit::NewEvent;
 use crate::auth::Authenticator;
 use crate::error::{CpError, CpResult};
 use crate::secrets::MasterKey;
-use crate::sink::ConfigSink;
+use crate::sink::{ConfigSink, Stamp};
 use sqlx::AnyConnection;
 
 use crate::store::{Db, EventRow, OrgRow, Write};
@@ -170,15 +170,20 @@ impl State {
     /// failure is logged, not returned: the change is durable, and reconciliation repairs
     /// Redis.
     pub(crate) async fn after_commit(&self, org_id: &str, slug: &str, events: &[EventRow]) {
-        let snapshot = match self.snapshot_bytes(org_id).await {
+        let (stamp, snapshot) = match self.snapshot_bytes(org_id).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(org = %slug, error = %e, "cannot build the org's snapshot");
                 return;
             }
         };
-        if let Err(e) = self.sink.publish(slug, snapshot).await {
-            tracing::warn!(org = %slug, error = %e, "cannot publish org config; the reconcile loop will retry");
+        match self.sink.publish(slug, stamp, snapshot).await {
+            Ok(true) => {}
+            // Another control plane published a later change meanwhile: it stands.
+            Ok(false) => tracing::debug!(org = %slug, "a newer config is already published"),
+            Err(e) => {
+                tracing::warn!(org = %slug, error = %e, "cannot publish org config; the reconcile loop will retry")
+            }
         }
         for e in events {
             self.announce(e).await;
@@ -193,17 +198,19 @@ impl State {
         let _ = self.events.send(e.clone());
     }
 
-    /// The org's encoded snapshot, or `None` if it no longer exists.
-    pub(crate) async fn snapshot_bytes(&self, org_id: &str) -> CpResult<Option<Vec<u8>>> {
+    /// The org's stamp and encoded snapshot; no snapshot once the org is deleted (the stamp
+    /// then orders the removal).
+    pub(crate) async fn snapshot_bytes(&self, org_id: &str) -> CpResult<(Stamp, Option<Vec<u8>>)> {
         // One read transaction: the org row and its tokens, keys and rules from one state.
         let mut r = self.db.read().await?;
+        let stamp = Db::org_stamp_in(r.conn(), org_id).await?;
         let org = match Db::org_in(r.conn(), org_id).await {
             Ok(o) => o,
-            Err(CpError::NotFound(_)) => return Ok(None),
+            Err(CpError::NotFound(_)) => return Ok((stamp, None)),
             Err(e) => return Err(e),
         };
         let snap = snapshot::build(r.conn(), &org).await?;
-        Ok(Some(snapshot::encode(&snap)))
+        Ok((stamp, Some(snapshot::encode(&snap))))
     }
 }
 

@@ -31,15 +31,20 @@ impl Recorder {
 
 #[async_trait::async_trait]
 impl ConfigSink for Recorder {
-    async fn publish(&self, slug: &str, snapshot: Option<Vec<u8>>) -> Result<(), String> {
+    async fn publish(
+        &self,
+        slug: &str,
+        _stamp: crate::sink::Stamp,
+        snapshot: Option<Vec<u8>>,
+    ) -> Result<bool, String> {
         let version = snapshot
             .map(|b| pb::OrgConfigSnapshot::decode(b.as_slice()).map(|s| s.version))
             .transpose()
             .map_err(|e| e.to_string())?;
         self.push(format!("publish {slug} {version:?}"));
-        Ok(())
+        Ok(true)
     }
-    async fn published_version(&self, _slug: &str) -> Result<Option<u64>, String> {
+    async fn published_stamp(&self, _slug: &str) -> Result<Option<crate::sink::Stamp>, String> {
         Ok(None)
     }
     async fn set_audit_head(&self, _org_id: &str, seq: i64, _hash: &str) -> Result<(), String> {

@@ -6,6 +6,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::db::Db;
 use crate::error::{CpError, CpResult};
+use crate::sink::Stamp;
 
 #[derive(Debug, Clone)]
 pub struct OrgRow {
@@ -30,6 +31,16 @@ fn org_from_row(r: &sqlx::any::AnyRow) -> CpResult<OrgRow> {
             .map_err(|e| CpError::Internal(format!("corrupt internal_scopes: {e}")))?,
         public_reads: r.try_get::<i64, _>("public_reads")? != 0,
     })
+}
+
+impl OrgRow {
+    /// Orders this org's published configs (see `Stamp`).
+    pub fn stamp(&self) -> Stamp {
+        Stamp {
+            created_at_ms: self.created_at_ms,
+            version: self.config_version,
+        }
+    }
 }
 
 const ORG_COLUMNS: &str =
@@ -84,14 +95,43 @@ impl Db {
         rows.iter().map(org_from_row).collect()
     }
 
-    /// Slugs of deleted orgs that no live org reuses: their Redis keys must not exist.
-    pub async fn dead_slugs(&self) -> CpResult<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT slug FROM orgs d WHERE deleted_at_ms IS NOT NULL
-             AND NOT EXISTS (SELECT 1 FROM orgs l WHERE l.slug = d.slug AND l.deleted_at_ms IS NULL)",
+    /// Slugs of deleted orgs that no live org reuses (their Redis keys must not exist), each
+    /// with the stamp of the newest org that had it.
+    pub async fn dead_slugs(&self) -> CpResult<Vec<(String, Stamp)>> {
+        let rows = sqlx::query(
+            "SELECT slug, created_at_ms, config_version FROM orgs d WHERE deleted_at_ms IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM orgs l WHERE l.slug = d.slug AND l.deleted_at_ms IS NULL)
+             ORDER BY slug, created_at_ms, config_version",
         )
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        let mut out: Vec<(String, Stamp)> = Vec::new();
+        for r in &rows {
+            let slug: String = r.try_get("slug")?;
+            let stamp = Stamp {
+                created_at_ms: r.try_get("created_at_ms")?,
+                version: r.try_get("config_version")?,
+            };
+            match out.last_mut() {
+                // Ordered: the last row of a slug is its newest org.
+                Some(last) if last.0 == slug => last.1 = stamp,
+                _ => out.push((slug, stamp)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The stamp of an org, live or deleted (deleting bumps its version).
+    pub async fn org_stamp_in(conn: &mut AnyConnection, id: &str) -> CpResult<Stamp> {
+        let row = sqlx::query("SELECT created_at_ms, config_version FROM orgs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?
+            .ok_or_else(|| CpError::NotFound(format!("org {id:?}")))?;
+        Ok(Stamp {
+            created_at_ms: row.try_get("created_at_ms")?,
+            version: row.try_get("config_version")?,
+        })
     }
 
     pub async fn insert_org(conn: &mut AnyConnection, org: &OrgRow) -> CpResult<()> {

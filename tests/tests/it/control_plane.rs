@@ -416,3 +416,68 @@ async fn nproxyctl_dev_prints_config_that_npm_can_use() {
         Some("1.0.1")
     );
 }
+
+/// Several control planes publish to one Redis: a publish that arrives late must lose to a
+/// newer one already there (else a revoked token could come back), a removal must not be
+/// undone by a late publish of the deleted org, and a new org reusing the slug wins over
+/// everything of the old one. The audit head only moves forward.
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_keeps_the_newest_config_whatever_order_publishes_arrive_in() {
+    use nproxy_control_plane::sink::{ConfigSink, RedisSink, Stamp};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = nproxy_tests::control::Redis::start(dir.path()).await;
+    let sink = RedisSink::connect(&redis.url()).await.expect("connect");
+    let key = nproxy_proto::redis_layout::org_snapshot_key("acme");
+    let stamp = |created_at_ms, version| Stamp {
+        created_at_ms,
+        version,
+    };
+    let held = || redis.cli(&["GET", &key]).trim().to_string();
+
+    assert!(sink
+        .publish("acme", stamp(100, 5), Some(b"v5".to_vec()))
+        .await
+        .expect("v5"));
+    assert!(!sink
+        .publish("acme", stamp(100, 4), Some(b"v4".to_vec()))
+        .await
+        .expect("v4"));
+    assert_eq!(held(), "v5", "a late, older publish must not win");
+    // The same stamp again (reconciling after a partial loss) writes.
+    assert!(sink
+        .publish("acme", stamp(100, 5), Some(b"v5".to_vec()))
+        .await
+        .expect("again"));
+    assert_eq!(
+        sink.published_stamp("acme").await.expect("stamp"),
+        Some(stamp(100, 5))
+    );
+    // Deleted (deleting bumps the version): a tombstone a late publish can't undo.
+    assert!(sink
+        .publish("acme", stamp(100, 6), None)
+        .await
+        .expect("delete"));
+    assert_eq!(held(), "");
+    assert!(!sink
+        .publish("acme", stamp(100, 5), Some(b"v5".to_vec()))
+        .await
+        .expect("late"));
+    assert_eq!(held(), "", "the deleted org must stay deleted");
+    // A new org with the slug outranks every version of the old one.
+    assert!(sink
+        .publish("acme", stamp(200, 1), Some(b"new".to_vec()))
+        .await
+        .expect("new org"));
+    assert!(!sink
+        .publish("acme", stamp(100, 9), Some(b"old".to_vec()))
+        .await
+        .expect("old org"));
+    assert_eq!(held(), "new");
+
+    sink.set_audit_head("org1", 6, "h6").await.expect("head 6");
+    sink.set_audit_head("org1", 5, "h5").await.expect("head 5");
+    assert_eq!(
+        sink.audit_head("org1").await.expect("head"),
+        Some((6, "h6".to_string()))
+    );
+}
