@@ -42,10 +42,13 @@ pub struct DevArgs {
     org: Option<String>,
 }
 
+/// What a slug holds: the stamp of the last publish and the snapshot (none once deleted).
+type Published = (Stamp, Option<Vec<u8>>);
+
 /// The in-process replacement for Redis: snapshots by slug plus invalidation messages.
 #[derive(Default)]
 struct MemoryBus {
-    snapshots: Mutex<HashMap<String, (Stamp, Option<Vec<u8>>)>>,
+    snapshots: Mutex<HashMap<String, Published>>,
     subscribers: Mutex<Vec<mpsc::UnboundedSender<Invalidation>>>,
     heads: Mutex<HashMap<String, (i64, String)>>,
     usage: Mutex<HashMap<String, HashMap<String, i64>>>,
@@ -380,6 +383,8 @@ pub async fn run(args: &DevArgs, config: Option<PathBuf>) -> anyhow::Result<()> 
         admin_token: saved.as_ref().map(|c| c.admin_token.clone()),
         data_plane_token: Some(data_plane_token.clone()),
         reconcile_interval: cfg.reconcile_interval,
+        // One process on a laptop: nothing to drain to.
+        drain: std::time::Duration::ZERO,
     };
     let opened = ControlPlane::open(&cp_settings, Arc::new(SinkHandle(bus.clone()))).await?;
     let listener = tokio::net::TcpListener::bind(cp_settings.listen)

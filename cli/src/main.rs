@@ -21,7 +21,7 @@ use output::Format;
 #[derive(Parser)]
 #[command(name = "nproxyctl", version, about = "Administer an nproxy registry")]
 pub struct Cli {
-    /// Control plane gRPC endpoint.
+    /// Control plane gRPC endpoint, or several, comma-separated (the first reachable is used).
     #[arg(long, global = true, env = "NPROXY_ENDPOINT")]
     endpoint: Option<String>,
     /// Admin bearer token.

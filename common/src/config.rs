@@ -13,7 +13,8 @@ pub fn layered<T: serde::Serialize>(defaults: T, file: Option<&Path>) -> Figment
     if let Some(file) = file {
         f = f.merge(Toml::file_exact(file));
     }
-    f.merge(Env::prefixed("NPROXY_").split("__"))
+    // `NPROXY_CONFIG` names the file (a flag's variable), not a key inside it.
+    f.merge(Env::prefixed("NPROXY_").ignore(&["config"]).split("__"))
 }
 
 #[cfg(test)]
@@ -44,6 +45,31 @@ mod tests {
             };
             let c: Cfg = layered(defaults, Some(Path::new("c.toml"))).extract()?;
             assert_eq!((c.listen.as_str(), c.nested.kind.as_str()), ("file", "env"));
+            Ok(())
+        });
+    }
+
+    /// Structs that refuse unknown keys must still start with `NPROXY_CONFIG` set: it is
+    /// the `--config` flag's variable.
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn the_config_file_variable_is_not_a_key() {
+        #[derive(serde::Serialize, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Strict {
+            listen: String,
+        }
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("NPROXY_CONFIG", "/etc/nproxy/x.toml");
+            jail.set_env("NPROXY_LISTEN", "env");
+            let c: Strict = layered(
+                Strict {
+                    listen: "default".into(),
+                },
+                None,
+            )
+            .extract()?;
+            assert_eq!(c.listen, "env");
             Ok(())
         });
     }

@@ -132,6 +132,7 @@ mod tests {
             admin_token: Some("nproxy_admin_t".into()),
             data_plane_token: Some("nproxy_dp_t".into()),
             reconcile_interval: Duration::from_secs(3600),
+            drain: Duration::ZERO,
         };
         let opened = ControlPlane::open(&settings, Arc::new(NoSink))
             .await

@@ -30,6 +30,10 @@ pub struct Config {
     pub data_plane_token: Option<String>,
     /// How often every org is written to Redis again, so a flushed Redis recovers.
     pub reconcile_interval_secs: u64,
+    /// On SIGTERM or SIGINT: how long gRPC health reports NOT_SERVING (so load balancers and
+    /// clients move to another replica) before the listener closes; calls under way then
+    /// finish before the process exits.
+    pub drain_secs: u64,
 }
 
 impl Default for Config {
@@ -42,6 +46,7 @@ impl Default for Config {
             admin_token: None,
             data_plane_token: None,
             reconcile_interval_secs: 60,
+            drain_secs: 5,
         }
     }
 }
@@ -55,6 +60,7 @@ pub struct Settings {
     pub admin_token: Option<String>,
     pub data_plane_token: Option<String>,
     pub reconcile_interval: Duration,
+    pub drain: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +141,7 @@ impl Config {
             admin_token: self.admin_token,
             data_plane_token: self.data_plane_token,
             reconcile_interval: Duration::from_secs(self.reconcile_interval_secs),
+            drain: Duration::from_secs(self.drain_secs),
         })
     }
 }

@@ -36,6 +36,7 @@ use crate::store::Db;
 pub struct ControlPlane {
     state: Arc<State>,
     reconcile_interval: std::time::Duration,
+    drain: std::time::Duration,
 }
 
 /// What `open` did that the operator must know about.
@@ -76,6 +77,7 @@ impl ControlPlane {
                     events,
                 }),
                 reconcile_interval: settings.reconcile_interval,
+                drain: settings.drain,
             },
             created_admin_token: created,
         })
@@ -86,7 +88,9 @@ impl ControlPlane {
     }
 
     /// Serves gRPC on `listener` until `shutdown` resolves; reconciles Redis at start and
-    /// every interval meanwhile.
+    /// every interval meanwhile. Stopping drains: gRPC health turns NOT_SERVING at once,
+    /// the listener stays open for the drain time (a call that arrives meanwhile is still
+    /// answered), then it closes and the calls under way finish.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -109,6 +113,19 @@ impl ControlPlane {
         let auth = self.state.auth.clone();
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<OrgsServer<Api>>().await;
+        let drain = self.drain;
+        let shutdown = async move {
+            shutdown.await;
+            tracing::info!(
+                drain_secs = drain.as_secs(),
+                "stopping: health is NOT_SERVING, draining"
+            );
+            health
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
+            health.set_not_serving::<OrgsServer<Api>>().await;
+            tokio::time::sleep(drain).await;
+        };
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(nproxy_proto::v1::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -135,6 +152,7 @@ impl ControlPlane {
             )
             .await;
         reconciler.abort();
+        self.state.db.close().await;
         result.map_err(Into::into)
     }
 }

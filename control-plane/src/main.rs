@@ -59,10 +59,24 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(listen = %listener.local_addr()?, "nproxy control plane listening");
     opened
         .control_plane
-        .serve(listener, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .serve(listener, stop_signal())
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
     Ok(())
+}
+
+/// SIGTERM (what Kubernetes and systemd send) or SIGINT: both drain (see `serve`).
+async fn stop_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }

@@ -159,8 +159,8 @@ pub fn build_app(
     let upstream = Arc::new(Upstream::new(&settings, metrics.clone())?);
     let internal = Arc::new(internal::store::InternalStore::new(store.clone()));
     let cp = match &settings.control_plane {
-        Some((url, token)) => Some(
-            internal::cp_client::ControlPlaneClient::new(config::url_base(url).as_str(), token)
+        Some((urls, token)) => Some(
+            internal::cp_client::ControlPlaneClient::new(urls, token)
                 .map_err(StartError::ControlPlane)?,
         ),
         None => None,

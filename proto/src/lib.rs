@@ -4,6 +4,7 @@
 //!
 //! Clients (the CLI, the data plane) depend on this crate only, never on the servers.
 
+pub mod endpoints;
 pub mod events;
 pub mod redis_layout;
 pub mod tokens;

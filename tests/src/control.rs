@@ -116,7 +116,8 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 pub const DATA_PLANE_TOKEN: &str = "test-data-plane-token-0123456789abcdef";
 pub const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
-/// The control plane binary with a SQLite file in `dir`.
+/// The control plane binary with a SQLite file in `dir` (or the database `NPROXY_DATABASE`
+/// in its environment names).
 pub struct ControlPlane {
     child: Child,
     pub port: u16,
@@ -192,6 +193,27 @@ impl ControlPlane {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// SIGTERM: the graceful stop (health NOT_SERVING, drain, exit).
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits up to `within` for the process to exit by itself; its exit status if it did.
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
     /// SIGKILL, as a crash would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -209,6 +231,7 @@ impl Drop for ControlPlane {
     }
 }
 
+#[derive(Debug)]
 pub struct CtlRun {
     pub ok: bool,
     pub stdout: String,

@@ -45,15 +45,15 @@ struct Conn {
 }
 
 impl Conn {
+    /// Connects to the first control plane of `--endpoint`'s list that accepts: mutations
+    /// then go to that one replica only, so none is ever applied twice.
     async fn open(t: &Target) -> anyhow::Result<Conn> {
-        let channel = tonic::transport::Endpoint::from_shared(t.endpoint.clone())
-            .map_err(|e| anyhow::anyhow!("endpoint {:?}: {e}", t.endpoint))?
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .connect()
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!("cannot reach the control plane at {}: {e}", t.endpoint)
-            })?;
+        let urls = nproxy_proto::endpoints::parse_list(&t.endpoint)
+            .ok_or_else(|| anyhow::anyhow!("endpoint {:?} lists no URL", t.endpoint))?;
+        let (_, channel) =
+            nproxy_proto::endpoints::first_reachable(&urls, std::time::Duration::from_secs(5))
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot reach the control plane: {e}"))?;
         let auth = BearerAuth::optional(t.token.as_deref())?;
         Ok(Conn { channel, auth })
     }

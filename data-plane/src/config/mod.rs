@@ -94,7 +94,8 @@ pub struct Config {
     /// After the drain, how long open requests get to finish before the process exits
     /// anyway (it exits as soon as none is left), seconds.
     pub shutdown_grace_secs: u64,
-    /// The control plane's gRPC URL: publishing internal packages signs and audits there.
+    /// The control plane's gRPC URL, or several, comma-separated (replicas, failed over in
+    /// turn): publishing internal packages signs and audits there.
     pub control_plane_url: Option<String>,
     /// This data plane's credential for the control plane.
     pub control_plane_token: Option<String>,

@@ -45,7 +45,8 @@ pub struct Settings {
     pub audit_outbox_grace: Duration,
     pub drain: Duration,
     pub shutdown_grace: Duration,
-    pub control_plane: Option<(Url, String)>,
+    /// Every control plane endpoint (failed over in turn) and this data plane's token.
+    pub control_plane: Option<(Vec<String>, String)>,
     pub storage: StorageConfig,
 }
 
@@ -219,7 +220,17 @@ impl Config {
             self.control_plane_url.filter(|u| !u.is_empty()),
             self.control_plane_token,
         ) {
-            (Some(u), Some(t)) => Some((parse_http_url("control_plane_url", &u)?, t)),
+            (Some(u), Some(t)) => {
+                let urls = nproxy_proto::endpoints::parse_list(&u)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|one| parse_http_url("control_plane_url", one).map(|url| url_base(&url)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if urls.is_empty() {
+                    return Err(invalid("control_plane_url", "lists no URL"));
+                }
+                Some((urls, t))
+            }
             (Some(_), None) => {
                 return Err(invalid(
                     "control_plane_token",

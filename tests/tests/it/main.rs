@@ -7,6 +7,7 @@ mod client_matrix;
 mod compat;
 mod control_plane;
 mod control_plane_grpc;
+mod control_plane_replicas;
 mod faults;
 mod faults_deps;
 mod faults_process;
