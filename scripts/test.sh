@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 cargo fmt --all --check
 # No import cycles between a crate's modules (issue 11).
 python3 scripts/check-cycles.py
+# deploy/: yamllint, Kubernetes schemas, hadolint, haproxy -c, env names against the code.
+./scripts/validate-deploy.sh
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The integration tests start the real binaries.
 cargo build --workspace --bins --locked
