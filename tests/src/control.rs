@@ -195,23 +195,12 @@ impl ControlPlane {
 
     /// SIGTERM: the graceful stop (health NOT_SERVING, drain, exit).
     pub fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
+        crate::procs::sigterm(&self.child);
     }
 
     /// Waits up to `within` for the process to exit by itself; its exit status if it did.
     pub async fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        None
+        crate::procs::wait_exit(&mut self.child, within).await
     }
 
     /// SIGKILL, as a crash would.
