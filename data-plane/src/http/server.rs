@@ -391,8 +391,15 @@ impl ProxyHttp for App {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
         // pingora keeps an HTTP/1.1 connection open forever between requests unless told:
-        // an idle client gets this long, then the connection is closed.
-        session.set_keepalive(Some(self.settings.keepalive_idle.as_secs()));
+        // an idle client gets this long, then the connection is closed. While draining,
+        // every answer closes its connection (`Connection: close`): a load balancer then
+        // holds no idle connection to this process that could break under a request sent
+        // just as the listeners close.
+        if self.lifecycle.ready() {
+            session.set_keepalive(Some(self.settings.keepalive_idle.as_secs()));
+        } else {
+            session.set_keepalive(None);
+        }
         match self.handle(session, ctx).await {
             Ok(()) => {
                 ctx.status = session

@@ -66,10 +66,20 @@ async fn sigterm_drains_readiness_first_and_finishes_requests_in_flight() {
         ready = status(&env, "/-/health/ready").await;
     }
     assert_eq!(ready, 503, "readiness must turn false during the drain");
+    let ping = raw_http()
+        .get(env.url("/-/ping"))
+        .send()
+        .await
+        .expect("still serving while draining");
+    assert_eq!(ping.status().as_u16(), 200, "still serving while draining");
     assert_eq!(
-        status(&env, "/-/ping").await,
-        200,
-        "still serving while draining"
+        ping.headers()
+            .get("connection")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("close"),
+        "answers close their connection while draining, so no balancer keeps one idle"
     );
     assert_eq!(status(&env, "/-/health/live").await, 200);
     let (code, len) = slow.await.expect("join");
