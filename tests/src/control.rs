@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use crate::procs::{binary, free_port};
 
-async fn wait_tcp(port: u16, what: &str, child: &mut Child, log: &Path) {
+/// Waits until `port` on loopback accepts connections (panics with the log if `child`
+/// exits first or 20 s pass).
+pub async fn wait_tcp(port: u16, what: &str, child: &mut Child, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))

@@ -5,6 +5,8 @@ pub mod clients;
 pub mod control;
 pub mod faults;
 pub mod fixtures;
+pub mod haproxy;
+pub mod manifest;
 pub mod procs;
 pub mod registry;
 pub mod stack;

@@ -17,6 +17,7 @@ mod internal_packages;
 mod lifecycle;
 mod resilience;
 mod rules;
+mod scale;
 mod security;
 mod single_flight;
 mod storage;
