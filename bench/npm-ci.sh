@@ -37,16 +37,24 @@ if [ ! -x "$bin" ]; then
   echo "== building (release)"
   cargo build --release -q -p nproxy-data-plane --manifest-path "$root/Cargo.toml"
 fi
-port=$(free_port)
+port=$(free_port); mport=$(free_port)
 NPROXY_STORAGE__PATH="$out/store" RUST_LOG=warn "$bin" --upstream "$upstream" \
-  --listen "127.0.0.1:$port" --metrics-listen "" > "$out/nproxy.log" 2>&1 & np=$!; pids+=($np)
+  --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$mport" > "$out/nproxy.log" 2>&1 & np=$!; pids+=($np)
+# The allocator's and the caches' view (MB), from nproxy's metrics.
+heap() {
+  curl -sf "http://127.0.0.1:$mport/metrics" | awk '
+    /^nproxy_heap_bytes\{/ { split($1, a, "\""); h = h sprintf("%s %.0f, ", a[2], $2 / 1048576) }
+    /^nproxy_memory_cache_bytes\{/ { split($1, a, "\""); c = c sprintf("%s cache %.1f, ", a[2], $2 / 1048576) }
+    /^nproxy_memory_cache_entries\{/ { split($1, a, "\""); e = e sprintf("%s %d, ", a[2], $2) }
+    END { printf "heap MB: %sMB in caches: %sentries: %s\n", h, c, e }'
+}
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/-/ping" >/dev/null && break; sleep 0.1; done
 
 # Peak RSS over the whole run, sampled every 50 ms.
 echo 0 > "$out/peak"
 ( while kill -0 $np 2>/dev/null; do
     r=$(awk '/VmRSS/ {print $2}' "/proc/$np/status" 2>/dev/null || echo 0)
-    [ "${r:-0}" -gt "$(cat "$out/peak")" ] && echo "$r" > "$out/peak"
+    [ "${r:-0}" -gt "$(cat "$out/peak")" ] && { echo "$r" > "$out/peak"; heap > "$out/peak-heap" || true; }
     [ -n "${RSS_LOG:-}" ] && echo "$(date +%s.%N) $r $(awk '/^Threads/ {print $2}' "/proc/$np/status" 2>/dev/null)" >> "$RSS_LOG"; sleep 0.05; done ) & pids+=($!)
 
 install() { # $1 = label, rest = extra npm args; prints seconds
@@ -64,6 +72,7 @@ echo "== cold install through nproxy (fills its store from the upstream)"
 printf "cold: %.1f s, nproxy peak RSS so far %s MB\n" \
   "$(install cold --registry "$reg" --cache "$out/cache-cold")" "$(( $(cat "$out/peak") / 1024 ))"
 cold_peak=$(cat "$out/peak"); echo 0 > "$out/peak"
+echo "at the cold peak: $(cat "$out/peak-heap")"; echo "after: $(heap)"
 
 # A static floor: nginx serving the very bytes nproxy sends (its gzip'd packuments, rendered
 # with tarball URLs pointing at nginx, and the tarballs), so the gap splits into npm's own
@@ -125,7 +134,7 @@ mkdir -p "$out/tmp"
 sleep 0.5
 static="http://127.0.0.1:$ng_port/"
 # Rendering every document again for a second base URL (nginx's) is its own workload.
-capture_peak=$(cat "$out/peak"); echo 0 > "$out/peak"
+capture_peak=$(cat "$out/peak"); capture_heap=$(cat "$out/peak-heap"); echo 0 > "$out/peak"
 
 # Warm installs through nproxy and the offline floor, interleaved so a slow spell of the
 # machine lands on both; the gap is the median of the per-pair differences.
@@ -154,5 +163,7 @@ printf "median gap warm nproxy - nginx serving the same bytes: %.2f s\n" "$(medi
 printf "median nproxy CPU per install %.2f s (target <= 0.3)\n" "$(median "${cpus[@]}")"
 printf "nproxy peak RSS: cold install %s MB, warm installs %s MB (target <= 100)\n" \
   "$((cold_peak / 1024))" "$(( $(cat "$out/peak") / 1024 ))"
+echo "at the warm peak: $(cat "$out/peak-heap")"; echo "after: $(heap)"
 printf "nproxy peak RSS while rendering every packument for a second base URL: %s MB\n" \
   "$((capture_peak / 1024))"
+echo "at that peak: $capture_heap"

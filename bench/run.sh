@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # nproxy (warm cache) next to nginx serving the same bytes, with wrk on loopback.
-# Usage: bench/run.sh   (env: DURATION=10s CONNECTIONS=64 COLD_MB=500 REUSE_FIXTURES=1)
+# Usage: bench/run.sh   (env: DURATION=10s CONNECTIONS=64 COLD_MB=500 REUSE_FIXTURES=1 PER_CORE=1)
+# PER_CORE=1: nproxy (NPROXY_THREADS=1) and nginx (one worker) pinned to CPU 0, wrk (one
+# thread) to CPU 1: requests/s per server core, the sizing unit of deploy/README.md.
 # Needs nginx and wrk (scripts/install-test-tools.sh installs them). Loopback only.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -9,6 +11,11 @@ DURATION="${DURATION:-10s}"
 CONNECTIONS="${CONNECTIONS:-64}"
 COLD_MB="${COLD_MB:-500}"
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+srv_pin=(); np_pin=(); wrk_pin=(); wrk_threads=2; ng_workers=2
+if [ "${PER_CORE:-0}" = 1 ]; then
+  srv_pin=(taskset -c 0); np_pin=(env NPROXY_THREADS=1 taskset -c 0)
+  wrk_pin=(taskset -c 1); wrk_threads=1; ng_workers=1
+fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
@@ -28,7 +35,7 @@ fi
 
 nginx_conf() { # $1 = port, $2 = root, $3 = file for name-only paths
   cat <<CONF
-worker_processes 2;
+worker_processes $ng_workers;
 pid $out/nginx-$1.pid;
 error_log $out/nginx-$1.err warn;
 events { worker_connections 4096; }
@@ -49,9 +56,9 @@ CONF
 
 up_port=$(free_port); same_port=$(free_port); np_port=$(free_port); np_metrics=$(free_port)
 nginx_conf "$up_port" "$out/upstream" index.json > "$out/nginx-up.conf"
-"$NGINX" -c "$out/nginx-up.conf" -g 'daemon off;' & pids+=($!)
+"${srv_pin[@]}" "$NGINX" -c "$out/nginx-up.conf" -g 'daemon off;' & pids+=($!)
 
-NPROXY_STORAGE__PATH="$out/store" RUST_LOG=warn "$root/target/release/nproxy-data-plane" \
+NPROXY_STORAGE__PATH="$out/store" RUST_LOG=warn "${np_pin[@]}" "$root/target/release/nproxy-data-plane" \
   --upstream "http://127.0.0.1:$up_port" --listen "127.0.0.1:$np_port" \
   --metrics-listen "127.0.0.1:$np_metrics" > "$out/nproxy.log" 2>&1 & np_pid=$!; pids+=($np_pid)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$np_port/-/ping" >/dev/null && break; sleep 0.1; done
@@ -70,13 +77,13 @@ for v in 1.0.0 2.0.0; do curl -sf "$np/bench-tar/-/bench-tar-$v.tgz" -o "$out/sa
 printf "full packument %s bytes, abbreviated %s bytes\n" "$(stat -c %s "$out/same/bench-big/index.json")" "$(stat -c %s "$out/same/abbr/index.json")"
 
 nginx_conf "$same_port" "$out/same" index.json > "$out/nginx-same.conf"
-"$NGINX" -c "$out/nginx-same.conf" -g 'daemon off;' & pids+=($!)
+"${srv_pin[@]}" "$NGINX" -c "$out/nginx-same.conf" -g 'daemon off;' & pids+=($!)
 sleep 0.5
 ng="http://127.0.0.1:$same_port"
 
 run_wrk() { # $1 = url, extra args → "rps p50 p99"
   local url="$1"; shift
-  wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$url" > "$out/wrk.txt" 2>&1
+  "${wrk_pin[@]}" wrk -t"$wrk_threads" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$url" > "$out/wrk.txt" 2>&1
   local rps p50 p99
   rps=$(awk '/Requests\/sec/ {print $2}' "$out/wrk.txt")
   p50=$(awk '$1=="50%" {print $2}' "$out/wrk.txt")
@@ -113,7 +120,7 @@ ctl org create bench
 ctl rules set --org bench --cooldown block --cooldown-hours 24 --install-scripts block \
   --deprecated warn --license block --licenses MIT --unexpected-dependencies warn
 NPROXY_STORAGE__PATH="$out/store-rules" NPROXY_REDIS_URL="redis://127.0.0.1:$redis_port" \
-  NPROXY_DEFAULT_ORG=bench RUST_LOG=warn "$root/target/release/nproxy-data-plane" \
+  NPROXY_DEFAULT_ORG=bench RUST_LOG=warn "${np_pin[@]}" "$root/target/release/nproxy-data-plane" \
   --upstream "http://127.0.0.1:$up_port" --listen "127.0.0.1:$rp_port" --metrics-listen "" \
   > "$out/nproxy-rules.log" 2>&1 & rp_pid=$!; pids+=($rp_pid)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$rp_port/-/ping" >/dev/null && break; sleep 0.1; done

@@ -24,6 +24,9 @@ struct Inner {
     breaker_open: IntGaugeVec,
     breaker_transitions: IntCounterVec,
     background_refreshes: IntCounterVec,
+    memory_cache_bytes: IntGaugeVec,
+    memory_cache_entries: IntGaugeVec,
+    heap_bytes: IntGaugeVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, m: T) -> T {
@@ -131,8 +134,33 @@ impl Metrics {
             "Stale packuments refreshed in the background, by result",
             &["result"],
         );
+        let gauge_vec = |name: &str, help: &str, label: &str| {
+            register(
+                &registry,
+                IntGaugeVec::new(Opts::new(name, help), &[label])
+                    .unwrap_or_else(|e| panic!("gauge {name}: {e}")),
+            )
+        };
+        let memory_cache_bytes = gauge_vec(
+            "memory_cache_bytes",
+            "Bytes held by an in-memory cache (packuments: gzip'd served forms, plus plain ones some client needed; tarballs), as of its last insert",
+            "cache",
+        );
+        let memory_cache_entries = gauge_vec(
+            "memory_cache_entries",
+            "Entries in an in-memory cache, as of its last insert",
+            "cache",
+        );
+        let heap_bytes = gauge_vec(
+            "heap_bytes",
+            "The allocator at scrape time: allocated (live objects), active (their pages), resident (also freed pages not yet returned to the OS), retained (address space kept, not resident)",
+            "state",
+        );
         Self(Arc::new(Inner {
             registry,
+            memory_cache_bytes,
+            memory_cache_entries,
+            heap_bytes,
             connections_open,
             connections_refused,
             connections_cut,
@@ -217,7 +245,43 @@ impl Metrics {
             .inc();
     }
 
+    /// Records a cache's size after an insert (`byte_cache::insert_bounded`).
+    pub fn memory_cache(&self, cache: &str, entries: u64, bytes: u64) {
+        let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.0
+            .memory_cache_bytes
+            .with_label_values(&[cache])
+            .set(clamp(bytes));
+        self.0
+            .memory_cache_entries
+            .with_label_values(&[cache])
+            .set(clamp(entries));
+    }
+
+    /// Reads jemalloc's statistics into `heap_bytes` (the binary's allocator; a process
+    /// using another one, e.g. a unit test, reads an idle jemalloc's near-zero numbers).
+    fn read_heap(&self) {
+        use tikv_jemalloc_ctl::{epoch, stats};
+        if epoch::advance().is_err() {
+            return;
+        }
+        for (state, value) in [
+            ("allocated", stats::allocated::read()),
+            ("active", stats::active::read()),
+            ("resident", stats::resident::read()),
+            ("retained", stats::retained::read()),
+        ] {
+            if let Ok(v) = value {
+                self.0
+                    .heap_bytes
+                    .with_label_values(&[state])
+                    .set(i64::try_from(v).unwrap_or(i64::MAX));
+            }
+        }
+    }
+
     pub fn render(&self) -> Vec<u8> {
+        self.read_heap();
         let mut buf = Vec::new();
         let _ = TextEncoder::new().encode(&self.0.registry.gather(), &mut buf);
         buf

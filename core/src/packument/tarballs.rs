@@ -16,8 +16,8 @@ use super::document::{borrowed_map, raw, Packument};
 
 /// Where a version's tarball comes from upstream and what its bytes must hash to.
 ///
-/// Held for every version of every package a data plane has seen (tens of thousands for one
-/// app), so it is kept small: exact-size strings, and the usual
+/// Held for every version of the packages whose tarballs a data plane is fetching (tens of
+/// thousands for one app), so it is kept small: exact-size strings, and the usual
 /// `<registry>/<name>/-/<file>` URL stored as its registry prefix, shared by every version
 /// of the document, and rebuilt on demand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +37,18 @@ enum Source {
 }
 
 impl DistInfo {
+    /// Heap bytes this entry holds (its strings; the shared registry prefix not counted),
+    /// for weighing caches of tarball indexes.
+    pub fn heap_bytes(&self) -> usize {
+        let source = match &self.source {
+            Some(Source::Other(url)) => url.len(),
+            _ => 0,
+        };
+        source
+            + self.integrity.as_deref().map_or(0, str::len)
+            + self.shasum.as_deref().map_or(0, str::len)
+    }
+
     pub fn new(integrity: Option<String>, shasum: Option<String>) -> DistInfo {
         DistInfo {
             source: None,

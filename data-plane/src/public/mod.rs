@@ -3,6 +3,7 @@
 //! circuit breaker (`breaker`), and integrity checking (`integrity`).
 
 pub mod breaker;
+pub mod byte_cache;
 pub mod doc_budget;
 pub mod error;
 pub mod health;

@@ -112,7 +112,13 @@ impl Tarballs {
             if obj.meta.size <= MEMORY_TARBALL_MAX && self.hot_enabled {
                 let meta = obj.meta.clone();
                 let bytes = collect(obj.body, obj.meta.size).await?;
-                self.hot.insert(key, (meta.clone(), bytes.clone()));
+                crate::public::byte_cache::insert_bounded(
+                    &self.hot,
+                    key,
+                    (meta.clone(), bytes.clone()),
+                    &self.metrics,
+                    "tarballs",
+                );
                 return Ok(Source::Memory(meta, bytes));
             }
             return Ok(Source::Stored(obj));
@@ -122,20 +128,20 @@ impl Tarballs {
             return Ok(Source::Downloading(d));
         }
         // Cold: the packument says where the bytes are and what they must hash to.
-        let mut state = self
+        let mut dist = self
             .packuments
-            .state(name, false)
+            .dist(name, file.as_str(), false)
             .await
             .map_err(|e| PublicError::from_shared(&e))?;
-        if !state.tarballs.contains_key(file.as_str()) {
+        if dist.is_none() {
             // Maybe published since the last revalidation.
-            state = self
+            dist = self
                 .packuments
-                .state(name, true)
+                .dist(name, file.as_str(), true)
                 .await
                 .map_err(|e| PublicError::from_shared(&e))?;
         }
-        let Some(dist) = state.tarballs.get(file.as_str()).cloned() else {
+        let Some(dist) = dist else {
             return Err(PublicError::VersionNotFound {
                 package: name.to_string(),
                 version: file.version().to_string(),

@@ -39,8 +39,36 @@ pub struct PackageState {
     /// Size of the stored document, bytes: what rendering it will cost, before reading it.
     pub len: usize,
     pub fetched_at: SystemTime,
-    pub tarballs: Arc<HashMap<Box<str>, DistInfo>>,
 }
+
+/// Every tarball of one stored document: what each must hash to and where the upstream has
+/// it. Needed only to download a tarball nproxy doesn't have yet, so it is kept apart from
+/// [`PackageState`] in a cache bounded by bytes (`TARBALL_INDEX_BYTES`): a package with
+/// thousands of versions costs megabytes, and a data plane sees hundreds of thousands of
+/// packages.
+#[derive(Debug)]
+pub struct TarballIndex {
+    /// The document's `PackageState::version` it was built from.
+    pub version: String,
+    pub tarballs: HashMap<Box<str>, DistInfo>,
+}
+
+impl TarballIndex {
+    /// Bytes a cache is charged for it (strings plus a per-entry allowance for the map).
+    fn weight(&self) -> u32 {
+        let n: usize = self
+            .tarballs
+            .iter()
+            .map(|(k, d)| k.len() + d.heap_bytes() + 96)
+            .sum::<usize>()
+            + self.version.len();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+}
+
+/// Bytes of tarball indexes held in memory (see [`TarballIndex`]). An index evicted is
+/// rebuilt from the stored document on the next cold download of that package.
+const TARBALL_INDEX_BYTES: u64 = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct ServedKey {
@@ -75,6 +103,8 @@ pub struct Packuments {
     background_permits: Arc<tokio::sync::Semaphore>,
     states: moka::sync::Cache<PackageName, Arc<PackageState>>,
     served: moka::sync::Cache<ServedKey, Arc<Served>>,
+    indexes: moka::sync::Cache<PackageName, Arc<TarballIndex>>,
+    index_loads: SingleFlight<PackageName, Shared<Arc<TarballIndex>, PublicError>>,
     not_found: moka::sync::Cache<PackageName, ()>,
     /// Packages written upstream through nproxy (publish, unpublish, dist-tag, deprecate):
     /// their next read goes to the upstream, however fresh the held copy looks, until one
@@ -133,6 +163,11 @@ impl Packuments {
                 .weigher(|_k, v: &Arc<Served>| v.weight())
                 .max_capacity(cfg.memory_bytes)
                 .build(),
+            indexes: moka::sync::Cache::builder()
+                .weigher(|_k, v: &Arc<TarballIndex>| v.weight())
+                .max_capacity(TARBALL_INDEX_BYTES)
+                .build(),
+            index_loads: SingleFlight::default(),
             not_found: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(cfg.negative_ttl.max(Duration::from_millis(1)))
@@ -328,7 +363,13 @@ impl Packuments {
             .await
             .map_err(|_| shared_err(PublicError::Task("a gunzip task failed")))??;
         let full = Arc::new(full);
-        self.served.insert(key, full.clone());
+        crate::public::byte_cache::insert_bounded(
+            &self.served,
+            key,
+            full.clone(),
+            &self.metrics,
+            "packuments",
+        );
         Ok(full)
     }
 
@@ -344,6 +385,77 @@ impl Packuments {
             .at(name, policy, &state.version)
             .await
             .map_err(|e| Arc::new(PublicError::Rules(e)))
+    }
+
+    /// What tarball `file` of `name` must hash to and where the upstream has it, from the
+    /// stored document (`None`: the document has no such file). `force` revalidates the
+    /// document first (a version published since).
+    pub async fn dist(
+        self: &Arc<Self>,
+        name: &PackageName,
+        file: &str,
+        force: bool,
+    ) -> Shared<Option<DistInfo>, PublicError> {
+        let state = self.state(name, force).await?;
+        if let Some(ix) = self.indexes.get(name) {
+            if ix.version == state.version {
+                return Ok(ix.tarballs.get(file).cloned());
+            }
+        }
+        let this = self.clone();
+        let key = name.clone();
+        let ix = self
+            .index_loads
+            .run(
+                name.clone(),
+                move || async move { this.load_index(key).await },
+                panicked,
+            )
+            .await?;
+        Ok(ix.tarballs.get(file).cloned())
+    }
+
+    /// Builds the tarball index of the stored document (it was evicted, or never built here).
+    async fn load_index(
+        self: Arc<Self>,
+        name: PackageName,
+    ) -> Shared<Arc<TarballIndex>, PublicError> {
+        let Some((_, body)) = get_bytes(self.store.as_ref(), &Key::public_packument(&name))
+            .await
+            .map_err(shared_err)?
+        else {
+            return Err(shared_err(PublicError::PackageNotFound(name.to_string())));
+        };
+        let _permit = self.budget.admit(body.len()).await.map_err(shared_err)?;
+        let name2 = name.clone();
+        let ix = tokio::task::spawn_blocking(move || -> Shared<TarballIndex, PublicError> {
+            let doc = nproxy_core::packument::Packument::parse(&body).map_err(|e| {
+                shared_err(PublicError::Corrupt {
+                    package: name2.to_string(),
+                    detail: e.to_string(),
+                })
+            })?;
+            Ok(TarballIndex {
+                version: nproxy_common::hash::sha256_hex(&body),
+                tarballs: nproxy_core::packument::tarball_index(&name2, &doc),
+            })
+        })
+        .await
+        .map_err(|_| shared_err(PublicError::Task("a parse task failed")))??;
+        let ix = Arc::new(ix);
+        self.remember_index(name, ix.clone());
+        Ok(ix)
+    }
+
+    /// Keeps a document's tarball index (built while merging, or loaded for a download).
+    fn remember_index(&self, name: PackageName, ix: Arc<TarballIndex>) {
+        crate::public::byte_cache::insert_bounded(
+            &self.indexes,
+            name,
+            ix,
+            &self.metrics,
+            "tarball_indexes",
+        );
     }
 
     /// Renders one form for one base URL from the stored document.
@@ -380,7 +492,13 @@ impl Packuments {
         .await
         .map_err(|_| shared_err(PublicError::Task("a render task failed")))??;
         let served = Arc::new(rendered);
-        self.served.insert(key, served.clone());
+        crate::public::byte_cache::insert_bounded(
+            &self.served,
+            key,
+            served.clone(),
+            &self.metrics,
+            "packuments",
+        );
         Ok(served)
     }
 }

@@ -50,7 +50,6 @@ impl Packuments {
                         version: h.version.clone(),
                         len: h.len,
                         fetched_at,
-                        tarballs: h.tarballs.clone(),
                     });
                     self.states.insert(name.clone(), state.clone());
                     return Ok(state);
@@ -202,7 +201,6 @@ impl Packuments {
                 version: h.version.clone(),
                 len: h.len,
                 fetched_at: now,
-                tarballs: h.tarballs.clone(),
             }),
             _ => match self.load_stored(name, now).await? {
                 Some(s) => s,
@@ -232,7 +230,8 @@ impl Packuments {
         }
     }
 
-    /// Loads the stored document into a state (the document is parsed for its tarball index).
+    /// Loads the stored document's state: its hash and size (no parse: the tarball index is
+    /// built only when a download needs it, `Packuments::dist`).
     pub(super) async fn load_stored(
         &self,
         name: &PackageName,
@@ -244,25 +243,11 @@ impl Packuments {
         else {
             return Ok(None);
         };
-        let _permit = self.budget.admit(body.len()).await.map_err(shared_err)?;
-        let name2 = name.clone();
-        let state = tokio::task::spawn_blocking(move || -> Shared<PackageState, PublicError> {
-            let doc = Packument::parse(&body).map_err(|e| {
-                shared_err(PublicError::Corrupt {
-                    package: name2.to_string(),
-                    detail: e.to_string(),
-                })
-            })?;
-            Ok(PackageState {
-                version: sha256_hex(&body),
-                len: body.len(),
-                fetched_at,
-                tarballs: Arc::new(packument::tarball_index(&name2, &doc)),
-            })
-        })
-        .await
-        .map_err(|_| shared_err(PublicError::Task("a parse task failed")))??;
-        let state = Arc::new(state);
+        let state = Arc::new(PackageState {
+            version: sha256_hex(&body),
+            len: body.len(),
+            fetched_at,
+        });
         self.states.insert(name.clone(), state.clone());
         Ok(Some(state))
     }
@@ -340,11 +325,17 @@ impl Packuments {
             },
         )
         .await;
+        self.remember_index(
+            name.clone(),
+            Arc::new(super::TarballIndex {
+                version: version.clone(),
+                tarballs,
+            }),
+        );
         let state = Arc::new(PackageState {
             version,
             len,
             fetched_at: now,
-            tarballs: Arc::new(tarballs),
         });
         self.states.insert(name.clone(), state.clone());
         Ok(state)
