@@ -427,11 +427,7 @@ async fn rolling_restarts_behind_haproxy_fail_no_request() {
     // The clients' own account.
     let take = |seen: &Mutex<Seen>| std::mem::take(&mut *seen.lock().expect("seen"));
     let (npm, http, publishes) = (take(&npm_seen), take(&http_seen), take(&publish_seen));
-    for (what, seen) in [
-        ("npm ci", &npm),
-        ("reader", &http),
-        ("publish", &publishes),
-    ] {
+    for (what, seen) in [("npm ci", &npm), ("reader", &http), ("publish", &publishes)] {
         assert!(
             seen.failures.is_empty(),
             "{what} failures: {:#?}",
