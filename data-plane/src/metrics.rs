@@ -143,7 +143,7 @@ impl Metrics {
         };
         let memory_cache_bytes = gauge_vec(
             "memory_cache_bytes",
-            "Bytes held by an in-memory cache (packuments: gzip'd served forms, plus plain ones some client needed; tarballs), as of its last insert",
+            "Bytes held by an in-memory cache (packuments: gzip'd served forms, plus plain ones some client needed; tarballs: small tarballs; tarball_indexes: per-package tarball hashes for cold downloads), as of its last insert",
             "cache",
         );
         let memory_cache_entries = gauge_vec(

@@ -115,12 +115,13 @@ impl Stack {
     }
 }
 
+/// The status of a GET (0 if none came within 10 s).
 pub async fn status(url: &str, token: Option<&str>) -> u16 {
     let client = crate::http_builder()
         .no_gzip()
         .build()
         .expect("http client");
-    let mut req = client.get(url);
+    let mut req = client.get(url).timeout(std::time::Duration::from_secs(10));
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }

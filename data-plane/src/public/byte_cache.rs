@@ -1,5 +1,5 @@
-//! Inserting into the caches weighed in bytes (served packuments, hot tarballs) so their
-//! bound holds at once.
+//! Inserting into the caches weighed in bytes (served packuments, hot tarballs, tarball
+//! indexes) so their bound holds at once.
 //!
 //! moka applies evictions in batches: an inserted entry waits in a write buffer, and the
 //! entries it pushes out stay reachable until the next housekeeping, which only a later

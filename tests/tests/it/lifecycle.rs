@@ -9,13 +9,7 @@ use nproxy_tests::faults::Fault;
 use crate::support::{raw_http, Env};
 
 async fn status(env: &Env, path: &str) -> u16 {
-    raw_http()
-        .get(env.url(path))
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
+    nproxy_tests::stack::status(&env.url(path), None).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -19,6 +19,7 @@ use nproxy_tests::haproxy::Haproxy;
 use nproxy_tests::manifest::{self, Process};
 use nproxy_tests::procs::{free_port, SeaweedFs};
 use nproxy_tests::registry::Registry;
+use nproxy_tests::stack::status;
 use serde_json::Value;
 
 use crate::support::{blocking, raw_http};
@@ -80,24 +81,6 @@ impl Seen {
             Err(e) => self.failures.push(e),
         }
     }
-}
-
-fn epoch_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-async fn get_status(url: &str, token: &str) -> u16 {
-    raw_http()
-        .get(url)
-        .bearer_auth(token)
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -334,7 +317,7 @@ async fn rolling_restarts_behind_haproxy_fail_no_request() {
     // Revoke a token every data plane has seen: each must refuse it within a bounded wait.
     for dp in &dps {
         assert_eq!(
-            get_status(&format!("{}/scale-0", dp.url()), &leaving_secret).await,
+            status(&format!("{}/scale-0", dp.url()), Some(&leaving_secret)).await,
             200
         );
     }
@@ -349,7 +332,7 @@ async fn rolling_restarts_behind_haproxy_fail_no_request() {
                 Duration::from_secs(10),
                 || {
                     let (url, secret) = (url.clone(), secret.clone());
-                    async move { (get_status(&url, &secret).await == 401).then_some(()) }
+                    async move { (status(&url, Some(&secret)).await == 401).then_some(()) }
                 },
             )
             .await;
@@ -364,7 +347,8 @@ async fn rolling_restarts_behind_haproxy_fail_no_request() {
 
     // Rolling restart: each data plane, then each control plane, one at a time; a data plane
     // is only replaced once the balancer has the previous one back.
-    let restarts_from_ms = epoch_ms();
+    let now_ms = || u64::try_from(nproxy_common::time::now_ms()).unwrap_or(0);
+    let restarts_from_ms = now_ms();
     let mut restarts = 0;
     for (i, dp) in dps.iter_mut().enumerate() {
         let ups_before = lb
@@ -406,7 +390,7 @@ async fn rolling_restarts_behind_haproxy_fail_no_request() {
         restarts += 1;
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    let restarts_to_ms = epoch_ms();
+    let restarts_to_ms = now_ms();
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     stop.store(true, Ordering::Relaxed);
