@@ -58,12 +58,18 @@ impl Served {
             version: self.version.clone(),
             etag: self.etag.clone(),
             gzip: self.gzip.clone(),
-            identity: Some(Bytes::from(plain)),
+            identity: Some(Bytes::from(exact(plain))),
             blocked_header: self.blocked_header.clone(),
             refused: self.refused.clone(),
             recheck_at_ms: self.recheck_at_ms,
         })
     }
+}
+
+/// `v` in an allocation of exactly its length (what a byte-weighed cache is charged).
+fn exact(mut v: Vec<u8>) -> Vec<u8> {
+    v.shrink_to_fit();
+    v
 }
 
 /// Where a rendered document is written: hashed for the ETag and gzip'd on the way, the
@@ -87,16 +93,15 @@ impl Sink {
         }
     }
 
-    /// The ETag, the gzip'd bytes and the plain ones when kept.
-    fn finish(self) -> std::io::Result<(String, Bytes, Option<Bytes>)> {
+    /// The ETag, the gzip'd bytes and the plain ones when kept, each in an allocation of
+    /// exactly its length: the buffers were sized from the stored document, which for an
+    /// abbreviated form overshoots many times, and `Bytes::from(Vec)` keeps the whole
+    /// capacity alive while the cache is charged only the length.
+    fn finish(self) -> std::io::Result<(String, Vec<u8>, Option<Vec<u8>>)> {
         let digest = hex::encode(self.hash.finalize());
         // Keyed by content, which already embeds the base URL, the form and the rules.
         let etag = format!("\"{}\"", &digest[..32]);
-        Ok((
-            etag,
-            Bytes::from(self.gzip.finish()?),
-            self.plain.map(Bytes::from),
-        ))
+        Ok((etag, exact(self.gzip.finish()?), self.plain.map(exact)))
     }
 }
 
@@ -172,8 +177,8 @@ pub fn render(
     Ok(Served {
         version,
         etag,
-        gzip,
-        identity,
+        gzip: Bytes::from(gzip),
+        identity: identity.map(Bytes::from),
         blocked_header,
         refused,
         recheck_at_ms,
@@ -190,6 +195,18 @@ mod tests {
         "1.1.0":{"name":"left-pad","version":"1.1.0","readme":"long",
           "dist":{"tarball":"https://up.example/left-pad/-/left-pad-1.1.0.tgz","shasum":"bb"}}},
         "time":{"1.0.0":"2020-01-01T00:00:00.000Z"}}"#;
+
+    #[test]
+    fn rendered_bytes_hold_no_more_memory_than_the_cache_is_charged() {
+        // Buffers sized for a 1 MB document, holding a small abbreviated form.
+        let mut sink = Sink::new(1 << 20, true);
+        sink.write_all(DOC.as_bytes()).unwrap();
+        let (_, gzip, plain) = sink.finish().unwrap();
+        let plain = plain.expect("kept");
+        assert_eq!(gzip.capacity(), gzip.len(), "gzip'd bytes");
+        assert_eq!(plain.capacity(), plain.len(), "plain bytes");
+        assert_eq!(gunzip(&gzip), DOC.as_bytes());
+    }
 
     fn gunzip(b: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
