@@ -156,6 +156,16 @@ impl Project {
         self.run(c)
     }
 
+    /// `npm_in` with extra environment variables (e.g. a CI's OIDC variables).
+    pub fn npm_in_with_env(&self, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut c = self.command(Path::new("npm"));
+        c.current_dir(dir).args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        self.run(c)
+    }
+
     fn command(&self, program: &Path) -> Command {
         let mut c = Command::new(program);
         c.current_dir(&self.dir)

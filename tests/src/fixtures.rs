@@ -290,3 +290,80 @@ pub fn publish_payload(name: &str, version: &str, filler_bytes: usize) -> (Vec<u
     });
     (serde_json::to_vec(&body).expect("json"), t)
 }
+
+/// The predicate type of SLSA provenance v1, as npm's `--provenance` publishes it.
+pub const SLSA_PROVENANCE_V1: &str = "https://slsa.dev/provenance/v1";
+
+/// npm's package URL of a version (`npa.toPurl`): `pkg:npm/%40scope/name@1.0.0`.
+pub fn purl(name: &str, version: &str) -> String {
+    let name = match name.strip_prefix('@') {
+        Some(rest) => format!("%40{rest}"),
+        None => name.to_string(),
+    };
+    format!("pkg:npm/{name}@{version}")
+}
+
+/// Lower-case hex of the sha512 of some bytes (an attestation subject's digest).
+pub fn sha512_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha512::digest(bytes))
+}
+
+/// The in-toto statement of a provenance attestation for `name@version` whose subject is
+/// the sha512 of `subject_bytes` (the tarball, for a true one).
+pub fn attestation_statement(name: &str, version: &str, subject_bytes: &[u8]) -> Value {
+    json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": purl(name, version), "digest": {"sha512": sha512_hex(subject_bytes)}}],
+        "predicateType": SLSA_PROVENANCE_V1,
+        "predicate": {},
+    })
+}
+
+/// A Sigstore bundle as npm's `--provenance` produces it (a DSSE envelope around the
+/// statement; certificate and log entry are plausible bytes, not verifiable ones).
+pub fn provenance_bundle(name: &str, version: &str, subject_bytes: &[u8]) -> Value {
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let statement = attestation_statement(name, version, subject_bytes);
+    let payload = serde_json::to_vec(&statement).expect("json");
+    json!({
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": {
+            "certificate": {"rawBytes": b64(format!("certificate for {name}@{version}").as_bytes())},
+            "tlogEntries": [{
+                "logIndex": "123456",
+                "logId": {"keyId": b64(b"fixture transparency log")},
+                "kindVersion": {"kind": "dsse", "version": "0.0.1"},
+                "integratedTime": "1700000000",
+                "inclusionPromise": {"signedEntryTimestamp": b64(b"fixture timestamp")},
+                "canonicalizedBody": b64(b"{}"),
+            }],
+        },
+        "dsseEnvelope": {
+            "payload": b64(&payload),
+            "payloadType": "application/vnd.in-toto+json",
+            "signatures": [{"sig": "MEUCIQDfixtureFixtureFixtureFixtureFixtureFixtureFixtureAiEAfixture", "keyid": ""}],
+        },
+    })
+}
+
+/// `publish_payload` with a provenance attachment as npm's libnpmpublish sends it with
+/// `--provenance`: `<name>-<version>.sigstore` whose `data` is the bundle's JSON text (not
+/// base64). The subject is the tarball's sha512, or that of `subject_bytes` when given (a
+/// lie). Returns the body, the tarball and the bundle.
+pub fn publish_payload_with_provenance(
+    name: &str,
+    version: &str,
+    filler_bytes: usize,
+    subject_bytes: Option<&[u8]>,
+) -> (Vec<u8>, Tarball, Value) {
+    let (body, t) = publish_payload(name, version, filler_bytes);
+    let bundle = provenance_bundle(name, version, subject_bytes.unwrap_or(&t.bytes));
+    let text = serde_json::to_string(&bundle).expect("json");
+    let mut doc: Value = serde_json::from_slice(&body).expect("json");
+    doc["_attachments"][format!("{name}-{version}.sigstore")] = json!({
+        "content_type": bundle["mediaType"],
+        "data": text,
+        "length": text.len(),
+    });
+    (serde_json::to_vec(&doc).expect("json"), t, bundle)
+}

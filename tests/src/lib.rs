@@ -1,5 +1,6 @@
-//! Harness for nproxy's cross-component tests: fixture packages, a local upstream registry,
-//! real data plane processes, a real S3-compatible server and real npm clients.
+//! Harness for nproxy's cross-component tests: fixture packages, a local upstream registry
+//! (signing like the public one), a local OIDC issuer, real data plane processes, a real
+//! S3-compatible server, real npm clients and npm's own signature verifier.
 
 pub mod clients;
 pub mod control;
@@ -7,9 +8,12 @@ pub mod faults;
 pub mod fixtures;
 pub mod haproxy;
 pub mod manifest;
+pub mod npm_keys;
+pub mod oidc;
 pub mod procs;
 pub mod registry;
 pub mod stack;
+pub mod verify;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -1,6 +1,11 @@
 //! A local upstream registry standing in for the public one: serves fixture packuments and
 //! tarballs over real HTTP, records every request, and can be stopped, restarted, made to
 //! hold tarball answers back, made to serve corrupt bytes, or made to forget versions.
+//!
+//! It signs like the public registry: every version it serves carries `dist.signatures`
+//! (ECDSA P-256 over `<name>@<version>:<integrity>`, with its own key, served at
+//! `GET /-/npm/v1/keys`), and every fixture version has a provenance attestation
+//! (`dist.attestations`, served at `GET /-/npm/v1/attestations/<name>@<version>`).
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -19,7 +24,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::fixtures::FixturePackage;
+use crate::fixtures::{self, FixturePackage};
+use crate::npm_keys::{signed_message, NpmKey};
 
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -43,11 +49,30 @@ struct State {
     requests: Vec<Recorded>,
     /// Canned answers for other paths (search, audit): status, JSON body, extra headers.
     canned: HashMap<String, Canned>,
+    /// `GET /-/npm/v1/attestations/<name>@<version>` answers, by `name@version`.
+    attestations: HashMap<String, Value>,
+    /// Signatures already made, by signed message (signing is done once, when first served).
+    signatures: HashMap<String, String>,
+    /// Versions (`name@version`) whose signature is not a valid one.
+    sig_modes: HashMap<String, SigMode>,
+}
+
+/// What a version's `dist.signatures` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigMode {
+    /// A valid signature by the registry's key (the default).
+    Valid,
+    /// A signature by the registry's key over another message (npm: EINTEGRITYSIGNATURE).
+    Invalid,
+    /// No `dist.signatures` at all.
+    Missing,
 }
 
 pub struct Registry {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
+    /// The registry's signing key (npm format).
+    key: NpmKey,
     /// `true` while tarball answers are held back.
     hold: watch::Sender<bool>,
     server: Mutex<Option<JoinSet<()>>>,
@@ -73,6 +98,7 @@ impl Registry {
         let reg = Arc::new(Registry {
             addr,
             state: Arc::default(),
+            key: NpmKey::generate("fixture-registry"),
             hold,
             server: Mutex::new(None),
         });
@@ -87,15 +113,93 @@ impl Registry {
         format!("http://{}", self.addr)
     }
 
-    /// Adds or replaces a package.
+    /// Adds or replaces a package (each version with a provenance attestation).
     pub fn publish(&self, p: &FixturePackage) {
+        let mut doc = p.packument(&self.url());
         let mut s = self.state.lock().expect("state");
-        s.packuments
-            .insert(p.name.clone(), p.packument(&self.url()));
         for (v, fv) in &p.versions {
             s.tarballs
                 .insert(p.tarball_path(v), fv.tarball.bytes.clone());
+            doc["versions"][v]["dist"]["attestations"] = serde_json::json!({
+                "url": format!("{}{}", self.url(), attestations_path(&p.name, v)),
+                "provenance": {"predicateType": fixtures::SLSA_PROVENANCE_V1},
+            });
+            s.attestations.insert(
+                format!("{}@{v}", p.name),
+                attestations_answer(&p.name, v, &fv.tarball.bytes),
+            );
         }
+        s.packuments.insert(p.name.clone(), doc);
+    }
+
+    /// The registry's signing key: its `keyid()` is in every `dist.signatures` it serves.
+    pub fn npm_key(&self) -> &NpmKey {
+        &self.key
+    }
+
+    pub fn keyid(&self) -> String {
+        self.key.keyid()
+    }
+
+    /// `GET /-/npm/v1/keys`'s answer.
+    pub fn keys_document(&self) -> Value {
+        serde_json::json!({"keys": [self.key.key_entry(None)]})
+    }
+
+    /// A packument exactly as it is served now (with its signatures).
+    pub fn served_packument(&self, name: &str) -> Option<Value> {
+        let mut doc = self
+            .state
+            .lock()
+            .expect("state")
+            .packuments
+            .get(name)
+            .cloned()?;
+        sign_versions(&self.state, &self.key, &mut doc);
+        Some(doc)
+    }
+
+    /// The attestations answer served for `name@version`, if any.
+    pub fn attestations(&self, name: &str, version: &str) -> Option<Value> {
+        self.state
+            .lock()
+            .expect("state")
+            .attestations
+            .get(&format!("{name}@{version}"))
+            .cloned()
+    }
+
+    /// Serves an attestation for `name@version` whose subject is the digest of other bytes
+    /// than the version's tarball (a lie npm rejects with EATTESTATIONSUBJECT).
+    pub fn mismatch_attestation(&self, name: &str, version: &str) {
+        self.state.lock().expect("state").attestations.insert(
+            format!("{name}@{version}"),
+            attestations_answer(name, version, b"not the tarball of this version"),
+        );
+    }
+
+    /// Makes `name@version`'s signature invalid or missing (or valid again).
+    pub fn signature_mode(&self, name: &str, version: &str, mode: SigMode) {
+        self.state
+            .lock()
+            .expect("state")
+            .sig_modes
+            .insert(format!("{name}@{version}"), mode);
+    }
+
+    /// How many attestation requests for `name@version` arrived (any spelling of a scoped
+    /// name: `@scope/name` or `@scope%2fname`).
+    pub fn attestation_requests(&self, name: &str, version: &str) -> usize {
+        let want = attestations_path(name, version);
+        self.state
+            .lock()
+            .expect("state")
+            .requests
+            .iter()
+            .filter(|r| {
+                r.method == "GET" && decode(r.path.split('?').next().unwrap_or_default()) == want
+            })
+            .count()
     }
 
     /// Removes one version from the packument and deletes its tarball, as an unpublish would.
@@ -110,6 +214,7 @@ impl Registry {
             }
         }
         s.tarballs.remove(&p.tarball_path(version));
+        s.attestations.remove(&format!("{}@{version}", p.name));
     }
 
     /// Forgets a whole package: its packument and every tarball answer 404.
@@ -261,6 +366,23 @@ impl Registry {
         if method != "GET" && method != "HEAD" {
             return self.write(&method, &path, &body);
         }
+        if path == "/-/npm/v1/keys" {
+            return json_response(200, &self.keys_document());
+        }
+        if let Some(spec) = path.strip_prefix("/-/npm/v1/attestations/") {
+            let spec = decode(spec);
+            let answer = self
+                .state
+                .lock()
+                .expect("state")
+                .attestations
+                .get(&spec)
+                .cloned();
+            return match answer {
+                Some(a) => json_response(200, &a),
+                None => json_response(404, &serde_json::json!({"error": "not found"})),
+            };
+        }
         if let Some(name) = path
             .strip_prefix("/-/package/")
             .map(decode)
@@ -314,7 +436,16 @@ impl Registry {
             .get(&name)
             .cloned();
         match doc {
-            Some(doc) => {
+            Some(mut doc) => {
+                // Signing is done once per version, off the async threads (a first GET of
+                // a 400-version packument signs 400 times).
+                let (state, key) = (self.state.clone(), self.key.clone());
+                doc = tokio::task::spawn_blocking(move || {
+                    sign_versions(&state, &key, &mut doc);
+                    doc
+                })
+                .await
+                .unwrap_or_default();
                 let body = serde_json::to_vec(&doc).unwrap_or_default();
                 let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&body)[..8]));
                 let inm = headers.get("if-none-match").and_then(|v| v.to_str().ok());
@@ -333,6 +464,72 @@ impl Registry {
             }
             None => json_response(404, &serde_json::json!({"error": "not found"})),
         }
+    }
+}
+
+/// The path of a version's attestations (`/-/npm/v1/attestations/<name>@<version>`).
+pub fn attestations_path(name: &str, version: &str) -> String {
+    format!("/-/npm/v1/attestations/{name}@{version}")
+}
+
+/// `GET /-/npm/v1/attestations/<name>@<version>`'s answer: one SLSA provenance
+/// attestation whose subject is the sha512 of `subject_bytes`.
+fn attestations_answer(name: &str, version: &str, subject_bytes: &[u8]) -> Value {
+    serde_json::json!({"attestations": [{
+        "predicateType": fixtures::SLSA_PROVENANCE_V1,
+        "bundle": fixtures::provenance_bundle(name, version, subject_bytes),
+    }]})
+}
+
+/// Sets `dist.signatures` on every version of `doc` that has a `dist.integrity`, as the
+/// public registry serves them (signatures made once, then remembered).
+fn sign_versions(state: &Mutex<State>, key: &NpmKey, doc: &mut Value) {
+    let name = doc["name"].as_str().unwrap_or_default().to_string();
+    let keyid = key.keyid();
+    let Some(versions) = doc.get_mut("versions").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (v, m) in versions.iter_mut() {
+        let Some(integrity) = m["dist"]["integrity"].as_str().map(str::to_string) else {
+            continue;
+        };
+        let id = format!("{name}@{v}");
+        let mode = state
+            .lock()
+            .expect("state")
+            .sig_modes
+            .get(&id)
+            .copied()
+            .unwrap_or(SigMode::Valid);
+        let message = match mode {
+            SigMode::Missing => {
+                if let Some(d) = m.get_mut("dist").and_then(Value::as_object_mut) {
+                    d.remove("signatures");
+                }
+                continue;
+            }
+            SigMode::Valid => signed_message(&name, v, &integrity),
+            SigMode::Invalid => signed_message(&name, v, &format!("{integrity}-forged")),
+        };
+        let cached = state
+            .lock()
+            .expect("state")
+            .signatures
+            .get(&message)
+            .cloned();
+        let sig = match cached {
+            Some(sig) => sig,
+            None => {
+                let sig = key.sign_b64(&message);
+                state
+                    .lock()
+                    .expect("state")
+                    .signatures
+                    .insert(message, sig.clone());
+                sig
+            }
+        };
+        m["dist"]["signatures"] = serde_json::json!([{"keyid": keyid, "sig": sig}]);
     }
 }
 
@@ -479,5 +676,105 @@ impl Registry {
 impl Drop for Registry {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::npm_keys::{keyid_of_spki_b64, verify_npm_signature};
+    use base64::Engine;
+
+    #[tokio::test]
+    async fn the_fixture_registry_signs_and_attests_like_the_public_one() {
+        let packages = crate::fixtures::standard();
+        let reg = Registry::start(&packages).await;
+        let http = crate::http();
+        let keys: Value = http
+            .get(format!("{}/-/npm/v1/keys", reg.url()))
+            .send()
+            .await
+            .expect("keys")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(keys, reg.keys_document());
+        let key = &keys["keys"][0];
+        assert_eq!(key["keytype"], "ecdsa-sha2-nistp256");
+        assert_eq!(key["scheme"], "ecdsa-sha2-nistp256");
+        assert!(key["expires"].is_null());
+        let spki = key["key"].as_str().expect("key");
+        assert_eq!(keyid_of_spki_b64(spki), Some(reg.keyid()));
+
+        let doc: Value = http
+            .get(format!("{}/@fx%2fb", reg.url()))
+            .send()
+            .await
+            .expect("packument")
+            .json()
+            .await
+            .expect("json");
+        for (v, m) in doc["versions"].as_object().expect("versions") {
+            let dist = &m["dist"];
+            let sigs = dist["signatures"].as_array().expect("signatures");
+            assert_eq!(sigs.len(), 1);
+            assert_eq!(sigs[0]["keyid"], json_str(&reg.keyid()));
+            let message = format!("@fx/b@{v}:{}", dist["integrity"].as_str().expect("sri"));
+            assert!(verify_npm_signature(
+                spki,
+                &message,
+                sigs[0]["sig"].as_str().expect("sig")
+            ));
+            assert_eq!(
+                dist["attestations"]["url"],
+                json_str(&format!("{}/-/npm/v1/attestations/@fx/b@{v}", reg.url()))
+            );
+        }
+
+        let fx_b = packages
+            .iter()
+            .find(|p| p.name == "@fx/b")
+            .expect("fixture");
+        for path in [
+            "/-/npm/v1/attestations/@fx/b@1.0.1",
+            "/-/npm/v1/attestations/@fx%2fb@1.0.1",
+        ] {
+            let a: Value = http
+                .get(format!("{}{path}", reg.url()))
+                .send()
+                .await
+                .expect("attestations")
+                .json()
+                .await
+                .expect("json");
+            assert_eq!(Some(&a), reg.attestations("@fx/b", "1.0.1").as_ref());
+            let bundle = &a["attestations"][0]["bundle"];
+            let payload = base64::engine::general_purpose::STANDARD
+                .decode(bundle["dsseEnvelope"]["payload"].as_str().expect("payload"))
+                .expect("b64");
+            let statement: Value = serde_json::from_slice(&payload).expect("statement");
+            assert_eq!(statement["subject"][0]["name"], "pkg:npm/%40fx/b@1.0.1");
+            assert_eq!(
+                statement["subject"][0]["digest"]["sha512"],
+                json_str(&crate::fixtures::sha512_hex(
+                    &fx_b.versions["1.0.1"].tarball.bytes
+                ))
+            );
+        }
+        assert_eq!(reg.attestation_requests("@fx/b", "1.0.1"), 2);
+        reg.mismatch_attestation("@fx/b", "1.0.1");
+        assert_ne!(
+            reg.attestations("@fx/b", "1.0.1").expect("still served")["attestations"][0]["bundle"]
+                ["dsseEnvelope"]["payload"],
+            doc_payload(&fx_b.name, "1.0.1", &fx_b.versions["1.0.1"].tarball.bytes)
+        );
+    }
+
+    fn json_str(s: &str) -> Value {
+        Value::String(s.to_string())
+    }
+
+    fn doc_payload(name: &str, version: &str, bytes: &[u8]) -> Value {
+        crate::fixtures::provenance_bundle(name, version, bytes)["dsseEnvelope"]["payload"].clone()
     }
 }

@@ -12,8 +12,9 @@
 //! - internal packages need an nproxy token (`proxy` to read, `publish` to write) whatever
 //!   the public-reads setting; public reads need one only when public reads are off;
 //! - writes to public packages need an upstream credential (nothing is relayed without);
-//! - login, the trusted-publishing exchange and account endpoints go to the upstream,
-//!   which authenticates them.
+//! - login and account endpoints go to the upstream, which authenticates them;
+//! - the trusted-publishing exchange is answered by nproxy and takes only a CI job's OIDC
+//!   id token (none of the credentials here is one: 401).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -36,8 +37,10 @@ enum Class {
     InternalWrite,
     /// Writes to public packages: relayed with an upstream credential only.
     PublicWrite,
-    /// Login, token exchange, the user's upstream account: the upstream decides.
+    /// Login, the user's upstream account: the upstream decides.
     Upstream,
+    /// Trusted publishing's token exchange: an OIDC id token or nothing.
+    TokenExchange,
     /// Answered locally for an nproxy token, forwarded otherwise.
     Whoami,
 }
@@ -122,7 +125,7 @@ fn class_of(r: &Route, method: &str, internal: bool) -> (&'static str, Class) {
             Forwarded::AuditFull => ("audit-full", Class::PublicRead),
             Forwarded::Keys => ("keys", Class::PublicRead),
             Forwarded::Attestations(..) => ("attestations", Class::PublicRead),
-            Forwarded::OidcExchange(_) => ("oidc", Class::Upstream),
+            Forwarded::OidcExchange(_) => ("oidc", Class::TokenExchange),
             Forwarded::Hooks => ("hooks", Class::Upstream),
             Forwarded::Hook => ("hook", Class::Upstream),
             Forwarded::HookId(_) => ("hook-id", Class::Upstream),
@@ -322,6 +325,7 @@ fn want(class: Class, cred: Cred, public_reads: bool) -> Want {
         Class::InternalWrite => Want::Status(401),
         Class::PublicWrite if cred == C::Upstream => Want::Allowed,
         Class::PublicWrite => Want::Status(401),
+        Class::TokenExchange => Want::Status(401),
     }
 }
 

@@ -276,10 +276,15 @@ async fn service_endpoints_are_forwarded_and_ping_is_local() {
             .count("POST", "/-/npm/v1/security/advisories/bulk"),
         1
     );
+    // The upstream's signing keys are served (with the org's own, when it has any).
     let keys = c.get(env.url("/-/npm/v1/keys")).send().await.expect("send");
-    assert_eq!(
-        keys.status().as_u16(),
-        404,
-        "the fixture upstream has no keys: its answer passes through"
+    assert_eq!(keys.status().as_u16(), 200);
+    let keys = json(keys).await;
+    let upstream = env.registry.keys_document()["keys"][0].clone();
+    assert!(
+        keys["keys"]
+            .as_array()
+            .is_some_and(|ks| ks.contains(&upstream)),
+        "{keys}"
     );
 }

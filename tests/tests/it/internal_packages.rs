@@ -92,9 +92,18 @@ async fn npm_publish_install_tag_deprecate_unpublish() {
         d["versions"]["1.0.0"]["_nproxy"]["signatures"][0]["alg"],
         "ed25519"
     );
-    assert!(
-        d["versions"]["1.0.0"]["dist"].get("signatures").is_none(),
-        "never in npm's own field"
+    // npm's own field holds only the npm-format (ECDSA P-256) signature, never Ed25519.
+    let npm_sigs = d["versions"]["1.0.0"]["dist"]["signatures"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(npm_sigs.len(), 1, "{d}");
+    assert!(npm_sigs[0]["keyid"]
+        .as_str()
+        .is_some_and(|k| k.starts_with("SHA256:")));
+    assert_ne!(
+        npm_sigs[0]["keyid"], d["versions"]["1.0.0"]["_nproxy"]["signatures"][0]["keyid"],
+        "not the Ed25519 key"
     );
     // Internal packages never touch the upstream.
     assert!(s

@@ -22,3 +22,4 @@ mod security;
 mod single_flight;
 mod storage;
 mod tarball_integrity;
+mod trust;
