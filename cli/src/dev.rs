@@ -383,6 +383,7 @@ pub async fn run(args: &DevArgs, config: Option<PathBuf>) -> anyhow::Result<()> 
         admin_token: saved.as_ref().map(|c| c.admin_token.clone()),
         data_plane_token: Some(data_plane_token.clone()),
         reconcile_interval: cfg.reconcile_interval,
+        trusted_publishing_token_ttl: cfg.trusted_publishing_token_ttl,
         // One process on a laptop: nothing to drain to.
         drain: std::time::Duration::ZERO,
     };

@@ -11,6 +11,7 @@
 //! [control_plane]
 //! listen = "127.0.0.1:7443"                # where nproxyctl connects
 //! reconcile_interval_secs = 30
+//! trusted_publishing_token_ttl_secs = 900   # tokens minted for CI jobs' id tokens
 //! ```
 //!
 //! nproxyctl's own variables (`NPROXY_ENDPOINT`, `NPROXY_ADMIN_TOKEN`, `NPROXY_CTL_CONFIG`)
@@ -43,6 +44,7 @@ struct DevSection {
 struct ControlPlaneSection {
     listen: Option<String>,
     reconcile_interval_secs: Option<u64>,
+    trusted_publishing_token_ttl_secs: Option<u64>,
 }
 
 /// What the flags say (each overrides the file and the environment).
@@ -63,6 +65,7 @@ pub struct DevConfig {
     pub org: String,
     pub grpc_listen: String,
     pub reconcile_interval: Duration,
+    pub trusted_publishing_token_ttl: Duration,
     /// The data plane's configuration, before dev's own overrides.
     pub data_plane: DpConfig,
     /// Keys the embedded server decides itself that the file or environment set.
@@ -136,6 +139,11 @@ pub fn resolve(flags: &Flags, env: Env) -> anyhow::Result<DevConfig> {
         ignored.push("default_org");
     }
     data_plane.redis_url = None;
+    let trusted_publishing_token_ttl = nproxy_control_plane::config::trusted_publishing_token_ttl(
+        cp.trusted_publishing_token_ttl_secs.unwrap_or(
+            nproxy_control_plane::config::Config::default().trusted_publishing_token_ttl_secs,
+        ),
+    )?;
     Ok(DevConfig {
         dir,
         org: flags
@@ -149,6 +157,7 @@ pub fn resolve(flags: &Flags, env: Env) -> anyhow::Result<DevConfig> {
             .or(cp.listen)
             .unwrap_or_else(|| "127.0.0.1:7443".into()),
         reconcile_interval: Duration::from_secs(cp.reconcile_interval_secs.unwrap_or(30)),
+        trusted_publishing_token_ttl,
         data_plane,
         ignored,
     })
@@ -170,7 +179,8 @@ mod tests {
             &file,
             "upstream = \"http://127.0.0.1:9/\"\npackument_max_age_secs = 7\nredis_url = \"redis://x\"\n\
              [storage]\nkind = \"local\"\npath = \"/tmp/blobs-x\"\n\
-             [dev]\norg = \"team\"\n[control_plane]\nlisten = \"127.0.0.1:7999\"\n",
+             [dev]\norg = \"team\"\n[control_plane]\nlisten = \"127.0.0.1:7999\"\n\
+             trusted_publishing_token_ttl_secs = 5\n",
         )
         .unwrap();
         let c = resolve(
@@ -188,6 +198,7 @@ mod tests {
         assert_eq!(c.data_plane.storage.path, PathBuf::from("/tmp/blobs-x"));
         assert_eq!(c.org, "team");
         assert_eq!(c.grpc_listen, "127.0.0.1:7999");
+        assert_eq!(c.trusted_publishing_token_ttl, Duration::from_secs(5));
         assert_eq!(c.ignored, vec!["redis_url"]);
         assert!(c.data_plane.redis_url.is_none());
     }
@@ -208,6 +219,7 @@ mod tests {
         );
         assert_eq!(c.data_plane.metrics_listen, "");
         assert!(c.ignored.is_empty());
+        assert_eq!(c.trusted_publishing_token_ttl, Duration::from_secs(900));
     }
 
     #[test]

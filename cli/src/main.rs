@@ -58,6 +58,10 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(commands::AuditCmd),
+    /// Trusted publishers: CI jobs (GitHub Actions, GitLab CI) that publish with their OIDC
+    /// id token instead of a stored token.
+    #[command(subcommand)]
+    Trust(commands::TrustCmd),
     /// Security rules on public packages.
     #[command(subcommand)]
     Rules(rules_cmd::RulesCmd),

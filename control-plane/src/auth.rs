@@ -133,6 +133,7 @@ mod tests {
             data_plane_token: Some("nproxy_dp_t".into()),
             reconcile_interval: Duration::from_secs(3600),
             drain: Duration::ZERO,
+            trusted_publishing_token_ttl: Duration::from_secs(900),
         };
         let opened = ControlPlane::open(&settings, Arc::new(NoSink))
             .await

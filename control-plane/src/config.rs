@@ -34,6 +34,9 @@ pub struct Config {
     /// clients move to another replica) before the listener closes; calls under way then
     /// finish before the process exits.
     pub drain_secs: u64,
+    /// Lifetime of the publish tokens trusted publishing mints (a CI job's OIDC id token
+    /// exchanged for a token good for one package): 1 to 3600 seconds.
+    pub trusted_publishing_token_ttl_secs: u64,
 }
 
 impl Default for Config {
@@ -47,6 +50,7 @@ impl Default for Config {
             data_plane_token: None,
             reconcile_interval_secs: 60,
             drain_secs: 5,
+            trusted_publishing_token_ttl_secs: 900,
         }
     }
 }
@@ -61,6 +65,7 @@ pub struct Settings {
     pub data_plane_token: Option<String>,
     pub reconcile_interval: Duration,
     pub drain: Duration,
+    pub trusted_publishing_token_ttl: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +138,8 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        let trusted_publishing_token_ttl =
+            trusted_publishing_token_ttl(self.trusted_publishing_token_ttl_secs)?;
         Ok(Settings {
             listen,
             database: self.database,
@@ -142,6 +149,58 @@ impl Config {
             data_plane_token: self.data_plane_token,
             reconcile_interval: Duration::from_secs(self.reconcile_interval_secs),
             drain: Duration::from_secs(self.drain_secs),
+            trusted_publishing_token_ttl,
         })
+    }
+}
+
+/// `trusted_publishing_token_ttl_secs`, checked (also for `nproxyctl dev`'s own section).
+pub fn trusted_publishing_token_ttl(secs: u64) -> Result<Duration, ConfigError> {
+    if !(1..=3600).contains(&secs) {
+        return Err(ConfigError::Invalid {
+            key: "trusted_publishing_token_ttl_secs",
+            message: format!("{secs} must be 1 to 3600 seconds"),
+        });
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_trusted_publishing_ttl_is_1_to_3600_seconds_and_errors_name_the_key() {
+        assert_eq!(Config::default().trusted_publishing_token_ttl_secs, 900);
+        assert_eq!(
+            trusted_publishing_token_ttl(1).expect("1 s"),
+            Duration::from_secs(1)
+        );
+        trusted_publishing_token_ttl(3600).expect("an hour");
+        for bad in [0, 3601] {
+            let e = trusted_publishing_token_ttl(bad).expect_err("out of range");
+            assert!(
+                e.to_string()
+                    .contains("`trusted_publishing_token_ttl_secs`"),
+                "{e}"
+            );
+        }
+        let f = Config::figment(None)
+            .merge(figment::providers::Serialized::default(
+                "master_key",
+                MasterKey::generate().to_base64(),
+            ))
+            .merge(figment::providers::Serialized::default(
+                "trusted_publishing_token_ttl_secs",
+                7200,
+            ));
+        let e = Config::load(f)
+            .expect("loads")
+            .validate()
+            .expect_err("validated");
+        assert!(
+            e.to_string().contains("trusted_publishing_token_ttl_secs"),
+            "{e}"
+        );
     }
 }

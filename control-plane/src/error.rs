@@ -16,6 +16,9 @@ pub enum CpError {
     Unauthenticated(String),
     #[error("{0}")]
     PermissionDenied(String),
+    /// A dependency (an OIDC issuer) is unreachable; the message is for the client.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
     #[error("{0}")]
@@ -33,6 +36,7 @@ impl From<CpError> for tonic::Status {
             CpError::FailedPrecondition(m) => tonic::Status::failed_precondition(m),
             CpError::Unauthenticated(m) => tonic::Status::unauthenticated(m),
             CpError::PermissionDenied(m) => tonic::Status::permission_denied(m),
+            CpError::Unavailable(m) => tonic::Status::unavailable(m),
             CpError::Db(e) => {
                 tracing::error!(error = %e, "database error");
                 tonic::Status::internal("database error")

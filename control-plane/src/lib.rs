@@ -1,5 +1,6 @@
 //! nproxy's control plane: the tonic gRPC server that owns orgs, internal scopes, API tokens,
-//! Ed25519 signing keys and the audit log, and publishes each org's config to Redis.
+//! signing keys, trusted publishers and the audit log, and publishes each org's config to
+//! Redis.
 //! See ARCHITECTURE.md at the repository root.
 
 pub mod audit;
@@ -7,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod keys;
+pub mod oidc;
 pub mod secrets;
 pub mod service;
 pub mod sink;
@@ -23,11 +25,12 @@ use nproxy_proto::v1::keys_server::KeysServer;
 use nproxy_proto::v1::orgs_server::OrgsServer;
 use nproxy_proto::v1::rules_service_server::RulesServiceServer;
 use nproxy_proto::v1::tokens_server::TokensServer;
+use nproxy_proto::v1::trusted_publishers_server::TrustedPublishersServer;
 use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
 use crate::config::Settings;
-use crate::error::CpResult;
+use crate::error::{CpError, CpResult};
 use crate::secrets::{new_api_token, sha256};
 use crate::service::{Api, State};
 use crate::sink::ConfigSink;
@@ -75,6 +78,8 @@ impl ControlPlane {
                     sink,
                     auth,
                     events,
+                    oidc: oidc::Oidc::new(settings.trusted_publishing_token_ttl)
+                        .map_err(CpError::Internal)?,
                 }),
                 reconcile_interval: settings.reconcile_interval,
                 drain: settings.drain,
@@ -146,6 +151,7 @@ impl ControlPlane {
             .add_service(guarded!(DataPlaneServer))
             .add_service(guarded!(RulesServiceServer))
             .add_service(guarded!(AdvisoriesServer))
+            .add_service(guarded!(TrustedPublishersServer))
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(listener),
                 shutdown,

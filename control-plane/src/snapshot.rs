@@ -21,6 +21,7 @@ pub async fn build(conn: &mut AnyConnection, org: &OrgRow) -> CpResult<OrgConfig
             name: t.name,
             sha256: t.sha256,
             expires_at_ms: t.expires_at_ms,
+            packages: t.packages,
         })
         .collect();
     let rules = Db::rules(&mut *conn, &org.id)

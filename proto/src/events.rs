@@ -1,5 +1,6 @@
-//! The audit log's event kinds: written by the control plane (org, token, key, rules
-//! changes) and handed over by data planes (package events), read by dashboards and
+//! The audit log's event kinds: written by the control plane (org, token, key, rules and
+//! trusted publisher changes; `token.created` also for the tokens trusted publishing
+//! mints) and handed over by data planes (package events), read by dashboards and
 //! `nproxyctl audit`. Part of the contract: a kind, once written, keeps its spelling.
 
 pub const ORG_CREATED: &str = "org.created";
@@ -12,6 +13,8 @@ pub const KEY_ROTATED: &str = "key.rotated";
 pub const RULES_CHANGED: &str = "rules.changed";
 pub const EXCEPTION_ADDED: &str = "exception.added";
 pub const EXCEPTION_REMOVED: &str = "exception.removed";
+pub const TRUSTED_PUBLISHER_ADDED: &str = "trusted_publisher.added";
+pub const TRUSTED_PUBLISHER_REMOVED: &str = "trusted_publisher.removed";
 
 pub const PACKAGE_PUBLISHED: &str = "package.published";
 pub const PACKAGE_SIGNED: &str = "package.signed";

@@ -1,12 +1,13 @@
 //! The admin commands: one gRPC call (or a few) each, printed as a table or JSON. One file
-//! per command group (`orgs`, `tokens`, `keys`, `audit`); here the connection they share,
-//! the dispatch and the error description. `rules|exceptions|advisories` are in
-//! `rules_cmd.rs`, `verify` in `verify.rs`.
+//! per command group (`orgs`, `tokens`, `keys`, `audit`, `trusted` for `trust`); here the
+//! connection they share, the dispatch and the error description.
+//! `rules|exceptions|advisories` are in `rules_cmd.rs`, `verify` in `verify.rs`.
 
 mod audit;
 mod keys;
 mod orgs;
 mod tokens;
+mod trusted;
 
 use nproxy_proto::tokens::BearerAuth;
 use serde_json::json;
@@ -19,6 +20,7 @@ pub use audit::AuditCmd;
 pub use keys::KeyCmd;
 pub use orgs::OrgCmd;
 pub use tokens::TokenCmd;
+pub use trusted::TrustCmd;
 
 /// A one-line description of an error, with the gRPC status made readable.
 pub fn describe(e: &anyhow::Error) -> String {
@@ -67,6 +69,7 @@ pub async fn run(t: &Target, cmd: Command) -> anyhow::Result<()> {
         Command::Token(c) => tokens::run(c, &conn, f).await?,
         Command::Key(c) => keys::run(c, &conn, f).await?,
         Command::Audit(c) => audit::run(c, &conn, f).await?,
+        Command::Trust(c) => trusted::run(c, &conn, f).await?,
         Command::Verify(args) => {
             let v = crate::verify::run(&args, conn.channel.clone(), conn.auth.clone()).await?;
             match f {

@@ -51,7 +51,7 @@ fn token_json(t: &pb::Token) -> serde_json::Value {
     json!({
         "id": t.id, "org_id": t.org_id, "name": t.name, "scopes": scopes_text(&t.scopes).split(',').collect::<Vec<_>>(),
         "created_at_ms": t.created_at_ms, "expires_at_ms": t.expires_at_ms, "last_used_at_ms": t.last_used_at_ms,
-        "revoked_at_ms": t.revoked_at_ms, "secret_prefix": t.secret_prefix,
+        "revoked_at_ms": t.revoked_at_ms, "secret_prefix": t.secret_prefix, "packages": t.packages,
     })
 }
 
@@ -131,6 +131,7 @@ pub(super) async fn run(c: TokenCmd, conn: &Conn, f: Format) -> anyhow::Result<(
                         "ID",
                         "NAME",
                         "SCOPES",
+                        "PACKAGES",
                         "PREFIX",
                         "CREATED",
                         "EXPIRES",
@@ -142,6 +143,11 @@ pub(super) async fn run(c: TokenCmd, conn: &Conn, f: Format) -> anyhow::Result<(
                             t.id.clone(),
                             t.name.clone(),
                             scopes_text(&t.scopes),
+                            if t.packages.is_empty() {
+                                "all".into()
+                            } else {
+                                t.packages.join(",")
+                            },
                             format!("{}…", t.secret_prefix),
                             time(t.created_at_ms),
                             opt_time(t.expires_at_ms),

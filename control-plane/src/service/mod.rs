@@ -4,10 +4,12 @@
 
 mod audit;
 mod dataplane;
+mod exchange;
 mod keys;
 mod orgs;
 mod rules;
 mod tokens;
+mod trusted;
 
 use std::sync::Arc;
 
@@ -31,6 +33,8 @@ pub struct State {
     pub sink: Arc<dyn ConfigSink>,
     pub auth: Authenticator,
     pub events: broadcast::Sender<EventRow>,
+    /// Trusted publishing: the issuers' keys, the minted tokens' lifetime.
+    pub oidc: crate::oidc::Oidc,
 }
 
 /// The one struct behind every service.

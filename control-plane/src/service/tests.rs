@@ -81,6 +81,7 @@ async fn state(b: Backend) -> (Option<tempfile::TempDir>, Arc<Recorder>, State) 
         sink: sink.clone(),
         auth: Authenticator::new(None),
         events,
+        oidc: crate::oidc::Oidc::new(std::time::Duration::from_secs(900)).expect("oidc"),
     };
     (dir, sink, st)
 }

@@ -22,6 +22,7 @@ fn token_pb(t: &TokenRow) -> pb::Token {
         last_used_at_ms: t.last_used_at_ms,
         revoked_at_ms: t.revoked_at_ms,
         secret_prefix: t.secret_prefix.clone(),
+        packages: t.packages.clone(),
     }
 }
 
@@ -59,6 +60,7 @@ impl Tokens for Api {
             expires_at_ms: r.expires_at_ms,
             last_used_at_ms: None,
             revoked_at_ms: None,
+            packages: Vec::new(),
         };
         st.mutate(&org, &actor, async |conn| {
             Db::insert_token(conn, &row).await?;

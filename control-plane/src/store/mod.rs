@@ -6,8 +6,8 @@
 //!
 //! One file per table group, each adding its queries to `Db`: `orgs`, `tokens`, `keys`
 //! (signing keys), `events` (the audit log and its anchors), `rules` (rules and exceptions),
-//! `advisories`, `admins` (admin credentials). `db` holds the pool and the transactions,
-//! `schema` the migrations.
+//! `advisories`, `admins` (admin credentials), `trusted` (trusted OIDC publishers). `db`
+//! holds the pool and the transactions, `schema` the migrations.
 
 mod admins;
 mod advisories;
@@ -18,6 +18,7 @@ mod orgs;
 mod rules;
 mod schema;
 mod tokens;
+mod trusted;
 
 pub use admins::AdminRow;
 pub use db::{Backend, Db, Read, Write};
@@ -26,6 +27,7 @@ pub use keys::KeyRow;
 pub use nproxy_common::time::now_ms;
 pub use orgs::OrgRow;
 pub use tokens::TokenRow;
+pub use trusted::TrustedPublisherRow;
 
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()

@@ -61,6 +61,7 @@ fn token(org_id: &str, name: &str, secret: &str) -> TokenRow {
         expires_at_ms: Some(now_ms() + 86_400_000),
         last_used_at_ms: None,
         revoked_at_ms: None,
+        packages: Vec::new(),
     }
 }
 

@@ -19,6 +19,9 @@ pub struct TokenRow {
     pub expires_at_ms: Option<i64>,
     pub last_used_at_ms: Option<i64>,
     pub revoked_at_ms: Option<i64>,
+    /// Not empty: the only packages the token is good for (stored as a JSON array; NULL
+    /// when empty). Tokens minted by trusted publishing.
+    pub packages: Vec<String>,
 }
 
 impl TokenRow {
@@ -34,6 +37,7 @@ impl TokenRow {
 
 fn token_from_row(r: &sqlx::any::AnyRow) -> CpResult<TokenRow> {
     let scopes: String = r.try_get("scopes")?;
+    let packages: Option<String> = r.try_get("packages")?;
     Ok(TokenRow {
         id: r.try_get("id")?,
         org_id: r.try_get("org_id")?,
@@ -46,14 +50,27 @@ fn token_from_row(r: &sqlx::any::AnyRow) -> CpResult<TokenRow> {
         expires_at_ms: r.try_get("expires_at_ms")?,
         last_used_at_ms: r.try_get("last_used_at_ms")?,
         revoked_at_ms: r.try_get("revoked_at_ms")?,
+        packages: match packages {
+            None => Vec::new(),
+            Some(p) => serde_json::from_str(&p)
+                .map_err(|e| CpError::Internal(format!("corrupt token packages: {e}")))?,
+        },
     })
 }
 
 impl Db {
     pub async fn insert_token(conn: &mut AnyConnection, t: &TokenRow) -> CpResult<()> {
+        // Never a fallback here: a limited token stored without its list would be unlimited.
+        let packages = match t.packages.is_empty() {
+            true => None,
+            false => Some(
+                serde_json::to_string(&t.packages)
+                    .map_err(|e| CpError::Internal(format!("token packages: {e}")))?,
+            ),
+        };
         sqlx::query(
-            "INSERT INTO tokens (id, org_id, name, sha256, secret_prefix, scopes, created_at_ms, expires_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO tokens (id, org_id, name, sha256, secret_prefix, scopes, created_at_ms, expires_at_ms, packages)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&t.id)
         .bind(&t.org_id)
@@ -63,6 +80,7 @@ impl Db {
         .bind(serde_json::to_string(&t.scopes).unwrap_or_else(|_| "[]".into()))
         .bind(t.created_at_ms)
         .bind(t.expires_at_ms)
+        .bind(packages)
         .execute(conn)
         .await?;
         Ok(())
