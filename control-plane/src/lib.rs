@@ -70,17 +70,19 @@ impl ControlPlane {
                 .map(|a| (a.sha256, a.name)),
         );
         let (events, _) = tokio::sync::broadcast::channel(1024);
+        let state = Arc::new(State {
+            db,
+            master_key: settings.master_key.clone(),
+            sink,
+            auth,
+            events,
+            oidc: oidc::Oidc::new(settings.trusted_publishing_token_ttl)
+                .map_err(CpError::Internal)?,
+        });
+        service::backfill_npm_keys(&state).await?;
         Ok(Opened {
             control_plane: ControlPlane {
-                state: Arc::new(State {
-                    db,
-                    master_key: settings.master_key.clone(),
-                    sink,
-                    auth,
-                    events,
-                    oidc: oidc::Oidc::new(settings.trusted_publishing_token_ttl)
-                        .map_err(CpError::Internal)?,
-                }),
+                state,
                 reconcile_interval: settings.reconcile_interval,
                 drain: settings.drain,
             },

@@ -47,6 +47,9 @@ pub async fn build(conn: &mut AnyConnection, org: &OrgRow) -> CpResult<OrgConfig
             active: k.retired_at_ms.is_none(),
             key_id: k.key_id,
             public_key: k.public_key,
+            algorithm: k.algorithm,
+            created_at_ms: k.created_at_ms,
+            retired_at_ms: k.retired_at_ms,
         })
         .collect();
     Ok(OrgConfigSnapshot {

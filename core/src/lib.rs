@@ -3,6 +3,7 @@
 //! validation, internal-document rules, the security rules engine and OSV advisories.
 //! Nothing here does I/O; each module's unit tests cover it.
 
+pub mod attestation;
 pub mod audit_bulk;
 pub mod doc_bounds;
 #[doc(hidden)]

@@ -41,7 +41,12 @@ pub struct Publish {
     pub sha512_hex: String,
     pub readme: Option<Value>,
     pub description: Option<Value>,
+    /// `npm publish --provenance`: the Sigstore bundle, as sent, checked to be about this
+    /// version and tarball.
+    pub provenance: Option<Provenance>,
 }
+
+pub use crate::attestation::Provenance;
 
 pub fn sri_sha512(bytes: &[u8]) -> (String, String) {
     let d = Sha512::digest(bytes);
@@ -182,6 +187,16 @@ pub fn validate(name: &PackageName, json: &[u8]) -> Result<Publish, PublishError
         .ok_or_else(|| bad("the payload has no _attachments"))?;
     let file = TarballFile::for_version(name, &version);
     let scoped_file = format!("{}-{}.tgz", name.as_str(), version);
+    let sigstore_file = format!("{}-{}.sigstore", name.as_str(), version);
+    if let Some(other) = attachments
+        .keys()
+        .find(|k| !k.ends_with(".tgz") && **k != sigstore_file)
+    {
+        return Err(bad(format!(
+            "unexpected attachment {other:?}: a publish carries the tarball and, with \
+             --provenance, {sigstore_file:?}"
+        )));
+    }
     let tgz: Vec<(&String, &Value)> = attachments
         .iter()
         .filter(|(k, _)| k.ends_with(".tgz"))
@@ -230,6 +245,13 @@ pub fn validate(name: &PackageName, json: &[u8]) -> Result<Publish, PublishError
         }
     }
     check_tgz(&bytes)?;
+    let provenance = match attachments.get(&sigstore_file) {
+        Some(att) => Some(
+            crate::attestation::provenance_attachment(att, name, version_key, &sha512_hex)
+                .map_err(bad)?,
+        ),
+        None => None,
+    };
 
     let mut dist_tags = Vec::new();
     if let Some(tags) = doc.get("dist-tags").and_then(Value::as_object) {
@@ -278,6 +300,7 @@ pub fn validate(name: &PackageName, json: &[u8]) -> Result<Publish, PublishError
         description: doc.get("description").and_then(Value::as_str).map(|d| {
             Value::String(doc_bounds::truncate(d, doc_bounds::MAX_DESCRIPTION_BYTES).into())
         }),
+        provenance,
     })
 }
 

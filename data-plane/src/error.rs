@@ -130,7 +130,10 @@ impl From<std::sync::Arc<PublicError>> for NpmError {
 impl From<AuthError> for NpmError {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::MissingScope { .. } => NpmError::Forbidden(e.to_string()),
+            // A valid token used beyond what it grants.
+            AuthError::MissingScope { .. }
+            | AuthError::NotForPackage { .. }
+            | AuthError::OnlyForPackages { .. } => NpmError::Forbidden(e.to_string()),
             _ => NpmError::Unauthorized(e.to_string()),
         }
     }
@@ -303,6 +306,24 @@ mod tests {
                 .into(),
                 401,
                 "@acme/x is an internal package: it needs a token with the `proxy` scope",
+            ),
+            (
+                AuthError::NotForPackage {
+                    token: "oidc acme/app".into(),
+                    name: "@acme/other".into(),
+                }
+                .into(),
+                403,
+                "token \"oidc acme/app\" is not for @acme/other",
+            ),
+            (
+                AuthError::OnlyForPackages {
+                    token: "oidc acme/app".into(),
+                    packages: "@acme/app".into(),
+                }
+                .into(),
+                403,
+                "token \"oidc acme/app\" is only for @acme/app",
             ),
             (
                 OrgError::Unknown("zz".into()).into(),

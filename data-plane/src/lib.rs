@@ -18,6 +18,7 @@ pub(crate) mod public;
 pub(crate) mod rules;
 pub(crate) mod singleflight;
 pub mod store;
+pub mod trust;
 
 pub use http::lifecycle::{DrainingShutdown, Lifecycle};
 
@@ -222,6 +223,15 @@ pub fn build_app(
             uploads: Arc::new(tokio::sync::Semaphore::new(
                 http::forward::MAX_FORWARD_UPLOADS,
             )),
+        },
+        trust: trust::TrustApi {
+            keys: trust::RegistryKeys::new(upstream.clone(), store.clone()),
+            attestations: trust::Attestations {
+                packuments: packuments.clone(),
+                upstream: upstream.clone(),
+                store: store.clone(),
+                internal: internal.clone(),
+            },
         },
         internal,
         outbox,

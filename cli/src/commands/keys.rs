@@ -1,4 +1,5 @@
-//! `nproxyctl key`: the org's Ed25519 signing keys.
+//! `nproxyctl key`: the org's signing keys, Ed25519 (nproxy's own signatures) and ECDSA
+//! P-256 (`ecdsa-p256`: the npm-format signatures `npm audit signatures` checks).
 
 use clap::Subcommand;
 use nproxy_proto::v1 as pb;
@@ -15,7 +16,8 @@ pub enum KeyCmd {
         #[arg(long)]
         org: String,
     },
-    /// Creates a new active key; the old one stays listed as retired.
+    /// Creates new active keys (one per algorithm); the old ones stay listed as retired, and
+    /// what they signed keeps verifying.
     Rotate {
         #[arg(long)]
         org: String,
@@ -41,10 +43,18 @@ pub(super) async fn run(c: KeyCmd, conn: &Conn, f: Format) -> anyhow::Result<()>
                 .into_inner()
                 .keys
         }
-        KeyCmd::Rotate { org } => vec![keys
-            .rotate_key(pb::RotateKeyRequest { org })
-            .await?
-            .into_inner()],
+        KeyCmd::Rotate { org } => {
+            keys.rotate_key(pb::RotateKeyRequest { org: org.clone() })
+                .await?;
+            // Shows the new key of each algorithm.
+            keys.list_keys(pb::ListKeysRequest { org })
+                .await?
+                .into_inner()
+                .keys
+                .into_iter()
+                .filter(|k| k.status == KeyStatus::Active as i32)
+                .collect()
+        }
     };
     match f {
         Format::Json => print_json(&json!(list.iter().map(key_json).collect::<Vec<_>>())),

@@ -11,6 +11,8 @@ mod rules;
 mod tokens;
 mod trusted;
 
+pub(crate) use keys::backfill_npm_keys;
+
 use std::sync::Arc;
 
 use base64::Engine;

@@ -36,14 +36,23 @@ impl Orgs for Api {
         let st = &self.0;
         st.mutate(&org, &actor, async |conn| {
             Db::insert_org(conn, &org).await?;
-            let key = keys::new_key(&st.master_key, &org.id)?;
+            let key = keys::new_key(&st.master_key, &org.id, keys::Algorithm::Ed25519)?;
+            let npm_key = keys::new_key(&st.master_key, &org.id, keys::Algorithm::EcdsaP256)?;
             Db::insert_key(conn, &key).await?;
+            Db::insert_key(conn, &npm_key).await?;
             Ok(Change::new(
                 (),
                 events::ORG_CREATED,
                 json!({"slug": org.slug, "display_name": org.display_name}),
             )
-            .then(events::KEY_CREATED, json!({"key_id": key.key_id})))
+            .then(
+                events::KEY_CREATED,
+                json!({"key_id": key.key_id, "algorithm": "ed25519"}),
+            )
+            .then(
+                events::KEY_CREATED,
+                json!({"key_id": npm_key.key_id, "algorithm": "ecdsa-p256"}),
+            ))
         })
         .await?;
         Ok(Response::new(org_pb(&org)))

@@ -14,11 +14,19 @@ use crate::error::CpResult;
 const SQLITE: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../../migrations/sqlite/0002_rules.sql")),
+    (
+        3,
+        include_str!("../../migrations/sqlite/0003_npm_trust.sql"),
+    ),
 ];
 
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
     (2, include_str!("../../migrations/postgres/0002_rules.sql")),
+    (
+        3,
+        include_str!("../../migrations/postgres/0003_npm_trust.sql"),
+    ),
 ];
 
 /// The advisory lock key migrations hold on PostgreSQL (any fixed number: ASCII "nprxmig").

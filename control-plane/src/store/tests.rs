@@ -267,6 +267,7 @@ async fn keys_round_trip_and_retire(b: Backend) {
     let k = KeyRow {
         key_id: "k1".into(),
         org_id: acme.id.clone(),
+        algorithm: "ecdsa-p256".into(),
         public_key: vec![0, 1, 2, 255],
         private_key_sealed: vec![9; 60],
         created_at_ms: now_ms(),
@@ -279,6 +280,7 @@ async fn keys_round_trip_and_retire(b: Backend) {
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0].public_key, k.public_key);
     assert_eq!(keys[0].private_key_sealed, k.private_key_sealed);
+    assert_eq!(keys[0].algorithm, "ecdsa-p256");
     let mut w = db.write().await.expect("write");
     Db::retire_keys(w.conn(), &acme.id).await.expect("retire");
     w.commit().await.expect("commit");

@@ -32,9 +32,12 @@ pub fn apply_client_document(
         let strip = |m: &Value| {
             let mut m = m.as_object().cloned().unwrap_or_default();
             m.remove("deprecated");
-            // npm sends back what it was served: nproxy's URL and fields clients never own.
+            // npm sends back what it was served: nproxy's URLs and fields clients never own.
             if let Some(Value::Object(d)) = m.get_mut("dist") {
                 d.remove("tarball");
+                if let Some(Value::Object(a)) = d.get_mut("attestations") {
+                    a.remove("url");
+                }
             }
             m.remove(OWN);
             m

@@ -10,12 +10,15 @@ use crate::publish::Publish;
 use super::unpublish::is_tombstone;
 use super::{bump_rev, obj_mut, DocError, OWN};
 
-/// The signature nproxy stores with a version (Ed25519; kept out of `dist.signatures`, where
-/// npm's verifier would choke on the key type).
+/// The signatures nproxy stores with a version: its own Ed25519 one (in `_nproxy`, kept out
+/// of `dist.signatures`, where npm's verifier would choke on the key type) and the
+/// npm-format ECDSA P-256 one (`dist.signatures`, checked by `npm audit signatures`).
 #[derive(Debug, Clone)]
 pub struct VersionSignature {
     pub key_id: String,
     pub signature_b64: String,
+    pub npm_key_id: String,
+    pub npm_signature_b64: String,
 }
 
 /// What nproxy signs for a version: the same message shape npm's registry signs.
@@ -73,15 +76,24 @@ pub fn add_version(
         )));
     }
     let mut manifest = p.manifest.clone();
-    manifest.insert(
-        "dist".into(),
-        json!({
-            "integrity": p.integrity,
-            "shasum": p.shasum,
-            // Rewritten to the client's public URL when served.
-            "tarball": "",
-        }),
-    );
+    let mut dist = json!({
+        "integrity": p.integrity,
+        "shasum": p.shasum,
+        // Rewritten to the client's public URL when served.
+        "tarball": "",
+    });
+    // Empty only from a control plane older than npm-format keys (a rolling upgrade).
+    if !sig.npm_key_id.is_empty() {
+        dist["signatures"] = json!([{"keyid": sig.npm_key_id, "sig": sig.npm_signature_b64}]);
+    }
+    if let Some(prov) = &p.provenance {
+        // The URL is nproxy's own, filled in when served (like `tarball`).
+        dist["attestations"] = json!({
+            "url": "",
+            "provenance": {"predicateType": prov.predicate_type},
+        });
+    }
+    manifest.insert("dist".into(), dist);
     manifest.insert("_npmUser".into(), json!({"name": publisher}));
     manifest.insert(
         OWN.into(),

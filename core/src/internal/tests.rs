@@ -23,6 +23,8 @@ fn published(versions: &[&str]) -> Value {
         let sig = VersionSignature {
             key_id: "SHA256:k".into(),
             signature_b64: "c2ln".into(),
+            npm_key_id: "SHA256:npm".into(),
+            npm_signature_b64: "TUVVQw==".into(),
         };
         doc = Some(
             add_version(
@@ -61,6 +63,8 @@ fn publish_twice_conflicts_and_unpublished_numbers_are_not_reused() {
     let sig = VersionSignature {
         key_id: "k".into(),
         signature_b64: "s".into(),
+        npm_key_id: "n".into(),
+        npm_signature_b64: "ns".into(),
     };
     assert!(matches!(
         add_version(Some(&doc), &name(), &p, &sig, "ci", "t", "p2"),
@@ -129,6 +133,8 @@ fn whole_package_unpublish_leaves_a_tombstone_that_keeps_numbers() {
     let sig = VersionSignature {
         key_id: "k".into(),
         signature_b64: "s".into(),
+        npm_key_id: "n".into(),
+        npm_signature_b64: "ns".into(),
     };
     for (v, ok) in [("1.0.0", false), ("1.0.1", false), ("1.0.2", true)] {
         let body = serde_json::to_vec(&payload("@acme/utils", v, &tgz(b"other"))).unwrap();
@@ -226,6 +232,11 @@ fn dist_tags_and_views() {
     assert_eq!(
         v["versions"]["1.0.0"]["_nproxy"]["signatures"][0]["alg"],
         "ed25519"
+    );
+    // The npm-format signature is where npm's verifier looks for it.
+    assert_eq!(
+        v["versions"]["1.0.0"]["dist"]["signatures"],
+        serde_json::json!([{"keyid": "SHA256:npm", "sig": "TUVVQw=="}])
     );
     assert!(v["versions"]["1.0.0"]["_nproxy"].get("blob").is_none());
     assert_eq!(blob_of(&doc, "1.0.0").map(|b| b.len()), Some(128));

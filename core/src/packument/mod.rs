@@ -15,7 +15,9 @@ mod tarballs;
 pub use document::{repair_dist_tags, Packument, PackumentError};
 pub use form::{abbreviate, Form, ABBREVIATED_MEDIA_TYPE};
 pub use merge::merge;
-pub use tarballs::{rewrite_tarballs, rewritten_manifest, tarball_index, tarball_url, DistInfo};
+pub use tarballs::{
+    attestations_url, rewrite_tarballs, rewritten_manifest, tarball_index, tarball_url, DistInfo,
+};
 
 #[cfg(test)]
 mod tests;

@@ -131,6 +131,11 @@ pub fn tarball_url(base: &str, name: &PackageName, file: &TarballFile) -> String
     format!("{base}/{}/-/{}", name.as_str(), file.as_str())
 }
 
+/// Where nproxy serves a version's attestations. `base` has no trailing slash.
+pub fn attestations_url(base: &str, name: &PackageName, version: &str) -> String {
+    format!("{base}/-/npm/v1/attestations/{}@{version}", name.as_str())
+}
+
 /// Rewrites every `dist.tarball` to point through nproxy, dropping versions that can't be
 /// addressed (non-semver keys) or whose manifest is not an object.
 pub fn rewrite_tarballs(doc: &mut Packument<'_>, base: &str, name: &PackageName) {
@@ -162,6 +167,14 @@ pub fn rewritten_manifest(
         .unwrap_or_default();
     let url = tarball_url(base, name, &TarballFile::for_version(name, &version));
     dist.insert("tarball".into(), Value::String(url));
+    // npm fetches attestations from the path of this URL on the registry's host: pointed at
+    // nproxy's own copy (with the org's path prefix, which the path keeps), never upstream.
+    if let Some(Value::Object(att)) = dist.get_mut("attestations") {
+        att.insert(
+            "url".into(),
+            Value::String(attestations_url(base, name, &version.to_string())),
+        );
+    }
     m.insert("dist".into(), raw(&dist));
     Some(raw(&m).into_owned())
 }

@@ -222,3 +222,32 @@ fn tarball_index_gives_back_every_upstream_url_exactly() {
         );
     }
 }
+
+#[test]
+fn attestation_urls_point_at_nproxy_and_signatures_are_kept() {
+    let mut v = doc_value();
+    let sigs = json!([{"keyid": "SHA256:up", "sig": "MEUC"}]);
+    v["versions"]["1.0.0"]["dist"]["signatures"] = sigs.clone();
+    v["versions"]["1.0.0"]["dist"]["attestations"] = json!({
+        "url": "https://upstream.example/-/npm/v1/attestations/@acme/utils@1.0.0",
+        "provenance": {"predicateType": "https://slsa.dev/provenance/v1"}
+    });
+    let bytes = serde_json::to_vec(&v).unwrap();
+    let mut d = Packument::parse(&bytes).unwrap();
+    rewrite_tarballs(&mut d, "http://127.0.0.1:1234/acme", &name());
+    let out = d.to_value();
+    let dist = &out["versions"]["1.0.0"]["dist"];
+    assert_eq!(
+        dist["attestations"]["url"],
+        "http://127.0.0.1:1234/acme/-/npm/v1/attestations/@acme/utils@1.0.0"
+    );
+    assert_eq!(
+        dist["attestations"]["provenance"]["predicateType"],
+        "https://slsa.dev/provenance/v1"
+    );
+    // Signed over name, version and integrity only: untouched, they still verify.
+    assert_eq!(dist["signatures"], sigs);
+    assert!(out["versions"]["1.1.0"]["dist"]
+        .get("attestations")
+        .is_none());
+}

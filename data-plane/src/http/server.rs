@@ -27,7 +27,6 @@ use crate::public::packuments::Packuments;
 use crate::public::tarballs::Tarballs;
 use crate::public::upstream::Upstream;
 use crate::rules::explain;
-use crate::rules::verdicts::Policy;
 use nproxy_core::names::PackageName;
 use nproxy_core::route::{self, Route};
 use nproxy_core::upstream_route::{package_segment, Forwarded, Gate};
@@ -48,6 +47,8 @@ pub struct App {
     pub packuments: Arc<Packuments>,
     pub tarballs: Arc<Tarballs>,
     pub upstream: Arc<Upstream>,
+    /// Registry keys, attestations (`crate::http::trust_routes`).
+    pub trust: crate::trust::TrustApi,
     pub metrics: Metrics,
     /// Readiness (false while draining for a shutdown).
     pub lifecycle: Arc<crate::http::lifecycle::Lifecycle>,
@@ -118,16 +119,23 @@ impl App {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
-        let tenant = tenant::resolve(
-            &self.settings,
-            &RequestFacts {
-                host,
-                forwarded_host: fwd_host,
-                forwarded_proto: fwd_proto,
-                client_ip,
-                path,
-            },
-        )?;
+        let facts = RequestFacts {
+            host,
+            forwarded_host: fwd_host,
+            forwarded_proto: fwd_proto,
+            client_ip,
+            path,
+        };
+        // Trusted publishing's exchange reaches the host's root whatever the org's path.
+        if let Some(name) = Self::root_oidc_exchange(path) {
+            ctx.route = "oidc";
+            let org = self.root_exchange_org(&facts);
+            let host = tenant::public_host_name(&self.settings, &facts)?;
+            return self
+                .oidc_exchange(session, org.as_ref(), &name, &host)
+                .await;
+        }
+        let tenant = tenant::resolve(&self.settings, &facts)?;
         let route = route::route(&tenant.path).map_err(NpmError::from)?;
         let read_only = matches!(method, http::Method::GET | http::Method::HEAD);
         ctx.route = route_label(&route);
@@ -137,8 +145,11 @@ impl App {
             }
             return send_small(session, 200, "application/json", Bytes::from_static(b"{}")).await;
         }
-        let view = self.orgs.view(&tenant.org).await?;
         let authorization = header(session, "authorization").map(str::to_string);
+        let view = self
+            .orgs
+            .view_for(&tenant.org, authorization.as_deref())
+            .await?;
         let wants_write = query.is_some_and(|q| q.split('&').any(|kv| kv == "write=true"));
         // Internal packages: the org's own storage, a token always required.
         if let (OrgView::Configured(cfg), Some(name)) = (&view, route_package(&route)) {
@@ -228,6 +239,19 @@ impl App {
                     .map_err(NpmError::from)?;
                 send_json(session, 200, &explain::public(&name, &v, &policy)).await
             }
+            Route::Forwarded(Forwarded::OidcExchange(name)) => {
+                let host = tenant::public_host_name(&self.settings, &facts)?;
+                self.oidc_exchange(session, Some(&tenant.org), &name, &host)
+                    .await
+            }
+            Route::Forwarded(Forwarded::Keys) if read_only => {
+                self.registry_keys(session, &view, authorization.as_deref())
+                    .await
+            }
+            Route::Forwarded(Forwarded::Attestations(name, version)) if read_only => {
+                self.attestations(session, &view, authorization.as_deref(), &name, &version)
+                    .await
+            }
             Route::Forwarded(u) => {
                 if !u.allows(&method) {
                     return Err(NpmError::MethodNotAllowed.into());
@@ -282,20 +306,8 @@ impl App {
             }
             Route::Tarball(name, file) if read_only => {
                 self.authorize_public(&view, authorization.as_deref())?;
-                if let Some(policy) = self.policy(&view, &name).await? {
-                    let v = self
-                        .packuments
-                        .verdict(&name, &policy)
-                        .await
-                        .map_err(NpmError::from)?;
-                    let version = file.version().to_string();
-                    if v.verdict.blocked.contains(&version) {
-                        return Err(NpmError::Forbidden(
-                            v.verdict.version_refusal(name.as_str(), &version),
-                        )
-                        .into());
-                    }
-                }
+                self.refuse_blocked(&view, &name, &file.version().to_string())
+                    .await?;
                 self.public.tarball(session, &name, &file).await
             }
             Route::DistTags(ref name) if read_only => {
@@ -333,26 +345,7 @@ impl App {
         }
     }
 
-    /// The org's rules as they apply to a public package (none for open orgs).
-    async fn policy(&self, view: &OrgView, name: &PackageName) -> Result<Option<Policy>, NpmError> {
-        let OrgView::Configured(cfg) = view else {
-            return Ok(None);
-        };
-        let advisories = self.orgs.advisories(name.as_str()).await?;
-        Ok(Some(Policy {
-            org_id: cfg.org_id.clone(),
-            config_version: cfg.version,
-            rules: cfg.rules.clone(),
-            exceptions: cfg
-                .exceptions
-                .get(name.as_str())
-                .cloned()
-                .unwrap_or_default(),
-            advisories,
-        }))
-    }
-
-    fn authorize_public(
+    pub(crate) fn authorize_public(
         &self,
         view: &OrgView,
         authorization: Option<&str>,

@@ -78,16 +78,43 @@ fn valid_host(h: &str) -> bool {
     port_ok && host_ok
 }
 
-pub fn resolve(settings: &Settings, facts: &RequestFacts<'_>) -> Result<Tenant, NpmError> {
+/// The host (and port) the client addressed: `X-Forwarded-Host` from a trusted proxy, else
+/// `Host`. Lowercase, not yet validated.
+fn addressed_host(settings: &Settings, facts: &RequestFacts<'_>) -> String {
     let trusted = facts
         .client_ip
         .is_some_and(|ip| settings.trusted_proxies.iter().any(|c| c.contains(ip)));
-    let host = match (trusted, facts.forwarded_host) {
+    match (trusted, facts.forwarded_host) {
         // A proxy chain appends; the first entry is what the client used.
         (true, Some(fh)) => fh.split(',').next().unwrap_or("").trim(),
         _ => facts.host.unwrap_or(""),
     }
-    .to_ascii_lowercase();
+    .to_ascii_lowercase()
+}
+
+/// The registry's host name as the client knows it, without the port: what npm puts in a
+/// trusted-publishing audience (`npm:<host name>`). The configured public URL's host where
+/// it names the registry (all modes but host mode), else the host the client addressed.
+pub fn public_host_name(settings: &Settings, facts: &RequestFacts<'_>) -> Result<String, NpmError> {
+    if let (Some(u), false) = (&settings.public_url, settings.org_mode == OrgMode::Host) {
+        if let Some(h) = u.host_str() {
+            return Ok(h.to_ascii_lowercase());
+        }
+    }
+    let host = addressed_host(settings, facts);
+    if !valid_host(&host) {
+        return Err(NpmError::BadRequest(
+            "missing or invalid Host header".into(),
+        ));
+    }
+    Ok(strip_port(&host).to_string())
+}
+
+pub fn resolve(settings: &Settings, facts: &RequestFacts<'_>) -> Result<Tenant, NpmError> {
+    let trusted = facts
+        .client_ip
+        .is_some_and(|ip| settings.trusted_proxies.iter().any(|c| c.contains(ip)));
+    let host = addressed_host(settings, facts);
     let proto = match (trusted, facts.forwarded_proto) {
         (true, Some(p)) => p
             .split(',')

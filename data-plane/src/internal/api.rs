@@ -181,18 +181,27 @@ impl InternalApi {
         }
         // Sign first: without the control plane, nothing is stored.
         let message = internal::signed_message(name, &version, &p.integrity);
-        let (key_id, signature) = self
+        let signed = self
             .control_plane()?
             .sign(&cfg.org_id, message.into_bytes())
             .await
             .map_err(NpmError::from)?;
+        let b64 = &base64::engine::general_purpose::STANDARD;
+        let key_id = signed.key_id.clone();
         let sig = VersionSignature {
-            key_id: key_id.clone(),
-            signature_b64: base64::engine::general_purpose::STANDARD.encode(signature),
+            key_id: signed.key_id,
+            signature_b64: b64.encode(signed.signature),
+            npm_key_id: signed.npm_key_id,
+            npm_signature_b64: b64.encode(signed.npm_signature),
         };
         self.internal
             .put_blob(&cfg.org_id, name, &p.sha512_hex, p.tarball.clone())
             .await?;
+        if let Some(prov) = &p.provenance {
+            self.internal
+                .put_attestations(&cfg.org_id, name, &p.sha512_hex, prov.bundle.clone())
+                .await?;
+        }
         let t = now_ms();
         let entry = Entry::new(
             &cfg.org_id,
@@ -209,7 +218,7 @@ impl InternalApi {
                 },
                 Event {
                     kind: events::PACKAGE_SIGNED.into(),
-                    details: json!({"name": name.as_str(), "version": version, "key_id": key_id}),
+                    details: json!({"name": name.as_str(), "version": version, "key_id": key_id, "npm_key_id": sig.npm_key_id}),
                     time_ms: t,
                 },
             ],

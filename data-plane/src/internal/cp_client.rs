@@ -34,12 +34,12 @@ impl ControlPlaneClient {
         })
     }
 
-    /// Signs with the org's active key: (key id, signature).
+    /// Signs with the org's active keys: the Ed25519 one and the npm-format ECDSA one.
     pub async fn sign(
         &self,
         org_id: &str,
         payload: Vec<u8>,
-    ) -> Result<(String, Vec<u8>), SignUnavailable> {
+    ) -> Result<pb::SignResponse, SignUnavailable> {
         let r = self
             .endpoints
             .call(|ch| {
@@ -56,7 +56,31 @@ impl ControlPlaneClient {
                 SignUnavailable
             })?
             .into_inner();
-        Ok((r.key_id, r.signature))
+        if r.npm_key_id.is_empty() {
+            tracing::warn!("the control plane signed without an npm-format key (older version?); the version gets no dist.signatures");
+        }
+        Ok(r)
+    }
+
+    /// Trusted publishing: a CI job's OIDC id token for a short-lived publish token. The
+    /// status is the control plane's verdict (UNAUTHENTICATED, PERMISSION_DENIED, …).
+    pub async fn exchange_oidc(
+        &self,
+        req: pb::ExchangeOidcTokenRequest,
+    ) -> Result<pb::ExchangeOidcTokenResponse, tonic::Status> {
+        use nproxy_proto::v1::trusted_publishers_client::TrustedPublishersClient;
+        self.endpoints
+            .call(|ch| {
+                let req = req.clone();
+                let auth = self.auth.clone();
+                async move {
+                    TrustedPublishersClient::with_interceptor(ch, auth)
+                        .exchange_oidc_token(req)
+                        .await
+                }
+            })
+            .await
+            .map(tonic::Response::into_inner)
     }
 
     pub async fn record(&self, org_id: &str, events: Vec<pb::NewEvent>) -> Result<u32, String> {

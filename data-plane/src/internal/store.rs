@@ -153,6 +153,38 @@ impl InternalStore {
         }
     }
 
+    /// Stores the provenance bundle of the version whose tarball has this sha512; a second
+    /// write is a no-op (what is stored stays).
+    pub async fn put_attestations(
+        &self,
+        org_id: &str,
+        name: &PackageName,
+        sha512_hex: &str,
+        bundle: Bytes,
+    ) -> Result<(), InternalStoreError> {
+        let key = Key::internal_attestations(org_id, name, sha512_hex).ok_or_else(key_err)?;
+        match self
+            .store
+            .put(&key, PutBody::Bytes(bundle), PutMode::CreateOnly)
+            .await
+        {
+            Ok(_) | Err(StoreError::PreconditionFailed) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The provenance bundle of the version whose tarball has this sha512, if one was
+    /// published with it.
+    pub async fn get_attestations(
+        &self,
+        org_id: &str,
+        name: &PackageName,
+        sha512_hex: &str,
+    ) -> Result<Option<Bytes>, InternalStoreError> {
+        let key = Key::internal_attestations(org_id, name, sha512_hex).ok_or_else(key_err)?;
+        Ok(get_bytes(self.store.as_ref(), &key).await?.map(|(_, b)| b))
+    }
+
     pub async fn get_blob(
         &self,
         org_id: &str,

@@ -19,6 +19,9 @@ use nproxy_core::names::OrgSlug;
 /// How often token use is reported; a token is recorded at most once per interval.
 const USAGE_FLUSH: Duration = Duration::from_secs(5);
 
+/// At most one re-read of an org's config per this interval for tokens it does not know.
+const UNKNOWN_TOKEN_RELOAD: Duration = Duration::from_millis(200);
+
 pub struct OrgConfigs {
     source: Option<Arc<dyn ConfigSource>>,
     known: moka::sync::Cache<String, Arc<OrgConfig>>,
@@ -30,6 +33,8 @@ pub struct OrgConfigs {
     advisories: moka::sync::Cache<String, Arc<PackageAdvisories>>,
     advisory_loads: SingleFlight<String, Result<Arc<PackageAdvisories>, String>>,
     package_writes: std::sync::OnceLock<PackageWriteListener>,
+    /// Org slug → when its config was last re-read for an unknown token.
+    token_reloads: moka::sync::Cache<String, std::time::Instant>,
 }
 
 /// The advisories about one package, with a version that changes when they do.
@@ -57,6 +62,10 @@ impl OrgConfigs {
                 .build(),
             advisory_loads: SingleFlight::default(),
             package_writes: std::sync::OnceLock::new(),
+            token_reloads: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(10))
+                .build(),
             source,
         });
         if let Some(rx) = this.source.as_ref().and_then(|s| s.invalidations()) {
@@ -140,6 +149,62 @@ impl OrgConfigs {
                     "org configuration is unavailable; try again shortly".into(),
                 ))
             }
+        }
+    }
+
+    /// `view`, made sure to know the request's nproxy token if the config source does: a
+    /// token created a moment ago (a CI job's trusted-publishing token, used at once, maybe
+    /// on another data plane) is in Redis before its creator hears back, but this data plane
+    /// may not have had the invalidation yet. An unknown token re-reads the org's config,
+    /// at most once per `UNKNOWN_TOKEN_RELOAD` per org (a flood of bad tokens costs one
+    /// Redis read per interval; each waits at most the interval).
+    pub async fn view_for(
+        &self,
+        org: &OrgSlug,
+        authorization: Option<&str>,
+    ) -> Result<OrgView, OrgError> {
+        let view = self.view(org).await?;
+        let (OrgView::Configured(cfg), Some(token)) =
+            (&view, nproxy_proto::tokens::nproxy_bearer(authorization))
+        else {
+            return Ok(view);
+        };
+        if cfg.knows_token(token) {
+            return Ok(view);
+        }
+        let Some(source) = &self.source else {
+            return Ok(view);
+        };
+        let slug = org.as_str();
+        if let Some(last) = self.token_reloads.get(slug) {
+            let next = last + UNKNOWN_TOKEN_RELOAD;
+            tokio::time::sleep_until(tokio::time::Instant::from_std(next)).await;
+            // Someone re-read it meanwhile (this wait's purpose): use what they found.
+            if let Some(cfg) = self.known.get(slug) {
+                if cfg.knows_token(token) || self.token_reloads.get(slug) != Some(last) {
+                    return Ok(OrgView::Configured(cfg));
+                }
+            }
+        }
+        self.token_reloads
+            .insert(slug.to_string(), std::time::Instant::now());
+        let source = source.clone();
+        let key = slug.to_string();
+        let loaded = self
+            .loads
+            .run(
+                key.clone(),
+                move || async move { load(source.as_ref(), &key).await },
+                || Err("org config load panicked".into()),
+            )
+            .await;
+        match loaded {
+            Ok(Some(fresh)) if fresh.version >= cfg.version => {
+                self.known.insert(slug.to_string(), fresh.clone());
+                Ok(OrgView::Configured(fresh))
+            }
+            // Older, gone or unreachable: the view held stands (the token stays unknown).
+            _ => Ok(view),
         }
     }
 

@@ -14,6 +14,10 @@ pub enum AuthError {
     Required(&'static str),
     #[error("{name} is an internal package: it needs a token with the `{scope}` scope")]
     InternalNeedsToken { name: String, scope: &'static str },
+    #[error("token {token:?} is not for {name}")]
+    NotForPackage { token: String, name: String },
+    #[error("token {token:?} is only for {packages}")]
+    OnlyForPackages { token: String, packages: String },
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -17,6 +17,16 @@ pub struct TokenGrant {
     pub name: String,
     pub scopes: Vec<TokenScope>,
     pub expires_at_ms: Option<i64>,
+    /// Not empty: the only (internal) packages the token is good for; it reads nothing
+    /// else, public packages included (tokens minted by trusted publishing).
+    pub packages: Vec<String>,
+}
+
+impl TokenGrant {
+    /// Whether the token may be used for `name` at all (its scopes decide the rest).
+    pub fn covers_package(&self, name: &PackageName) -> bool {
+        self.packages.is_empty() || self.packages.iter().any(|p| p == name.as_str())
+    }
 }
 
 #[derive(Debug)]
@@ -31,6 +41,9 @@ pub struct OrgConfig {
     pub rules: Arc<nproxy_core::rules::Rules>,
     /// Package → versions an admin allowed despite the rules.
     pub exceptions: HashMap<String, Arc<std::collections::HashSet<String>>>,
+    /// The org's npm-format signing keys as `/-/npm/v1/keys` lists them (retired ones with
+    /// `expires`: what they signed before keeps verifying).
+    pub npm_keys: Vec<serde_json::Value>,
 }
 
 impl OrgConfig {
@@ -70,8 +83,24 @@ impl OrgConfig {
                             .filter_map(|v| TokenScope::try_from(*v).ok())
                             .collect(),
                         expires_at_ms: t.expires_at_ms,
+                        packages: t.packages,
                     },
                 ))
+            })
+            .collect();
+        let npm_keys = s
+            .signing_keys
+            .iter()
+            .filter(|k| k.algorithm == "ecdsa-p256")
+            .map(|k| {
+                use base64::Engine;
+                serde_json::json!({
+                    "expires": k.retired_at_ms.map(nproxy_core::internal::iso_from_ms),
+                    "keyid": k.key_id,
+                    "keytype": "ecdsa-sha2-nistp256",
+                    "scheme": "ecdsa-sha2-nistp256",
+                    "key": base64::engine::general_purpose::STANDARD.encode(&k.public_key),
+                })
             })
             .collect();
         OrgConfig {
@@ -83,7 +112,14 @@ impl OrgConfig {
             tokens,
             rules,
             exceptions,
+            npm_keys,
         }
+    }
+
+    /// Whether the config holds this token (valid or not): an unknown one may be newer.
+    pub fn knows_token(&self, secret: &str) -> bool {
+        self.tokens
+            .contains_key(&SecretDigest::sha256(secret.as_bytes()))
     }
 
     /// Whether a package belongs to the org's own scopes (exact scope match).
@@ -121,7 +157,11 @@ impl OrgView {
         needed: TokenScope,
         name: &PackageName,
     ) -> Result<TokenGrant, AuthError> {
-        match self.authorize(authorization, needed)? {
+        match self.check(authorization, needed)? {
+            Principal::Token(g) if !g.covers_package(name) => Err(AuthError::NotForPackage {
+                token: g.name,
+                name: name.to_string(),
+            }),
             Principal::Token(g) => Ok(g),
             Principal::Anonymous => Err(AuthError::InternalNeedsToken {
                 name: name.to_string(),
@@ -135,7 +175,7 @@ impl OrgView {
     pub fn check_presented(&self, authorization: Option<&str>) -> Result<(), AuthError> {
         match nproxy_bearer(authorization) {
             Some(_) => self
-                .authorize(authorization, TokenScope::Unspecified)
+                .check(authorization, TokenScope::Unspecified)
                 .map(|_| ())
                 .or_else(|e| match e {
                     // Valid, only without a scope this check does not ask for.
@@ -146,8 +186,24 @@ impl OrgView {
         }
     }
 
-    /// Checks the request's token for `needed` access to public packages.
+    /// Checks the request's token for `needed` access to public packages (and org-wide
+    /// routes): a token limited to some packages is good for none of them.
     pub fn authorize(
+        &self,
+        authorization: Option<&str>,
+        needed: TokenScope,
+    ) -> Result<Principal, AuthError> {
+        match self.check(authorization, needed)? {
+            Principal::Token(g) if !g.packages.is_empty() => Err(AuthError::OnlyForPackages {
+                token: g.name,
+                packages: g.packages.join(", "),
+            }),
+            p => Ok(p),
+        }
+    }
+
+    /// The token's validity and scope, whatever it is used for.
+    fn check(
         &self,
         authorization: Option<&str>,
         needed: TokenScope,
@@ -203,6 +259,7 @@ mod tests {
                     sha256: Sha256::digest(secret.as_bytes()).to_vec(),
                     scopes: scopes.into_iter().map(|s| s as i32).collect(),
                     expires_at_ms: exp,
+                    packages: Vec::new(),
                 })
                 .collect(),
             ..Default::default()
@@ -275,5 +332,94 @@ mod tests {
         assert!(c.is_internal(&PackageName::parse("@acme/utils").unwrap()));
         assert!(!c.is_internal(&PackageName::parse("@acme-corp/utils").unwrap()));
         assert!(!c.is_internal(&PackageName::parse("acme").unwrap()));
+    }
+}
+
+#[cfg(test)]
+mod package_tokens {
+    use super::*;
+    use nproxy_proto::v1::{PublicKey, TokenEntry};
+    use sha2::{Digest, Sha256};
+
+    fn cfg() -> OrgView {
+        let snap = OrgConfigSnapshot {
+            org_id: "o1".into(),
+            slug: "acme".into(),
+            internal_scopes: vec!["@acme".into()],
+            public_reads: true,
+            tokens: vec![TokenEntry {
+                token_id: "t".into(),
+                name: "oidc acme/app".into(),
+                sha256: Sha256::digest(b"nproxy_ci").to_vec(),
+                scopes: vec![TokenScope::Publish as i32],
+                expires_at_ms: None,
+                packages: vec!["@acme/app".into()],
+            }],
+            signing_keys: vec![
+                PublicKey {
+                    key_id: "SHA256:ed".into(),
+                    public_key: vec![1; 32],
+                    active: true,
+                    ..Default::default()
+                },
+                PublicKey {
+                    key_id: "SHA256:old".into(),
+                    public_key: vec![2; 91],
+                    algorithm: "ecdsa-p256".into(),
+                    retired_at_ms: Some(0),
+                    ..Default::default()
+                },
+                PublicKey {
+                    key_id: "SHA256:new".into(),
+                    public_key: vec![3; 91],
+                    active: true,
+                    algorithm: "ecdsa-p256".into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        OrgView::Configured(Arc::new(OrgConfig::from_snapshot(snap)))
+    }
+
+    /// A trusted-publishing token is good for its package and nothing else: not another
+    /// internal package, not public reads (even where anonymous reads are allowed, a
+    /// presented token is judged), but it is a valid token wherever one is presented.
+    #[test]
+    fn a_package_token_reaches_only_its_package() {
+        let v = cfg();
+        let app = PackageName::parse("@acme/app").unwrap();
+        let other = PackageName::parse("@acme/other").unwrap();
+        let auth = Some("Bearer nproxy_ci");
+        assert!(v
+            .authorize_internal(auth, TokenScope::Publish, &app)
+            .is_ok());
+        assert!(v.authorize_internal(auth, TokenScope::Proxy, &app).is_ok());
+        assert!(matches!(
+            v.authorize_internal(auth, TokenScope::Publish, &other),
+            Err(AuthError::NotForPackage { .. })
+        ));
+        assert!(matches!(
+            v.authorize(auth, TokenScope::Proxy),
+            Err(AuthError::OnlyForPackages { .. })
+        ));
+        assert!(v.check_presented(auth).is_ok());
+    }
+
+    #[test]
+    fn npm_keys_are_the_ecdsa_ones_with_retired_ones_expiring() {
+        let OrgView::Configured(c) = cfg() else {
+            unreachable!()
+        };
+        let ids: Vec<&str> = c
+            .npm_keys
+            .iter()
+            .filter_map(|k| k["keyid"].as_str())
+            .collect();
+        assert_eq!(ids, vec!["SHA256:old", "SHA256:new"]);
+        assert_eq!(c.npm_keys[0]["expires"], "1970-01-01T00:00:00.000Z");
+        assert!(c.npm_keys[1]["expires"].is_null());
+        assert_eq!(c.npm_keys[1]["keytype"], "ecdsa-sha2-nistp256");
+        assert!(c.knows_token("nproxy_ci") && !c.knows_token("nproxy_other"));
     }
 }

@@ -263,13 +263,65 @@ impl Upstream {
         url: &str,
         started: Instant,
     ) -> Result<Bytes, UpstreamError> {
+        self.read_bounded(res, url, started, MAX_PACKUMENT_BYTES)
+            .await
+            .map_err(|e| match e {
+                UpstreamError::Body(m) if m.starts_with("larger") => UpstreamError::Body(format!(
+                    "packument for {name} is larger than {MAX_PACKUMENT_BYTES} bytes"
+                )),
+                other => other,
+            })
+    }
+
+    /// GETs a small JSON document nproxy keeps (registry keys, attestations): `None` on a
+    /// 404, the body on a 200 (at most `max` bytes, within the packument deadlines).
+    pub async fn small_document(
+        &self,
+        kind: &'static str,
+        path: &str,
+        max: usize,
+    ) -> Result<Option<Bytes>, UpstreamError> {
+        let url = format!("{}{}", self.base_str, path);
+        let req = self
+            .client
+            .get(&url)
+            .header("accept", "application/json")
+            .header("accept-encoding", "gzip");
+        let started = Instant::now();
+        let res = self.send(kind, req, &url).await?;
+        match res.status().as_u16() {
+            404 => Ok(None),
+            200 => {
+                let body = self.read_bounded(res, &url, started, max).await;
+                if let Err(e) = &body {
+                    self.record(&Err(e));
+                }
+                body.map(Some)
+            }
+            s => Err(UpstreamError::Status(s)),
+        }
+    }
+
+    /// Reads a body: each chunk within the idle deadline, the whole within
+    /// `upstream_timeout_ms` of `started`, at most `max` bytes.
+    async fn read_bounded(
+        &self,
+        res: reqwest::Response,
+        url: &str,
+        started: Instant,
+        max: usize,
+    ) -> Result<Bytes, UpstreamError> {
         let whole = tokio::time::Instant::from_std(started) + self.timeout;
         // Sized once from the declared length, trusted only up to 32 MiB (a lying header
         // must not reserve the whole limit): growing by doubling would briefly hold up to
         // twice a big document.
         let declared = res.content_length().unwrap_or(0);
-        let mut body =
-            Vec::with_capacity(usize::try_from(declared).unwrap_or(0).min(32 * 1024 * 1024));
+        let mut body = Vec::with_capacity(
+            usize::try_from(declared)
+                .unwrap_or(0)
+                .min(32 * 1024 * 1024)
+                .min(max),
+        );
         let mut stream = res.bytes_stream();
         loop {
             let next = tokio::time::Instant::now() + self.idle;
@@ -278,15 +330,15 @@ impl Upstream {
                 Ok(None) => break,
                 Err(_) => {
                     return Err(UpstreamError::Timeout(format!(
-                        "{url}: the packument body stalled (idle {} ms, whole fetch {} ms)",
+                        "{url}: the body stalled (idle {} ms, whole fetch {} ms)",
                         self.idle.as_millis(),
                         self.timeout.as_millis()
                     )))
                 }
             };
-            if body.len() + chunk.len() > MAX_PACKUMENT_BYTES {
+            if body.len() + chunk.len() > max {
                 return Err(UpstreamError::Body(format!(
-                    "packument for {name} is larger than {MAX_PACKUMENT_BYTES} bytes"
+                    "larger than {max} bytes: {url}"
                 )));
             }
             body.extend_from_slice(&chunk);

@@ -58,6 +58,32 @@ impl Key {
         ))
     }
 
+    /// The provenance bundle published with an internal version, addressed like its tarball.
+    pub fn internal_attestations(
+        org_id: &str,
+        name: &PackageName,
+        sha512_hex: &str,
+    ) -> Option<Key> {
+        Key::parse(&format!(
+            "orgs/{org_id}/packages/{}/attestations/{sha512_hex}.json",
+            name.key_path()
+        ))
+    }
+
+    /// A public version's attestations document as the upstream served it, checked against
+    /// the tarball's sha512 it is addressed by: immutable once written, shared by all orgs.
+    pub fn public_attestations(name: &PackageName, sha512_hex: &str) -> Option<Key> {
+        Key::parse(&format!(
+            "public/attestations/{}/{sha512_hex}.json",
+            name.key_path()
+        ))
+    }
+
+    /// The upstream's registry signing keys (`/-/npm/v1/keys`), the last copy fetched.
+    pub fn upstream_keys() -> Key {
+        Key("public/upstream-keys.json".into())
+    }
+
     /// Everything stored for one internal package.
     pub fn internal_package_prefix(org_id: &str, name: &PackageName) -> String {
         format!("orgs/{org_id}/packages/{}/", name.key_path())

@@ -337,19 +337,23 @@ async fn admin_api_errors_use_the_right_codes() {
     assert_eq!(s.redis.cli(&["EXISTS", "nproxy:v1:org:acme"]).trim(), "1");
     s.ctl(&["org", "delete", "acme"]);
     assert_eq!(s.redis.cli(&["EXISTS", "nproxy:v1:org:acme"]).trim(), "0");
-    // Key rotation keeps the old key, retired.
+    // Key rotation keeps the old keys, retired: one of each algorithm (nproxy's Ed25519 and
+    // the npm-format ECDSA P-256).
     s.ctl(&["org", "create", "keys"]);
     s.ctl(&["key", "rotate", "--org", "keys"]);
     let keys = s
         .ctl(&["-o", "json", "key", "list", "--org", "keys"])
         .json();
-    let statuses: Vec<&str> = keys
-        .as_array()
-        .expect("keys")
-        .iter()
-        .filter_map(|k| k["status"].as_str())
-        .collect();
-    assert_eq!(statuses, vec!["retired", "active"]);
+    for algorithm in ["ed25519", "ecdsa-p256"] {
+        let statuses: Vec<&str> = keys
+            .as_array()
+            .expect("keys")
+            .iter()
+            .filter(|k| k["algorithm"] == algorithm)
+            .filter_map(|k| k["status"].as_str())
+            .collect();
+        assert_eq!(statuses, vec!["retired", "active"], "{algorithm}: {keys}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
