@@ -17,6 +17,7 @@ on_both_backends!(
     a_slug_is_unique_among_live_orgs_and_free_again_after_a_delete,
     orgs_list_in_pages,
     tokens_round_trip_and_revoke,
+    expired_minted_tokens_are_pruned_and_no_others,
     token_use_only_moves_forward,
     keys_round_trip_and_retire,
     rules_and_exceptions_round_trip,
@@ -489,4 +490,32 @@ async fn two_stores_on_one_postgres_database_keep_one_chain() {
     let (n, problems) = verify(&a, &mk, &acme.id).await;
     assert_eq!(n, 100);
     assert!(problems.is_empty(), "{problems:?}");
+}
+
+async fn expired_minted_tokens_are_pruned_and_no_others(b: Backend) {
+    let (_dir, db) = open(b).await;
+    let acme = with_org(&db, "acme").await;
+    let mut old_minted = token(&acme.id, "oidc a", "nproxy_secret_old");
+    old_minted.packages = vec!["@acme/app".into()];
+    old_minted.expires_at_ms = Some(1_000);
+    let mut fresh_minted = token(&acme.id, "oidc b", "nproxy_secret_new");
+    fresh_minted.packages = vec!["@acme/app".into()];
+    let mut old_plain = token(&acme.id, "ci", "nproxy_secret_ci1");
+    old_plain.expires_at_ms = Some(1_000);
+    let mut w = db.write().await.expect("write");
+    for t in [&old_minted, &fresh_minted, &old_plain] {
+        Db::insert_token(w.conn(), t).await.expect("insert");
+    }
+    w.commit().await.expect("commit");
+    assert_eq!(db.prune_minted_tokens(2_000).await.expect("prune"), 1);
+    assert_eq!(db.prune_minted_tokens(2_000).await.expect("prune"), 0);
+    let mut r = db.read().await.expect("read");
+    let left: Vec<String> = Db::live_tokens(r.conn(), &acme.id)
+        .await
+        .expect("live")
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(!left.contains(&"oidc a".to_string()), "{left:?}");
 }

@@ -115,6 +115,23 @@ impl Db {
         rows.iter().map(token_from_row).collect()
     }
 
+    /// Deletes tokens minted for packages (trusted publishing: one per CI publish, minutes
+    /// long) that expired before `before_ms`, at most 1,000 at a time; their audit events
+    /// stay. Returns how many went.
+    pub async fn prune_minted_tokens(&self, before_ms: i64) -> CpResult<u64> {
+        let mut w = self.write().await?;
+        let done = sqlx::query(
+            "DELETE FROM tokens WHERE id IN (SELECT id FROM tokens WHERE packages IS NOT NULL \
+             AND expires_at_ms < $1 ORDER BY expires_at_ms LIMIT 1000)",
+        )
+        .bind(before_ms)
+        .execute(w.conn())
+        .await?
+        .rows_affected();
+        w.commit().await?;
+        Ok(done)
+    }
+
     pub async fn token(conn: &mut AnyConnection, org_id: &str, id: &str) -> CpResult<TokenRow> {
         let row = sqlx::query("SELECT * FROM tokens WHERE org_id = $1 AND id = $2")
             .bind(org_id)
