@@ -767,3 +767,55 @@ async fn trusted_publishing_with_npm_and_the_exchange_rules() {
     )
     .await;
 }
+
+/// A token is good on a data plane as soon as it is in Redis, even if the invalidation never
+/// reached that data plane: trusted publishing's npm uses its token at once, possibly on
+/// another data plane than the exchange's. The data plane is made to hold an older config
+/// (without the token) while Redis holds the newer one, with no invalidation sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_in_redis_is_accepted_without_its_invalidation() {
+    let s = Stack::start(&[]).await;
+    let (_, old_token) = s.org_and_token(false, &["proxy"]);
+    let dp = s.data_plane("dp", &[]).await;
+    let whoami = format!("{}/-/whoami", dp.url());
+    let key = "nproxy:v1:org:acme";
+    assert_eq!(
+        nproxy_tests::stack::status(&whoami, Some(&old_token)).await,
+        200
+    );
+    s.redis.cli(&["COPY", key, "test:before", "REPLACE"]);
+    let t = s
+        .ctl(&[
+            "-o", "json", "token", "create", "--org", "acme", "--name", "late", "--scope", "proxy",
+        ])
+        .json();
+    let new_token = t["secret"].as_str().expect("secret").to_string();
+    s.redis.cli(&["COPY", key, "test:after", "REPLACE"]);
+    // The data plane forgets and reloads the config without the new token...
+    s.redis.cli(&["COPY", "test:before", key, "REPLACE"]);
+    s.redis.cli(&["PUBLISH", "nproxy:v1:invalidate", "acme"]);
+    eventually(
+        "the data plane holds the older config",
+        Duration::from_secs(10),
+        || async {
+            (nproxy_tests::stack::status(&whoami, Some(&new_token)).await == 401).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        nproxy_tests::stack::status(&whoami, Some(&old_token)).await,
+        200
+    );
+    // ...then Redis gets the newer config, and nobody tells the data plane.
+    s.redis.cli(&["COPY", "test:after", key, "REPLACE"]);
+    assert_eq!(
+        nproxy_tests::stack::status(&whoami, Some(&new_token)).await,
+        200,
+        "a token Redis holds is accepted at once"
+    );
+    // Tokens that are nowhere stay refused.
+    assert_eq!(
+        nproxy_tests::stack::status(&whoami, Some("nproxy_not_a_real_token_at_all")).await,
+        401
+    );
+}
