@@ -64,6 +64,8 @@ pub async fn build(conn: &mut AnyConnection, org: &OrgRow) -> CpResult<OrgConfig
         generated_at_ms: now,
         rules,
         exceptions,
+        // Filled from the org's upstream routes (issue 14, part 2).
+        upstream_routes: Vec::new(),
     })
 }
 

@@ -8,6 +8,7 @@ pub mod endpoints;
 pub mod events;
 pub mod redis_layout;
 pub mod tokens;
+pub mod upstream_pattern;
 pub mod validate;
 
 #[allow(clippy::all, clippy::unwrap_used)]
