@@ -1,6 +1,7 @@
 //! `nproxyctl`: the admins' tool. Talks to the control plane over gRPC only; `nproxyctl dev`
 //! (default feature `dev`) runs a whole nproxy in one process for trying it out.
 
+mod bundle;
 mod commands;
 #[cfg(feature = "dev")]
 mod dev;
@@ -73,6 +74,9 @@ pub enum Command {
     Advisories(rules_cmd::AdvisoriesCmd),
     /// Checks a published internal version: integrity and signature.
     Verify(verify::VerifyArgs),
+    /// Signed bundles of packages for networks without the upstream (air-gapped installs).
+    #[command(subcommand)]
+    Bundle(bundle::BundleCmd),
     /// Prints shell completions.
     Completions {
         #[arg(value_enum)]
@@ -155,6 +159,9 @@ fn main() -> ExitCode {
             return dev::run(args, cli.config.clone().filter(|_| from_flag)).await;
         }
         let t = target(&cli)?;
+        if let Command::Bundle(c) = cli.command {
+            return bundle::run(c, &t).await;
+        }
         commands::run(&t, cli.command).await
     });
     match result {

@@ -93,7 +93,7 @@ pub async fn run(t: &Target, cmd: Command) -> anyhow::Result<()> {
         Command::Advisories(c) => {
             crate::rules_cmd::advisories(c, conn.channel.clone(), &conn.auth, f).await?;
         }
-        Command::Completions { .. } => {}
+        Command::Completions { .. } | Command::Bundle(_) => {}
         #[cfg(feature = "dev")]
         Command::Dev(_) => {}
     }
