@@ -63,6 +63,10 @@ pub enum Command {
     /// id token instead of a stored token.
     #[command(subcommand)]
     Trust(commands::TrustCmd),
+    /// Upstream routes: names the org fetches from another registry (a vendor's, GitHub
+    /// Packages), with that registry's credential, held sealed by the control plane.
+    #[command(subcommand)]
+    Upstream(commands::UpstreamCmd),
     /// Security rules on public packages.
     #[command(subcommand)]
     Rules(rules_cmd::RulesCmd),

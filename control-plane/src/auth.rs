@@ -105,6 +105,17 @@ pub fn require_any<T>(req: &Request<T>) -> Result<Caller, Status> {
     caller(req)
 }
 
+/// Calls only data planes make (reading upstream credentials back): an admin credential is
+/// refused, so a secret an admin stored can't be read back with anything an admin holds.
+pub fn require_data_plane<T>(req: &Request<T>) -> Result<Caller, Status> {
+    match caller(req)? {
+        c @ Caller::DataPlane => Ok(c),
+        Caller::Admin { .. } => Err(Status::permission_denied(
+            "only the data plane credential may make this call",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -114,6 +125,7 @@ mod tests {
     use nproxy_proto::v1 as pb;
     use nproxy_proto::v1::keys_client::KeysClient;
     use nproxy_proto::v1::orgs_client::OrgsClient;
+    use nproxy_proto::v1::upstream_routes_client::UpstreamRoutesClient;
 
     use crate::config::Settings;
     use crate::secrets::MasterKey;
@@ -178,13 +190,24 @@ mod tests {
             .await
             .expect_err("the data plane makes no admin calls");
         assert_eq!(refused.code(), tonic::Code::PermissionDenied);
-        KeysClient::with_interceptor(channel, dp)
+        KeysClient::with_interceptor(channel.clone(), dp.clone())
             .sign(pb::SignRequest {
                 org: "acme".into(),
                 payload: b"x".to_vec(),
             })
             .await
             .expect("the data plane may sign");
+        let creds = || pb::GetUpstreamCredentialsRequest { org: "acme".into() };
+        UpstreamRoutesClient::with_interceptor(channel.clone(), dp)
+            .get_upstream_credentials(creds())
+            .await
+            .expect("the data plane reads upstream credentials");
+        let admin_reads =
+            UpstreamRoutesClient::with_interceptor(channel, auth(Some("nproxy_admin_t")))
+                .get_upstream_credentials(creds())
+                .await
+                .expect_err("an admin never reads them back");
+        assert_eq!(admin_reads.code(), tonic::Code::PermissionDenied);
 
         let _ = stop.send(());
         server.await.expect("join").expect("served");

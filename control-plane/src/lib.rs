@@ -1,6 +1,6 @@
 //! nproxy's control plane: the tonic gRPC server that owns orgs, internal scopes, API tokens,
-//! signing keys, trusted publishers and the audit log, and publishes each org's config to
-//! Redis.
+//! signing keys, trusted publishers, upstream routes and the audit log, and publishes each
+//! org's config to Redis.
 //! See ARCHITECTURE.md at the repository root.
 
 pub mod audit;
@@ -26,6 +26,7 @@ use nproxy_proto::v1::orgs_server::OrgsServer;
 use nproxy_proto::v1::rules_service_server::RulesServiceServer;
 use nproxy_proto::v1::tokens_server::TokensServer;
 use nproxy_proto::v1::trusted_publishers_server::TrustedPublishersServer;
+use nproxy_proto::v1::upstream_routes_server::UpstreamRoutesServer;
 use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
@@ -154,6 +155,7 @@ impl ControlPlane {
             .add_service(guarded!(RulesServiceServer))
             .add_service(guarded!(AdvisoriesServer))
             .add_service(guarded!(TrustedPublishersServer))
+            .add_service(guarded!(UpstreamRoutesServer))
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(listener),
                 shutdown,

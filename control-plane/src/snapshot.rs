@@ -1,6 +1,6 @@
 //! Builds an org's config snapshot (what data planes see) from the database.
 
-use nproxy_proto::v1::{OrgConfigSnapshot, PublicKey, TokenEntry};
+use nproxy_proto::v1::{OrgConfigSnapshot, PublicKey, TokenEntry, UpstreamRouteEntry};
 use nproxy_proto::SNAPSHOT_SCHEMA_VERSION;
 use prost::Message;
 use sqlx::AnyConnection;
@@ -40,6 +40,18 @@ pub async fn build(conn: &mut AnyConnection, org: &OrgRow) -> CpResult<OrgConfig
             },
         )
         .collect();
+    // Never a credential: only whether a route has one (data planes ask for it apart).
+    let upstream_routes = Db::upstream_routes(&mut *conn, &org.id)
+        .await?
+        .into_iter()
+        .map(|r| UpstreamRouteEntry {
+            has_credential: r.credential_sealed.is_some(),
+            id: r.id,
+            pattern: r.pattern,
+            url: r.url,
+            version: r.version,
+        })
+        .collect();
     let signing_keys = Db::keys(conn, &org.id)
         .await?
         .into_iter()
@@ -64,8 +76,7 @@ pub async fn build(conn: &mut AnyConnection, org: &OrgRow) -> CpResult<OrgConfig
         generated_at_ms: now,
         rules,
         exceptions,
-        // Filled from the org's upstream routes (issue 14, part 2).
-        upstream_routes: Vec::new(),
+        upstream_routes,
     })
 }
 

@@ -1,7 +1,8 @@
-//! The audit log's event kinds: written by the control plane (org, token, key, rules and
-//! trusted publisher changes; `token.created` also for the tokens trusted publishing
-//! mints) and handed over by data planes (package events), read by dashboards and
-//! `nproxyctl audit`. Part of the contract: a kind, once written, keeps its spelling.
+//! The audit log's event kinds: written by the control plane (org, token, key, rules,
+//! trusted publisher and upstream route changes; `token.created` also for the tokens
+//! trusted publishing mints) and handed over by data planes (package events), read by
+//! dashboards and `nproxyctl audit`. Part of the contract: a kind, once written, keeps its
+//! spelling.
 
 pub const ORG_CREATED: &str = "org.created";
 pub const ORG_DELETED: &str = "org.deleted";
@@ -15,6 +16,10 @@ pub const EXCEPTION_ADDED: &str = "exception.added";
 pub const EXCEPTION_REMOVED: &str = "exception.removed";
 pub const TRUSTED_PUBLISHER_ADDED: &str = "trusted_publisher.added";
 pub const TRUSTED_PUBLISHER_REMOVED: &str = "trusted_publisher.removed";
+/// Upstream routes: id, pattern, URL, whether a credential is set; never the credential.
+pub const UPSTREAM_ROUTE_ADDED: &str = "upstream_route.added";
+pub const UPSTREAM_ROUTE_UPDATED: &str = "upstream_route.updated";
+pub const UPSTREAM_ROUTE_REMOVED: &str = "upstream_route.removed";
 
 pub const PACKAGE_PUBLISHED: &str = "package.published";
 pub const PACKAGE_SIGNED: &str = "package.signed";

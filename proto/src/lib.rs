@@ -6,6 +6,7 @@
 
 pub mod endpoints;
 pub mod events;
+mod redacted;
 pub mod redis_layout;
 pub mod tokens;
 pub mod upstream_pattern;

@@ -1,6 +1,6 @@
 //! The admin commands: one gRPC call (or a few) each, printed as a table or JSON. One file
-//! per command group (`orgs`, `tokens`, `keys`, `audit`, `trusted` for `trust`); here the
-//! connection they share, the dispatch and the error description.
+//! per command group (`orgs`, `tokens`, `keys`, `audit`, `trusted` for `trust`,
+//! `upstream`); here the connection they share, the dispatch and the error description.
 //! `rules|exceptions|advisories` are in `rules_cmd.rs`, `verify` in `verify.rs`.
 
 mod audit;
@@ -8,6 +8,7 @@ mod keys;
 mod orgs;
 mod tokens;
 mod trusted;
+mod upstream;
 
 use nproxy_proto::tokens::BearerAuth;
 use serde_json::json;
@@ -21,6 +22,7 @@ pub use keys::KeyCmd;
 pub use orgs::OrgCmd;
 pub use tokens::TokenCmd;
 pub use trusted::TrustCmd;
+pub use upstream::UpstreamCmd;
 
 /// A one-line description of an error, with the gRPC status made readable.
 pub fn describe(e: &anyhow::Error) -> String {
@@ -70,6 +72,7 @@ pub async fn run(t: &Target, cmd: Command) -> anyhow::Result<()> {
         Command::Key(c) => keys::run(c, &conn, f).await?,
         Command::Audit(c) => audit::run(c, &conn, f).await?,
         Command::Trust(c) => trusted::run(c, &conn, f).await?,
+        Command::Upstream(c) => upstream::run(c, &conn, f).await?,
         Command::Verify(args) => {
             let v = crate::verify::run(&args, conn.channel.clone(), conn.auth.clone()).await?;
             match f {

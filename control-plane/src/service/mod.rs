@@ -10,6 +10,8 @@ mod orgs;
 mod rules;
 mod tokens;
 mod trusted;
+mod upstream_check;
+mod upstream_routes;
 
 pub(crate) use keys::backfill_npm_keys;
 

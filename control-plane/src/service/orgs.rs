@@ -138,6 +138,7 @@ impl Orgs for Api {
         };
         let public_reads = r.public_reads.unwrap_or(org.public_reads);
         st.mutate(&org, &actor, async |conn| {
+            super::upstream_routes::refuse_routed_internal_scopes(conn, &org.id, &scopes).await?;
             Db::update_settings(conn, &org.id, &scopes, public_reads).await?;
             Ok(Change::new(
                 (),

@@ -6,7 +6,8 @@
 //!
 //! One file per table group, each adding its queries to `Db`: `orgs`, `tokens`, `keys`
 //! (signing keys), `events` (the audit log and its anchors), `rules` (rules and exceptions),
-//! `advisories`, `admins` (admin credentials), `trusted` (trusted OIDC publishers). `db`
+//! `advisories`, `admins` (admin credentials), `trusted` (trusted OIDC publishers),
+//! `upstream_routes` (per-org upstreams, credentials sealed). `db`
 //! holds the pool and the transactions, `schema` the migrations.
 
 mod admins;
@@ -19,6 +20,7 @@ mod rules;
 mod schema;
 mod tokens;
 mod trusted;
+mod upstream_routes;
 
 pub use admins::AdminRow;
 pub use db::{Backend, Db, Read, Write};
@@ -28,6 +30,7 @@ pub use nproxy_common::time::now_ms;
 pub use orgs::OrgRow;
 pub use tokens::TokenRow;
 pub use trusted::TrustedPublisherRow;
+pub use upstream_routes::UpstreamRouteRow;
 
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()

@@ -18,6 +18,10 @@ const SQLITE: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/sqlite/0003_npm_trust.sql"),
     ),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_upstream_routes.sql"),
+    ),
 ];
 
 const POSTGRES: &[(i64, &str)] = &[
@@ -26,6 +30,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         3,
         include_str!("../../migrations/postgres/0003_npm_trust.sql"),
+    ),
+    (
+        4,
+        include_str!("../../migrations/postgres/0004_upstream_routes.sql"),
     ),
 ];
 
