@@ -81,6 +81,7 @@ impl From<&UpstreamError> for NpmError {
         match e {
             UpstreamError::Timeout(m) => NpmError::GatewayTimeout(m.clone()),
             UpstreamError::Unavailable(m) => NpmError::Unavailable(m.clone()),
+            UpstreamError::NotConfigured(m) => NpmError::NotFound(m.clone()),
             other => NpmError::BadGateway(other.to_string()),
         }
     }
@@ -241,6 +242,10 @@ mod tests {
                 503,
             ),
             (PublicError::Upstream(UpstreamError::Status(500)), 502),
+            (
+                PublicError::Upstream(UpstreamError::NotConfigured("x".into())),
+                404,
+            ),
             (PublicError::NoStoredCopy("left-pad".into()), 502),
             (
                 PublicError::Corrupt {

@@ -21,6 +21,8 @@ pub mod store;
 pub mod trust;
 
 pub use http::lifecycle::{DrainingShutdown, Lifecycle};
+/// For `nproxyctl bundle import`: the meta beside a public packument it writes.
+pub use public::packuments::imported_meta;
 
 use std::sync::Arc;
 

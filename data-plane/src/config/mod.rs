@@ -18,7 +18,9 @@ pub struct Config {
     /// Address of the Prometheus `/metrics` listener; empty disables it. Kept off the npm
     /// listener because `metrics` is also a package name.
     pub metrics_listen: String,
-    /// The registry nproxy fetches public packages from. May carry a path.
+    /// The registry nproxy fetches public packages from. May carry a path. Empty (the
+    /// default): no upstream, as in an air-gapped network; only what is stored (e.g. by
+    /// `nproxyctl bundle import`) is served, anything else is a 404.
     pub upstream: String,
     /// Connect timeout to the upstream, milliseconds.
     pub upstream_connect_timeout_ms: u64,

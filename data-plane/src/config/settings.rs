@@ -14,7 +14,8 @@ use nproxy_core::names::OrgSlug;
 pub struct Settings {
     pub listen: SocketAddr,
     pub metrics_listen: Option<SocketAddr>,
-    pub upstream: Url,
+    /// `None`: no upstream (an air-gapped registry): only stored packages are served.
+    pub upstream: Option<Url>,
     pub upstream_connect_timeout: Duration,
     pub upstream_timeout: Duration,
     pub upstream_first_byte_timeout: Duration,
@@ -122,13 +123,10 @@ impl Config {
                 )
             })?)
         };
-        if self.upstream.is_empty() {
-            return Err(invalid(
-                "upstream",
-                "is required (for example --upstream \"$(npm config get registry)\")",
-            ));
-        }
-        let upstream = parse_http_url("upstream", &self.upstream)?;
+        let upstream = match self.upstream.trim() {
+            "" => None,
+            u => Some(parse_http_url("upstream", u)?),
+        };
         let public_url = self
             .public_url
             .as_deref()

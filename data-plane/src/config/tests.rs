@@ -12,13 +12,32 @@ fn base() -> Config {
 #[test]
 fn defaults_with_upstream_validate() {
     let s = base().validate().unwrap();
-    assert_eq!(url_base(&s.upstream), "http://127.0.0.1:1/registry");
+    assert_eq!(
+        s.upstream.as_ref().map(url_base).as_deref(),
+        Some("http://127.0.0.1:1/registry")
+    );
     assert_eq!(s.default_org.unwrap().as_str(), "default");
 }
 
 #[test]
+fn upstream_is_optional() {
+    assert!(Config::default().validate().unwrap().upstream.is_none());
+    let c = Config {
+        upstream: " ".into(),
+        ..Config::default()
+    };
+    assert!(c.validate().unwrap().upstream.is_none());
+}
+
+#[test]
 fn errors_name_the_key() {
-    let e = Config::default().validate().unwrap_err().to_string();
+    let e = Config {
+        upstream: "ftp://x".into(),
+        ..Config::default()
+    }
+    .validate()
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("`upstream`"), "{e}");
     let e = Config {
         listen: "nope".into(),

@@ -127,6 +127,14 @@ impl Tarballs {
             self.metrics.cache("tarball", "joined");
             return Ok(Source::Downloading(d));
         }
+        if !self.upstream.configured() {
+            return Err(PublicError::Upstream(
+                crate::public::upstream::UpstreamError::NotConfigured(format!(
+                    "{name}@{} is not in this registry (no upstream configured)",
+                    file.version()
+                )),
+            ));
+        }
         // Cold: the packument says where the bytes are and what they must hash to.
         let mut dist = self
             .packuments

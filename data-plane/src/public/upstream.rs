@@ -38,6 +38,9 @@ pub enum UpstreamError {
     /// The breaker is open: nothing was sent.
     #[error("{0}")]
     Unavailable(String),
+    /// No upstream is configured (an air-gapped registry): nothing is ever sent.
+    #[error("{0}")]
+    NotConfigured(String),
 }
 
 impl UpstreamError {
@@ -73,6 +76,8 @@ pub struct TarballDownload {
 pub struct Upstream {
     client: reqwest::Client,
     base: Url,
+    /// False without an upstream: `base` is a placeholder and `gate` refuses every exchange.
+    configured: bool,
     base_str: String,
     /// A whole packument fetch.
     timeout: Duration,
@@ -103,8 +108,22 @@ pub const FORWARDED_HEADERS: &[&str] = &[
     "user-agent",
 ];
 
+/// The base of an upstream that does not exist (`.invalid` never resolves); never used for
+/// a request.
+fn placeholder() -> Url {
+    Url::parse("http://upstream.invalid").unwrap_or_else(|_| unreachable!("a valid URL"))
+}
+
 impl Upstream {
     pub fn new(settings: &Settings, metrics: Metrics) -> Result<Self, reqwest::Error> {
+        let (upstream, configured) = match &settings.upstream {
+            Some(u) => (u.clone(), true),
+            // Never contacted: `gate` refuses every exchange before anything is sent.
+            None => {
+                tracing::info!("no upstream configured: serving only the packages stored here");
+                (placeholder(), false)
+            }
+        };
         // reqwest is built without a bundled crypto provider; ring is the one in the tree.
         nproxy_common::tls::install_crypto_provider();
         let client = reqwest::Client::builder()
@@ -112,9 +131,9 @@ impl Upstream {
             .user_agent(concat!("nproxy/", env!("CARGO_PKG_VERSION")))
             .pool_idle_timeout(Duration::from_secs(60))
             .build()?;
-        let base_str = url_base(&settings.upstream);
+        let base_str = url_base(&upstream);
         // The breaker's label: the origin only (a base URL may carry credentials or a path).
-        let label = settings.upstream.origin().ascii_serialization();
+        let label = upstream.origin().ascii_serialization();
         let first_byte = settings.upstream_connect_timeout + settings.upstream_first_byte_timeout;
         let health = Arc::new(Health {
             breaker: Breaker::new(
@@ -130,7 +149,8 @@ impl Upstream {
         Ok(Self {
             client,
             base_str,
-            base: settings.upstream.clone(),
+            base: upstream,
+            configured,
             timeout: settings.upstream_timeout,
             first_byte,
             idle: settings.upstream_idle_timeout,
@@ -140,13 +160,26 @@ impl Upstream {
         })
     }
 
-    /// False while the breaker is open (the upstream is assumed down).
+    /// False while the breaker is open (the upstream is assumed down), and always without
+    /// an upstream.
     pub fn available(&self) -> bool {
-        self.health.breaker.allows()
+        self.configured && self.health.breaker.allows()
     }
 
-    /// Refuses at once while the breaker is open.
+    /// False for an air-gapped registry: only stored copies are served, nothing is fetched.
+    pub fn configured(&self) -> bool {
+        self.configured
+    }
+
+    /// Refuses at once without an upstream, or while the breaker is open.
     fn gate(&self) -> Result<(), UpstreamError> {
+        if !self.configured {
+            return Err(UpstreamError::NotConfigured(
+                "this registry has no upstream configured: it serves only the packages \
+                 stored in it"
+                    .into(),
+            ));
+        }
         let b = &self.health.breaker;
         if b.allows() {
             return Ok(());
@@ -166,7 +199,7 @@ impl Upstream {
             Ok(status) if *status < 500 => self.health.success(),
             Ok(status) => self.health.failure(&format!("answered {status}")),
             Err(UpstreamError::Status(s)) if *s < 500 => self.health.success(),
-            Err(UpstreamError::Unavailable(_)) => {}
+            Err(UpstreamError::Unavailable(_) | UpstreamError::NotConfigured(_)) => {}
             Err(e) => self.health.failure(&e.to_string()),
         }
     }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::public::upstream::Upstream;
+use crate::public::upstream::{Upstream, UpstreamError};
 use crate::singleflight::SingleFlight;
 use crate::store::{get_bytes, BlobStore, Key, PutBody, PutMode};
 
@@ -136,6 +136,8 @@ impl RegistryKeys {
             }
             // A registry without signing keys.
             Ok(None) => Vec::new(),
+            // An air-gapped registry: the last copy (kept from when it had one), quietly.
+            Err(UpstreamError::NotConfigured(_)) => return self.fallback().await,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot fetch the upstream's signing keys; serving the last copy");
                 return self.fallback().await;

@@ -19,8 +19,11 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+mod airgap;
 mod index;
 mod refresh;
+
+pub use airgap::imported_meta;
 
 use index::TarballIndex;
 use index::TARBALL_INDEX_BYTES;
@@ -169,8 +172,10 @@ impl Packuments {
     }
 
     /// Stale, but still answered at once while a background refresh runs.
+    /// Never without an upstream: the stored copy is re-read instead (`stored_only`).
     fn may_serve_stale(&self, fetched_at: SystemTime) -> bool {
-        !self.stale_while_revalidate.is_zero()
+        self.upstream.configured()
+            && !self.stale_while_revalidate.is_zero()
             && self.age_within(fetched_at, self.max_age + self.stale_while_revalidate)
     }
 

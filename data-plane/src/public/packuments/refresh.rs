@@ -38,6 +38,9 @@ impl Packuments {
                 None
             }
         };
+        if !self.upstream.configured() {
+            return self.stored_only(&name, held, meta).await;
+        }
         // Another data plane (or this one before a restart) may have fetched it recently:
         // take its stored result instead of asking the upstream again, so every data plane
         // converges on the same bytes.
