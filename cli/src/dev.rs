@@ -33,6 +33,10 @@ pub struct DevArgs {
     /// Where nproxyctl connects (gRPC) [default: 127.0.0.1:7443].
     #[arg(long)]
     grpc_listen: Option<String>,
+    /// Where the JSON/HTTP admin API is served ("" turns it off) [default: 127.0.0.1:7080;
+    /// another free port when that one is busy].
+    #[arg(long)]
+    http_listen: Option<String>,
     /// Upstream registry, e.g. --upstream "$(npm config get registry)". Defaults to what
     /// `npm config get registry` prints.
     #[arg(long)]
@@ -279,6 +283,22 @@ fn default_upstream() -> anyhow::Result<String> {
     Ok(url)
 }
 
+/// The admin API's listener: the address asked for, or any free port when the default one
+/// is busy (another nproxyctl dev, say).
+async fn bind_http(
+    addr: std::net::SocketAddr,
+    is_default: bool,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => Ok(l),
+        Err(e) if is_default => {
+            eprintln!("warning: {addr} is busy ({e}): the admin HTTP API takes another port");
+            Ok(tokio::net::TcpListener::bind((addr.ip(), 0)).await?)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot listen on {addr} (http_listen)")),
+    }
+}
+
 /// pingora's shutdown hook, fired by the dev command on Ctrl-C.
 struct Shutdown(tokio::sync::watch::Receiver<bool>);
 
@@ -345,6 +365,7 @@ pub async fn run(args: &DevArgs, config: Option<PathBuf>) -> anyhow::Result<()> 
             dir: args.dir.clone(),
             listen: args.listen.clone(),
             grpc_listen: args.grpc_listen.clone(),
+            http_listen: args.http_listen.clone(),
             upstream: args.upstream.clone(),
             org: args.org.clone(),
         },
@@ -377,6 +398,7 @@ pub async fn run(args: &DevArgs, config: Option<PathBuf>) -> anyhow::Result<()> 
             .grpc_listen
             .parse()
             .with_context(|| format!("control_plane.listen {:?}", cfg.grpc_listen))?,
+        http_listen: cfg.http_listen,
         database: cfg.dir.join("control.db").display().to_string(),
         redis_url: None,
         master_key: master_key(&cfg.dir)?,
@@ -392,9 +414,16 @@ pub async fn run(args: &DevArgs, config: Option<PathBuf>) -> anyhow::Result<()> 
         .await
         .with_context(|| format!("cannot listen on {}", cp_settings.listen))?;
     let grpc_addr = listener.local_addr()?;
+    let mut control_plane = opened.control_plane;
+    let mut http_addr = None;
+    if let Some(addr) = cp_settings.http_listen {
+        let http = bind_http(addr, cfg.http_listen_is_default).await?;
+        http_addr = Some(http.local_addr()?);
+        control_plane = control_plane.with_http(http);
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut cp_stop = stop_rx.clone();
-    let cp = tokio::spawn(opened.control_plane.serve(listener, async move {
+    let cp = tokio::spawn(control_plane.serve(listener, async move {
         let _ = cp_stop.wait_for(|v| *v).await;
     }));
 
@@ -437,8 +466,14 @@ pub async fn run(args: &DevArgs, config: Option<PathBuf>) -> anyhow::Result<()> 
     });
 
     let host = registry.trim_start_matches("http://");
+    let admin_api = http_addr.map_or(String::new(), |a| {
+        format!(
+            "\n  admin API: curl -H 'Authorization: Bearer {}' http://{a}/api/v1/orgs",
+            creds.admin_token
+        )
+    });
     println!(
-        "nproxy dev is running (data in {dir}).\n\n  registry:  {registry}/\n  org:       {org}\n  token:     {token}  (scopes: proxy, publish)\n  admin:     nproxyctl --endpoint http://{grpc_addr} --token {admin} org list\n\nnpm and pnpm: put these lines in your project's .npmrc\n\n  registry={registry}/\n  //{host}/:_authToken={token}\n\nyarn 4: put these lines in your project's .yarnrc.yml\n\n  npmRegistryServer: \"{registry}\"\n  npmAlwaysAuth: true\n  npmAuthToken: \"{token}\"\n  unsafeHttpWhitelist:\n    - \"{unsafe_host}\"\n\nPress Ctrl-C to stop.",
+        "nproxy dev is running (data in {dir}).\n\n  registry:  {registry}/\n  org:       {org}\n  token:     {token}  (scopes: proxy, publish)\n  admin:     nproxyctl --endpoint http://{grpc_addr} --token {admin} org list{admin_api}\n\nnpm and pnpm: put these lines in your project's .npmrc\n\n  registry={registry}/\n  //{host}/:_authToken={token}\n\nyarn 4: put these lines in your project's .yarnrc.yml\n\n  npmRegistryServer: \"{registry}\"\n  npmAlwaysAuth: true\n  npmAuthToken: \"{token}\"\n  unsafeHttpWhitelist:\n    - \"{unsafe_host}\"\n\nPress Ctrl-C to stop.",
         dir = cfg.dir.display(),
         org = creds.org,
         token = creds.token,

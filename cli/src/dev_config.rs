@@ -10,6 +10,7 @@
 //! org = "dev"                              # the org created on first start
 //! [control_plane]
 //! listen = "127.0.0.1:7443"                # where nproxyctl connects
+//! http_listen = "127.0.0.1:7080"           # the JSON/HTTP admin API; "" turns it off
 //! reconcile_interval_secs = 30
 //! trusted_publishing_token_ttl_secs = 900   # tokens minted for CI jobs' id tokens
 //! ```
@@ -29,6 +30,9 @@ use figment::{Figment, Profile, Provider};
 use nproxy_data_plane::config::Config as DpConfig;
 use serde::Deserialize;
 
+/// Where `nproxyctl dev` serves the JSON/HTTP admin API unless told otherwise.
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:7080";
+
 /// `NPROXY_*` variables that belong to nproxyctl or the test tools, not to the data plane.
 const NOT_DATA_PLANE: &[&str] = &["endpoint", "admin_token", "ctl_config", "tools_dir"];
 
@@ -43,6 +47,7 @@ struct DevSection {
 #[serde(deny_unknown_fields)]
 struct ControlPlaneSection {
     listen: Option<String>,
+    http_listen: Option<String>,
     reconcile_interval_secs: Option<u64>,
     trusted_publishing_token_ttl_secs: Option<u64>,
 }
@@ -54,6 +59,7 @@ pub struct Flags {
     pub dir: Option<PathBuf>,
     pub listen: Option<String>,
     pub grpc_listen: Option<String>,
+    pub http_listen: Option<String>,
     pub upstream: Option<String>,
     pub org: Option<String>,
 }
@@ -64,6 +70,10 @@ pub struct DevConfig {
     pub dir: PathBuf,
     pub org: String,
     pub grpc_listen: String,
+    /// The JSON/HTTP admin API's address; `None`: not served.
+    pub http_listen: Option<std::net::SocketAddr>,
+    /// Whether `http_listen` is the default (another port is taken if it is busy).
+    pub http_listen_is_default: bool,
     pub reconcile_interval: Duration,
     pub trusted_publishing_token_ttl: Duration,
     /// The data plane's configuration, before dev's own overrides.
@@ -144,6 +154,11 @@ pub fn resolve(flags: &Flags, env: Env) -> anyhow::Result<DevConfig> {
             nproxy_control_plane::config::Config::default().trusted_publishing_token_ttl_secs,
         ),
     )?;
+    let http_listen_set = flags.http_listen.clone().or(cp.http_listen);
+    let http_listen_is_default = http_listen_set.is_none();
+    let http_listen = nproxy_control_plane::config::http_listen(
+        http_listen_set.as_deref().unwrap_or(DEFAULT_HTTP_LISTEN),
+    )?;
     Ok(DevConfig {
         dir,
         org: flags
@@ -156,6 +171,8 @@ pub fn resolve(flags: &Flags, env: Env) -> anyhow::Result<DevConfig> {
             .clone()
             .or(cp.listen)
             .unwrap_or_else(|| "127.0.0.1:7443".into()),
+        http_listen,
+        http_listen_is_default,
         reconcile_interval: Duration::from_secs(cp.reconcile_interval_secs.unwrap_or(30)),
         trusted_publishing_token_ttl,
         data_plane,
@@ -179,7 +196,7 @@ mod tests {
             &file,
             "upstream = \"http://127.0.0.1:9/\"\npackument_max_age_secs = 7\nredis_url = \"redis://x\"\n\
              [storage]\nkind = \"local\"\npath = \"/tmp/blobs-x\"\n\
-             [dev]\norg = \"team\"\n[control_plane]\nlisten = \"127.0.0.1:7999\"\n\
+             [dev]\norg = \"team\"\n[control_plane]\nlisten = \"127.0.0.1:7999\"\nhttp_listen = \"\"\n\
              trusted_publishing_token_ttl_secs = 5\n",
         )
         .unwrap();
@@ -198,6 +215,8 @@ mod tests {
         assert_eq!(c.data_plane.storage.path, PathBuf::from("/tmp/blobs-x"));
         assert_eq!(c.org, "team");
         assert_eq!(c.grpc_listen, "127.0.0.1:7999");
+        assert_eq!(c.http_listen, None, "turned off");
+        assert!(!c.http_listen_is_default);
         assert_eq!(c.trusted_publishing_token_ttl, Duration::from_secs(5));
         assert_eq!(c.ignored, vec!["redis_url"]);
         assert!(c.data_plane.redis_url.is_none());
@@ -220,6 +239,11 @@ mod tests {
         assert_eq!(c.data_plane.metrics_listen, "");
         assert!(c.ignored.is_empty());
         assert_eq!(c.trusted_publishing_token_ttl, Duration::from_secs(900));
+        assert_eq!(
+            c.http_listen,
+            Some(DEFAULT_HTTP_LISTEN.parse().expect("addr"))
+        );
+        assert!(c.http_listen_is_default);
     }
 
     #[test]

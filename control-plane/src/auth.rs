@@ -138,6 +138,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let settings = Settings {
             listen: "127.0.0.1:0".parse().expect("addr"),
+            http_listen: None,
             database: dir.path().join("cp.db").display().to_string(),
             redis_url: None,
             master_key: MasterKey::generate(),

@@ -13,6 +13,10 @@ use crate::secrets::MasterKey;
 pub struct Config {
     /// gRPC listen address.
     pub listen: String,
+    /// The JSON/HTTP admin API's listen address (`/api/v1`, same credentials as gRPC; its own
+    /// listener, as `/api/v1` on the registry host would be a package named `api`). Empty:
+    /// not served.
+    pub http_listen: String,
     /// Where the control plane keeps its state: a SQLite file path (one control plane), or a
     /// `postgres://user:password@host:port/db` URL (any number of control planes sharing it;
     /// `?sslmode=require` for TLS).
@@ -43,6 +47,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:7443".into(),
+            http_listen: String::new(),
             database: "./nproxy-control.db".into(),
             redis_url: String::new(),
             master_key: String::new(),
@@ -58,6 +63,7 @@ impl Default for Config {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
+    pub http_listen: Option<SocketAddr>,
     pub database: String,
     pub redis_url: Option<String>,
     pub master_key: MasterKey,
@@ -91,6 +97,13 @@ impl Config {
             .listen
             .parse()
             .map_err(|e| invalid("listen", format!("{:?} is not host:port: {e}", self.listen)))?;
+        let http_listen = http_listen(&self.http_listen)?;
+        if http_listen == Some(listen) {
+            return Err(invalid(
+                "http_listen",
+                format!("{listen} is already `listen` (gRPC): give the HTTP API its own port"),
+            ));
+        }
         if self.master_key.is_empty() {
             return Err(invalid(
                 "master_key",
@@ -142,6 +155,7 @@ impl Config {
             trusted_publishing_token_ttl(self.trusted_publishing_token_ttl_secs)?;
         Ok(Settings {
             listen,
+            http_listen,
             database: self.database,
             redis_url,
             master_key,
@@ -152,6 +166,20 @@ impl Config {
             trusted_publishing_token_ttl,
         })
     }
+}
+
+/// `http_listen`, checked (also for `nproxyctl dev`'s own section): empty is off.
+pub fn http_listen(s: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    if s.trim().is_empty() {
+        return Ok(None);
+    }
+    s.trim()
+        .parse()
+        .map(Some)
+        .map_err(|e| ConfigError::Invalid {
+            key: "http_listen",
+            message: format!("{s:?} is not host:port: {e}"),
+        })
 }
 
 /// `trusted_publishing_token_ttl_secs`, checked (also for `nproxyctl dev`'s own section).
@@ -168,6 +196,31 @@ pub fn trusted_publishing_token_ttl(secs: u64) -> Result<Duration, ConfigError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_http_api_is_off_by_default_and_errors_name_its_key() {
+        assert_eq!(http_listen("").expect("empty"), None);
+        assert_eq!(
+            http_listen("127.0.0.1:7080").expect("an address"),
+            Some("127.0.0.1:7080".parse().expect("addr"))
+        );
+        let e = http_listen("localhost").expect_err("no port");
+        assert!(e.to_string().contains("`http_listen`"), "{e}");
+        let f = Config::figment(None)
+            .merge(figment::providers::Serialized::default(
+                "master_key",
+                MasterKey::generate().to_base64(),
+            ))
+            .merge(figment::providers::Serialized::default(
+                "http_listen",
+                "127.0.0.1:7443",
+            ));
+        let e = Config::load(f)
+            .expect("loads")
+            .validate()
+            .expect_err("the gRPC port");
+        assert!(e.to_string().contains("`http_listen`"), "{e}");
+    }
 
     #[test]
     fn the_trusted_publishing_ttl_is_1_to_3600_seconds_and_errors_name_the_key() {

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod http_api;
 pub mod keys;
 pub mod oidc;
 pub mod secrets;
@@ -41,6 +42,8 @@ pub struct ControlPlane {
     state: Arc<State>,
     reconcile_interval: std::time::Duration,
     drain: std::time::Duration,
+    /// The JSON/HTTP admin API's listener, when served (`with_http`).
+    http: Option<TcpListener>,
 }
 
 /// What `open` did that the operator must know about.
@@ -86,9 +89,16 @@ impl ControlPlane {
                 state,
                 reconcile_interval: settings.reconcile_interval,
                 drain: settings.drain,
+                http: None,
             },
             created_admin_token: created,
         })
+    }
+
+    /// Also serves the JSON/HTTP admin API (`http_api`) on `listener`; it stops with gRPC.
+    pub fn with_http(mut self, listener: TcpListener) -> Self {
+        self.http = Some(listener);
+        self
     }
 
     pub fn state(&self) -> Arc<State> {
@@ -122,6 +132,11 @@ impl ControlPlane {
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<OrgsServer<Api>>().await;
         let drain = self.drain;
+        // The HTTP API stops accepting when gRPC does: after the drain (or when gRPC fails).
+        let (drained, drained_rx) = tokio::sync::watch::channel(false);
+        let http = self
+            .http
+            .map(|l| tokio::spawn(http_api::serve(api.clone(), l, drained_rx)));
         let shutdown = async move {
             shutdown.await;
             tracing::info!(
@@ -133,6 +148,7 @@ impl ControlPlane {
                 .await;
             health.set_not_serving::<OrgsServer<Api>>().await;
             tokio::time::sleep(drain).await;
+            let _ = drained.send(true);
         };
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(nproxy_proto::v1::FILE_DESCRIPTOR_SET)
@@ -162,6 +178,9 @@ impl ControlPlane {
             )
             .await;
         reconciler.abort();
+        if let Some(http) = http {
+            let _ = http.await;
+        }
         self.state.db.close().await;
         result.map_err(Into::into)
     }

@@ -21,6 +21,9 @@ struct Cli {
     /// gRPC listen address (host:port).
     #[arg(long)]
     listen: Option<String>,
+    /// The JSON/HTTP admin API's listen address (host:port); empty: not served.
+    #[arg(long)]
+    http_listen: Option<String>,
     /// SQLite database file, or a postgres:// URL (several control planes may share one).
     #[arg(long)]
     database: Option<String>,
@@ -35,6 +38,9 @@ async fn main() -> anyhow::Result<()> {
     let mut f = Config::figment(cli.config.as_deref());
     if let Some(v) = cli.listen {
         f = f.merge(Serialized::default("listen", v));
+    }
+    if let Some(v) = cli.http_listen {
+        f = f.merge(Serialized::default("http_listen", v));
     }
     if let Some(v) = cli.database {
         f = f.merge(Serialized::default("database", v));
@@ -53,12 +59,20 @@ async fn main() -> anyhow::Result<()> {
         // Shown once: only its hash is stored.
         eprintln!("Created the first admin credential. Store it now; it is not shown again:\n\n    {token}\n");
     }
+    let mut control_plane = opened.control_plane;
+    if let Some(addr) = settings.http_listen {
+        let http = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (http_listen)"))?;
+        tracing::info!(http_listen = %http.local_addr()?, "admin HTTP API listening");
+        control_plane = control_plane.with_http(http);
+    }
+    // gRPC last: once it accepts, everything is listening.
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     tracing::info!(listen = %listener.local_addr()?, "nproxy control plane listening");
-    opened
-        .control_plane
+    control_plane
         .serve(listener, stop_signal())
         .await
         .map_err(|e| anyhow::anyhow!(e))?;

@@ -19,6 +19,7 @@ mod resilience;
 mod rules;
 mod scale;
 mod security;
+mod settings_api;
 mod single_flight;
 mod storage;
 mod tarball_integrity;
