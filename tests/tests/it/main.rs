@@ -24,3 +24,4 @@ mod single_flight;
 mod storage;
 mod tarball_integrity;
 mod trust;
+mod upstream_routes;
