@@ -28,8 +28,16 @@ pub const PACKAGE_DIST_TAG_CHANGED: &str = "package.dist_tag_changed";
 pub const PACKAGE_DEPRECATED: &str = "package.deprecated";
 pub const PACKAGE_BLOCKED: &str = "package.blocked";
 pub const PACKAGE_WARNED: &str = "package.warned";
+/// `nproxyctl bundle import` wrote a signed bundle's packages into the store (recorded by
+/// the admin who ran it, once per manifest).
+pub const BUNDLE_IMPORTED: &str = "bundle.imported";
 
-/// Kinds a data plane may hand over; every other kind is the control plane's to write.
+/// Kinds an admin may hand over with `RecordEvents` (what nproxyctl did outside the
+/// control plane).
+pub const ADMIN_RECORDED_KINDS: &[&str] = &[BUNDLE_IMPORTED];
+
+/// Kinds a data plane may hand over; every other kind is the control plane's to write
+/// (or an admin's, `ADMIN_RECORDED_KINDS`).
 pub const DATA_PLANE_KINDS: &[&str] = &[
     PACKAGE_PUBLISHED,
     PACKAGE_SIGNED,

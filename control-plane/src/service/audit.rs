@@ -112,7 +112,10 @@ impl Audit for Api {
             return Err(FieldError::new("events", "at most 1000 per call").into());
         }
         for e in &r.events {
-            if !nproxy_proto::events::DATA_PLANE_KINDS.contains(&e.r#type.as_str()) {
+            let kind = e.r#type.as_str();
+            let by_admin = matches!(caller, Caller::Admin { .. })
+                && nproxy_proto::events::ADMIN_RECORDED_KINDS.contains(&kind);
+            if !by_admin && !nproxy_proto::events::DATA_PLANE_KINDS.contains(&kind) {
                 return Err(FieldError::new(
                     "events.type",
                     format!("{:?} is not a data plane event", e.r#type),

@@ -8,7 +8,6 @@ pub mod forward;
 pub mod lifecycle;
 pub mod policy;
 pub mod respond;
-pub mod routed;
 pub mod server;
 pub mod tenant;
 pub mod trust_routes;

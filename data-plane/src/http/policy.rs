@@ -18,8 +18,7 @@ impl App {
         let Some(policy) = self.policy(view, name).await? else {
             return Ok(());
         };
-        let public = self.public_for(view, name).await?;
-        let v = public
+        let v = self
             .packuments
             .verdict(name, &policy)
             .await

@@ -18,9 +18,12 @@ use crate::error::NpmError;
 use crate::internal::store::InternalStore;
 use crate::public::error::PublicError;
 use crate::public::packuments::Packuments;
+use crate::public::upstream::Upstream;
 use crate::store::{get_bytes, BlobStore, Key, PutBody, PutMode, StoreError};
 
 pub struct Attestations {
+    pub packuments: Arc<Packuments>,
+    pub upstream: Arc<Upstream>,
     pub store: Arc<dyn BlobStore>,
     pub internal: Arc<InternalStore>,
 }
@@ -30,22 +33,22 @@ fn not_found(name: &PackageName, version: &semver::Version) -> NpmError {
 }
 
 impl Attestations {
-    /// The public version's attestations document, as JSON bytes, from the upstream
-    /// `packuments` copies (the data plane's, or an org upstream route's).
+    /// The public version's attestations document, as JSON bytes.
     pub async fn public(
         &self,
-        packuments: &Arc<Packuments>,
         name: &PackageName,
         version: &semver::Version,
     ) -> Result<Bytes, NpmError> {
         let file = TarballFile::for_version(name, version);
-        let mut dist = packuments
+        let mut dist = self
+            .packuments
             .dist(name, file.as_str(), false)
             .await
             .map_err(|e| NpmError::from(PublicError::from_shared(&e)))?;
         if dist.is_none() {
             // Published since the copy was taken?
-            dist = packuments
+            dist = self
+                .packuments
                 .dist(name, file.as_str(), true)
                 .await
                 .map_err(|e| NpmError::from(PublicError::from_shared(&e)))?;
@@ -63,8 +66,8 @@ impl Attestations {
             return Ok(body);
         }
         let path = Forwarded::Attestations(name.clone(), version.clone()).upstream_path(None);
-        let body = packuments
-            .upstream()
+        let body = self
+            .upstream
             .small_document("attestations", &path, MAX_ATTESTATIONS_BYTES)
             .await
             .map_err(|e| NpmError::from(PublicError::Upstream(e)))?

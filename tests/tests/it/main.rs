@@ -3,6 +3,7 @@
 mod support;
 
 mod auth_matrix;
+mod bundles;
 mod client_matrix;
 mod compat;
 mod control_plane;
@@ -24,4 +25,3 @@ mod single_flight;
 mod storage;
 mod tarball_integrity;
 mod trust;
-mod upstream_routes;
