@@ -243,7 +243,9 @@ mod tests {
             ),
             (PublicError::Upstream(UpstreamError::Status(500)), 502),
             (
-                PublicError::Upstream(UpstreamError::NotConfigured("x".into())),
+                PublicError::Upstream(UpstreamError::NotConfigured(
+                    "left-pad is not in this registry (no upstream configured)".into(),
+                )),
                 404,
             ),
             (PublicError::NoStoredCopy("left-pad".into()), 502),
