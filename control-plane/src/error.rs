@@ -37,6 +37,10 @@ impl From<CpError> for tonic::Status {
             CpError::Unauthenticated(m) => tonic::Status::unauthenticated(m),
             CpError::PermissionDenied(m) => tonic::Status::permission_denied(m),
             CpError::Unavailable(m) => tonic::Status::unavailable(m),
+            // PostgreSQL refuses NUL in text (SQLState 22021); a client sent it: its mistake.
+            CpError::Db(sqlx::Error::Database(d)) if d.code().as_deref() == Some("22021") => {
+                tonic::Status::invalid_argument("text fields may not contain NUL characters")
+            }
             CpError::Db(e) => {
                 tracing::error!(error = %e, "database error");
                 tonic::Status::internal("database error")

@@ -212,12 +212,20 @@ pub fn build_app(
             cp: cp.clone(),
             metrics: metrics.clone(),
         },
-        public: public::serve::PublicApi {
+        public: Arc::new(public::serve::PublicApi {
             packuments: packuments.clone(),
             tarballs: tarballs.clone(),
             metrics: metrics.clone(),
             verify_before_send_bytes: settings.verify_before_send_bytes,
-        },
+        }),
+        routes: Arc::new(public::routes::Routes::new(
+            packuments.clone(),
+            Arc::new(settings.clone()),
+            store.clone(),
+            metrics.clone(),
+            outbox.clone(),
+            cp.clone(),
+        )),
         forwarder: http::forward::Forwarder {
             upstream: upstream.clone(),
             packuments: packuments.clone(),
@@ -229,8 +237,6 @@ pub fn build_app(
         trust: trust::TrustApi {
             keys: trust::RegistryKeys::new(upstream.clone(), store.clone()),
             attestations: trust::Attestations {
-                packuments: packuments.clone(),
-                upstream: upstream.clone(),
                 store: store.clone(),
                 internal: internal.clone(),
             },

@@ -108,19 +108,30 @@ mod tests {
         assert_eq!(parse("vendor-sdk"), Ok(Pattern::Exact("vendor-sdk".into())));
         assert_eq!(parse("@other/sdk"), Ok(Pattern::Exact("@other/sdk".into())));
         assert_eq!(parse("vendor-*"), Ok(Pattern::Prefix("vendor-".into())));
-        assert_eq!(parse("@other/sdk-*"), Ok(Pattern::Prefix("@other/sdk-".into())));
+        assert_eq!(
+            parse("@other/sdk-*"),
+            Ok(Pattern::Prefix("@other/sdk-".into()))
+        );
         assert_eq!(parse("@other/*"), Ok(Pattern::Prefix("@other/".into())));
-        for bad in ["", "*", "@", "@/x", "Vendor", "a b", "@v/x/y", "v**", "*x", "@*", ".x", "@v/"] {
+        for bad in [
+            "", "*", "@", "@/x", "Vendor", "a b", "@v/x/y", "v**", "*x", "@*", ".x", "@v/",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn the_most_specific_route_wins_and_nothing_falls_through() {
-        let ps: Vec<Pattern> = ["@vendor", "@vendor/sdk", "@vendor/sdk-*", "tool-*", "tool-x"]
-            .iter()
-            .map(|p| parse(p).unwrap())
-            .collect();
+        let ps: Vec<Pattern> = [
+            "@vendor",
+            "@vendor/sdk",
+            "@vendor/sdk-*",
+            "tool-*",
+            "tool-x",
+        ]
+        .iter()
+        .map(|p| parse(p).unwrap())
+        .collect();
         assert_eq!(resolve(&ps, "@vendor/other"), Some(0));
         assert_eq!(resolve(&ps, "@vendor/sdk"), Some(1));
         assert_eq!(resolve(&ps, "@vendor/sdk-node"), Some(2));

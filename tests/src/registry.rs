@@ -57,6 +57,9 @@ struct State {
     sig_modes: HashMap<String, SigMode>,
 }
 
+    /// When set, every request must carry `Authorization: Bearer <this>` (else 401), like
+    /// a vendor's private registry.
+    required_bearer: Option<String>,
 /// What a version's `dist.signatures` is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SigMode {
@@ -362,6 +365,16 @@ impl Registry {
                 }
             }
             return r;
+        let required = self.state.lock().expect("state").required_bearer.clone();
+        if let Some(want) = required {
+            let got = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            if got != Some(want.as_str()) {
+                return json_response(401, &serde_json::json!({"error": "unauthorized"}));
+            }
+        }
         }
         if method != "GET" && method != "HEAD" {
             return self.write(&method, &path, &body);

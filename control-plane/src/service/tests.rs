@@ -69,6 +69,7 @@ crate::store::on_both_backends!(
     a_change_commits_with_its_events_then_is_published,
     a_failed_change_leaves_nothing_behind,
     no_change_is_rolled_back_unrecorded_and_unpublished,
+    a_nul_in_client_text_is_the_client_s_error,
 );
 
 async fn state(b: Backend) -> (Option<tempfile::TempDir>, Arc<Recorder>, State) {
@@ -162,4 +163,19 @@ async fn no_change_is_rolled_back_unrecorded_and_unpublished(b: Backend) {
     ));
     assert!(st.db.all_events(&org.id).await.expect("events").is_empty());
     assert!(sink.calls().is_empty());
+}
+
+/// PostgreSQL refuses NUL in text; a client that sends one gets INVALID_ARGUMENT, not an
+/// internal error (schemathesis found this through the HTTP API).
+async fn a_nul_in_client_text_is_the_client_s_error(b: Backend) {
+    let (_dir, _sink, st) = state(b).await;
+    let err = st.db.org("ac\0me").await.expect_err("no such org");
+    let status = tonic::Status::from(err);
+    assert!(
+        matches!(
+            status.code(),
+            tonic::Code::NotFound | tonic::Code::InvalidArgument
+        ),
+        "{status:?}"
+    );
 }

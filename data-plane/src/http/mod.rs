@@ -8,6 +8,7 @@ pub mod forward;
 pub mod lifecycle;
 pub mod policy;
 pub mod respond;
+pub mod routed;
 pub mod server;
 pub mod tenant;
 pub mod trust_routes;

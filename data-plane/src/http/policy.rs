@@ -18,7 +18,8 @@ impl App {
         let Some(policy) = self.policy(view, name).await? else {
             return Ok(());
         };
-        let v = self
+        let public = self.public_for(view, name).await?;
+        let v = public
             .packuments
             .verdict(name, &policy)
             .await

@@ -38,7 +38,9 @@ pub struct App {
     /// Everything nproxy relays to the upstream (the allow-listed npm endpoints).
     pub forwarder: Forwarder,
     /// Public packuments and tarballs as clients get them.
-    pub public: crate::public::serve::PublicApi,
+    pub public: Arc<crate::public::serve::PublicApi>,
+    /// Org upstream routes' pipelines (`crate::http::routed`).
+    pub routes: Arc<crate::public::routes::Routes>,
     pub internal: Arc<InternalStore>,
     pub outbox: Option<Arc<Outbox>>,
     pub cp: Option<ControlPlaneClient>,
@@ -204,6 +206,7 @@ impl App {
         }
         match route {
             Route::Whoami => match (&view, nproxy_bearer(authorization.as_deref())) {
+        self.refuse_routed(&view, &route, read_only, wants_write)?;
                 (OrgView::Configured(_), Some(_)) => {
                     let principal = view.authorize(authorization.as_deref(), TokenScope::Proxy)?;
                     let Principal::Token(grant) = principal else {
@@ -232,11 +235,9 @@ impl App {
                     )
                     .into());
                 };
-                let v = self
-                    .packuments
-                    .verdict(&name, &policy)
-                    .await
-                    .map_err(NpmError::from)?;
+                let public = self.public_for(&view, &name).await?;
+                let v = public.packuments.verdict(&name, &policy).await;
+                let v = v.map_err(NpmError::from)?;
                 send_json(session, 200, &explain::public(&name, &v, &policy)).await
             }
             Route::Forwarded(Forwarded::OidcExchange(name)) => {
@@ -300,15 +301,15 @@ impl App {
             Route::Packument(name) if read_only => {
                 self.authorize_public(&view, authorization.as_deref())?;
                 let policy = self.policy(&view, &name).await?;
-                self.public
-                    .packument(session, &name, &tenant.base_url, policy.as_ref())
-                    .await
+                let public = self.public_for(&view, &name).await?;
+                (public.packument(session, &name, &tenant.base_url, policy.as_ref())).await
             }
             Route::Tarball(name, file) if read_only => {
                 self.authorize_public(&view, authorization.as_deref())?;
                 self.refuse_blocked(&view, &name, &file.version().to_string())
                     .await?;
-                self.public.tarball(session, &name, &file).await
+                let public = self.public_for(&view, &name).await?;
+                public.tarball(session, &name, &file).await
             }
             Route::DistTags(ref name) if read_only => {
                 self.authorize_public(&view, authorization.as_deref())?;

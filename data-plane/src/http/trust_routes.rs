@@ -96,7 +96,10 @@ impl App {
                 self.authorize_public(view, authorization)?;
                 self.refuse_blocked(view, name, &version.to_string())
                     .await?;
-                self.trust.attestations.public(name, version).await?
+                let public = self.public_for(view, name).await?;
+                (self.trust.attestations)
+                    .public(&public.packuments, name, version)
+                    .await?
             }
         };
         send_small(session, 200, "application/json", body).await

@@ -83,6 +83,29 @@ impl ControlPlaneClient {
             .map(tonic::Response::into_inner)
     }
 
+    /// The org's upstream routes' credentials (data-plane credential only). Kept in memory
+    /// by the caller, never logged.
+    pub async fn upstream_credentials(
+        &self,
+        org_id: &str,
+    ) -> Result<Vec<pb::UpstreamCredential>, tonic::Status> {
+        use nproxy_proto::v1::upstream_routes_client::UpstreamRoutesClient;
+        self.endpoints
+            .call(|ch| {
+                let req = pb::GetUpstreamCredentialsRequest {
+                    org: org_id.to_string(),
+                };
+                let auth = self.auth.clone();
+                async move {
+                    UpstreamRoutesClient::with_interceptor(ch, auth)
+                        .get_upstream_credentials(req)
+                        .await
+                }
+            })
+            .await
+            .map(|r| r.into_inner().credentials)
+    }
+
     pub async fn record(&self, org_id: &str, events: Vec<pb::NewEvent>) -> Result<u32, String> {
         self.endpoints
             .call(|ch| {

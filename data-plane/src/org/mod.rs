@@ -17,5 +17,5 @@ mod source;
 
 pub use configs::{OrgConfigs, PackageAdvisories};
 pub use redis::{LazyRedisSource, RedisSource};
-pub use snapshot::{OrgConfig, OrgView, Principal, TokenGrant};
+pub use snapshot::{OrgConfig, OrgView, Principal, RouteEntry, TokenGrant};
 pub use source::{ConfigSource, Invalidation, PackageWriteListener};

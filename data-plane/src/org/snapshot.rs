@@ -44,6 +44,19 @@ pub struct OrgConfig {
     /// The org's npm-format signing keys as `/-/npm/v1/keys` lists them (retired ones with
     /// `expires`: what they signed before keeps verifying).
     pub npm_keys: Vec<serde_json::Value>,
+    /// Names this org fetches from another registry than the data plane's upstream.
+    pub upstream_routes: Vec<RouteEntry>,
+}
+
+/// An org's upstream route as the data plane holds it (the credential is fetched from the
+/// control plane separately and never kept here).
+#[derive(Debug, Clone)]
+pub struct RouteEntry {
+    pub id: String,
+    pub pattern: nproxy_proto::upstream_pattern::Pattern,
+    pub url: url::Url,
+    pub has_credential: bool,
+    pub version: i64,
 }
 
 impl OrgConfig {
@@ -103,6 +116,24 @@ impl OrgConfig {
                 })
             })
             .collect();
+        let upstream_routes = s
+            .upstream_routes
+            .iter()
+            .filter_map(|r| {
+                let pattern = nproxy_proto::upstream_pattern::parse(&r.pattern).ok();
+                let url = url::Url::parse(&r.url).ok();
+                if pattern.is_none() || url.is_none() {
+                    tracing::warn!(org = %s.slug, route = %r.id, "ignoring an upstream route this data plane can't read");
+                }
+                Some(RouteEntry {
+                    id: r.id.clone(),
+                    pattern: pattern?,
+                    url: url?,
+                    has_credential: r.has_credential,
+                    version: r.version,
+                })
+            })
+            .collect();
         OrgConfig {
             org_id: s.org_id,
             slug: s.slug,
@@ -113,7 +144,18 @@ impl OrgConfig {
             rules,
             exceptions,
             npm_keys,
+            upstream_routes,
         }
+    }
+
+    /// The upstream route `name` resolves to (`None`: the data plane's own upstream). A name
+    /// resolves to exactly one upstream; nothing falls through to another.
+    pub fn route_for(&self, name: &PackageName) -> Option<&RouteEntry> {
+        let i = nproxy_proto::upstream_pattern::resolve(
+            self.upstream_routes.iter().map(|r| &r.pattern),
+            name.as_str(),
+        )?;
+        self.upstream_routes.get(i)
     }
 
     /// Whether the config holds this token (valid or not): an unknown one may be newer.

@@ -10,6 +10,7 @@ pub mod health;
 pub mod integrity;
 pub mod packuments;
 pub mod render;
+pub mod routes;
 pub mod serve;
 pub mod tarballs;
 pub mod upstream;

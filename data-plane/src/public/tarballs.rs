@@ -102,7 +102,7 @@ impl Tarballs {
         name: &PackageName,
         file: &TarballFile,
     ) -> Result<Source, PublicError> {
-        let key = Key::public_tarball(name, file);
+        let key = self.packuments.space().tarball(name, file);
         if let Some((meta, bytes)) = self.hot.get(&key) {
             self.metrics.cache("tarball", "hit");
             return Ok(Source::Memory(meta, bytes));

@@ -116,24 +116,49 @@ fn placeholder() -> Url {
 
 impl Upstream {
     pub fn new(settings: &Settings, metrics: Metrics) -> Result<Self, reqwest::Error> {
-        let (upstream, configured) = match &settings.upstream {
-            Some(u) => (u.clone(), true),
+        match &settings.upstream {
+            Some(u) => Self::at(settings, u, None, metrics),
             // Never contacted: `gate` refuses every exchange before anything is sent.
             None => {
                 tracing::info!("no upstream configured: serving only the packages stored here");
-                (placeholder(), false)
+                Ok(Self {
+                    configured: false,
+                    ..Self::at(settings, &placeholder(), None, metrics)?
+                })
             }
-        };
+        }
+    }
+
+    /// A client for the registry at `base` (the data plane's upstream, or an org's upstream
+    /// route), with the deadlines and breaker settings of `settings`. A `credential` is sent
+    /// as `Authorization: Bearer …` on every request this client makes, which only ever go
+    /// to `base`'s origin (tarball URLs elsewhere are rebuilt on it; reqwest drops the
+    /// header on a redirect to another host).
+    pub fn at(
+        settings: &Settings,
+        base: &Url,
+        credential: Option<&str>,
+        metrics: Metrics,
+    ) -> Result<Self, reqwest::Error> {
         // reqwest is built without a bundled crypto provider; ring is the one in the tree.
         nproxy_common::tls::install_crypto_provider();
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(c) = credential {
+            // A credential a header can't carry was refused by the control plane already.
+            if let Ok(mut v) = reqwest::header::HeaderValue::from_str(&format!("Bearer {c}")) {
+                v.set_sensitive(true);
+                headers.insert(reqwest::header::AUTHORIZATION, v);
+            }
+        }
         let client = reqwest::Client::builder()
             .connect_timeout(settings.upstream_connect_timeout)
             .user_agent(concat!("nproxy/", env!("CARGO_PKG_VERSION")))
             .pool_idle_timeout(Duration::from_secs(60))
+            .default_headers(headers)
             .build()?;
-        let base_str = url_base(&upstream);
+        let base_str = url_base(base);
         // The breaker's label: the origin only (a base URL may carry credentials or a path).
-        let label = upstream.origin().ascii_serialization();
+        let label = base.origin().ascii_serialization();
         let first_byte = settings.upstream_connect_timeout + settings.upstream_first_byte_timeout;
         let health = Arc::new(Health {
             breaker: Breaker::new(
@@ -149,8 +174,8 @@ impl Upstream {
         Ok(Self {
             client,
             base_str,
-            base: upstream,
-            configured,
+            base: base.clone(),
+            configured: true,
             timeout: settings.upstream_timeout,
             first_byte,
             idle: settings.upstream_idle_timeout,

@@ -41,7 +41,9 @@ pub(crate) async fn bulk(
         })?;
     drop(json);
     let internal = |p: &str| match (view, PackageName::parse(p)) {
-        (OrgView::Configured(cfg), Ok(n)) => cfg.is_internal(&n),
+        // Internal names never leave nproxy; names of an org upstream route never reach
+        // this upstream.
+        (OrgView::Configured(cfg), Ok(n)) => cfg.is_internal(&n) || cfg.route_for(&n).is_some(),
         _ => false,
     };
     let public: nproxy_core::audit_bulk::BulkRequest = request

@@ -14,7 +14,7 @@ use nproxy_core::rules;
 use crate::internal::outbox::{self, Outbox};
 use crate::rules::error::VerdictError;
 use crate::singleflight::{panicked, shared_err, Shared, SingleFlight};
-use crate::store::{get_bytes, BlobStore, Key};
+use crate::store::{get_bytes, BlobStore, KeySpace};
 use nproxy_common::hash::sha256_hex;
 
 /// What an org's rules say about a package, for one state of its document.
@@ -52,6 +52,8 @@ struct VerdictKey {
 
 pub struct Verdicts {
     store: Arc<dyn BlobStore>,
+    /// Whose copies the verdicts are about (see `Packuments::space`).
+    space: KeySpace,
     /// Where `package.blocked` / `package.warned` audit events go.
     outbox: Option<Arc<Outbox>>,
     cache: moka::sync::Cache<VerdictKey, Arc<PolicyVerdict>>,
@@ -59,9 +61,10 @@ pub struct Verdicts {
 }
 
 impl Verdicts {
-    pub fn new(store: Arc<dyn BlobStore>, outbox: Option<Arc<Outbox>>) -> Verdicts {
+    pub fn new(store: Arc<dyn BlobStore>, outbox: Option<Arc<Outbox>>, space: KeySpace) -> Verdicts {
         Verdicts {
             store,
+            space,
             outbox,
             cache: moka::sync::Cache::builder().max_capacity(100_000).build(),
             builds: SingleFlight::default(),
@@ -103,7 +106,7 @@ impl Verdicts {
         key: VerdictKey,
         policy: Policy,
     ) -> Shared<Arc<PolicyVerdict>, VerdictError> {
-        let Some((_, body)) = get_bytes(self.store.as_ref(), &Key::public_packument(&key.name))
+        let Some((_, body)) = get_bytes(self.store.as_ref(), &self.space.packument(&key.name))
             .await
             .map_err(shared_err)?
         else {

@@ -111,6 +111,57 @@ impl fmt::Display for Key {
         f.write_str(&self.0)
     }
 }
+/// Where one upstream's public copies live: the data plane's own upstream under `public/`,
+/// each org upstream route under `upstreams/<route id>/`, so a name routed to a private
+/// registry for one org never shares a copy with the same name resolved elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct KeySpace(Option<std::sync::Arc<str>>);
+
+impl KeySpace {
+    /// The data plane's own upstream (the keys `Key::public_*` build).
+    pub fn default_upstream() -> KeySpace {
+        KeySpace(None)
+    }
+
+    /// An org's upstream route; `None` for an id that can't be a key segment.
+    pub fn route(route_id: &str) -> Option<KeySpace> {
+        let ok = !route_id.is_empty()
+            && route_id.len() <= 64
+            && route_id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        ok.then(|| KeySpace(Some(route_id.into())))
+    }
+
+    fn prefix(&self) -> String {
+        match &self.0 {
+            None => "public".into(),
+            Some(id) => format!("upstreams/{id}"),
+        }
+    }
+
+    pub fn packument(&self, name: &PackageName) -> Key {
+        Key(format!("{}/packuments/{}.json", self.prefix(), name.key_path()))
+    }
+
+    pub fn packument_meta(&self, name: &PackageName) -> Key {
+        Key(format!(
+            "{}/packument-meta/{}.json",
+            self.prefix(),
+            name.key_path()
+        ))
+    }
+
+    pub fn tarball(&self, name: &PackageName, file: &TarballFile) -> Key {
+        Key(format!(
+            "{}/tarballs/{}/{}",
+            self.prefix(),
+            name.key_path(),
+            file.key_segment()
+        ))
+    }
+}
+
 
 #[cfg(test)]
 mod tests {
@@ -167,6 +218,29 @@ mod tests {
         for k in [
             "", "/a", "a/", "a//b", "a/../b", "..", "A", "a b", "a\\b", ".tmp/x", "a/%2f",
         ] {
+    #[test]
+    fn key_spaces_keep_upstreams_apart() {
+        let n = PackageName::parse("@vendor/sdk").unwrap();
+        let f = TarballFile::for_version(&n, &semver::Version::new(1, 0, 0));
+        let own = KeySpace::default_upstream();
+        assert_eq!(own.packument(&n), Key::public_packument(&n));
+        assert_eq!(own.packument_meta(&n), Key::public_packument_meta(&n));
+        assert_eq!(own.tarball(&n, &f), Key::public_tarball(&n, &f));
+        let routed = KeySpace::route("0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b").unwrap();
+        for (a, b) in [
+            (routed.packument(&n), own.packument(&n)),
+            (routed.packument_meta(&n), own.packument_meta(&n)),
+            (routed.tarball(&n, &f), own.tarball(&n, &f)),
+        ] {
+            assert_ne!(a, b);
+            assert!(a.as_str().starts_with("upstreams/0193a1b2-"), "{a}");
+            assert_eq!(Key::parse(a.as_str()), Some(a.clone()), "{a}");
+        }
+        for bad in ["", "../x", "A", "a/b", &"a".repeat(65)] {
+            assert!(KeySpace::route(bad).is_none(), "{bad:?}");
+        }
+    }
+
             assert!(Key::parse(k).is_none(), "{k:?}");
         }
     }

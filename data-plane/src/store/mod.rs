@@ -20,7 +20,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use tempfile::TempPath;
 
-pub use keys::Key;
+pub use keys::{Key, KeySpace};
 pub use local::LocalStore;
 pub use s3::S3Store;
 

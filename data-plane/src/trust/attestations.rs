@@ -18,12 +18,9 @@ use crate::error::NpmError;
 use crate::internal::store::InternalStore;
 use crate::public::error::PublicError;
 use crate::public::packuments::Packuments;
-use crate::public::upstream::Upstream;
 use crate::store::{get_bytes, BlobStore, Key, PutBody, PutMode, StoreError};
 
 pub struct Attestations {
-    pub packuments: Arc<Packuments>,
-    pub upstream: Arc<Upstream>,
     pub store: Arc<dyn BlobStore>,
     pub internal: Arc<InternalStore>,
 }
@@ -33,22 +30,22 @@ fn not_found(name: &PackageName, version: &semver::Version) -> NpmError {
 }
 
 impl Attestations {
-    /// The public version's attestations document, as JSON bytes.
+    /// The public version's attestations document, as JSON bytes, from the upstream
+    /// `packuments` copies (the data plane's, or an org upstream route's).
     pub async fn public(
         &self,
+        packuments: &Arc<Packuments>,
         name: &PackageName,
         version: &semver::Version,
     ) -> Result<Bytes, NpmError> {
         let file = TarballFile::for_version(name, version);
-        let mut dist = self
-            .packuments
+        let mut dist = packuments
             .dist(name, file.as_str(), false)
             .await
             .map_err(|e| NpmError::from(PublicError::from_shared(&e)))?;
         if dist.is_none() {
             // Published since the copy was taken?
-            dist = self
-                .packuments
+            dist = packuments
                 .dist(name, file.as_str(), true)
                 .await
                 .map_err(|e| NpmError::from(PublicError::from_shared(&e)))?;
@@ -66,8 +63,8 @@ impl Attestations {
             return Ok(body);
         }
         let path = Forwarded::Attestations(name.clone(), version.clone()).upstream_path(None);
-        let body = self
-            .upstream
+        let body = packuments
+            .upstream()
             .small_document("attestations", &path, MAX_ATTESTATIONS_BYTES)
             .await
             .map_err(|e| NpmError::from(PublicError::Upstream(e)))?

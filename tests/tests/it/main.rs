@@ -25,3 +25,4 @@ mod single_flight;
 mod storage;
 mod tarball_integrity;
 mod trust;
+mod upstream_routes;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::Packuments;
 use crate::public::error::PublicError;
 use crate::singleflight::{panicked, shared_err, Shared};
-use crate::store::{get_bytes, Key};
+use crate::store::get_bytes;
 use nproxy_core::names::PackageName;
 use nproxy_core::packument::DistInfo;
 
@@ -77,7 +77,7 @@ impl Packuments {
         self: Arc<Self>,
         name: PackageName,
     ) -> Shared<Arc<TarballIndex>, PublicError> {
-        let Some((_, body)) = get_bytes(self.store.as_ref(), &Key::public_packument(&name))
+        let Some((_, body)) = get_bytes(self.store.as_ref(), &self.space.packument(&name))
             .await
             .map_err(shared_err)?
         else {

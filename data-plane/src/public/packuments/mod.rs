@@ -35,7 +35,7 @@ use crate::public::render::{render, Served};
 use crate::public::upstream::{Upstream, Validators};
 use crate::rules::verdicts::{Policy, PolicyVerdict, Verdicts};
 use crate::singleflight::{panicked, shared_err, Shared, SingleFlight};
-use crate::store::{get_bytes, BlobStore, Key};
+use crate::store::{get_bytes, BlobStore, KeySpace};
 use nproxy_core::names::PackageName;
 use nproxy_core::packument::Form;
 
@@ -69,6 +69,8 @@ struct StoredMeta {
 
 pub struct Packuments {
     store: Arc<dyn BlobStore>,
+    /// Whose copies these are: the data plane's upstream, or one org route's.
+    space: KeySpace,
     upstream: Arc<Upstream>,
     metrics: Metrics,
     max_age: Duration,
@@ -94,7 +96,7 @@ pub struct Packuments {
     /// What each org's rules say about each package (cached per document state).
     verdicts: Arc<Verdicts>,
     /// Bounds the documents parsed, merged or rendered at once, by size.
-    budget: DocBudget,
+    budget: Arc<DocBudget>,
 }
 
 fn now_ms(t: SystemTime) -> u64 {
@@ -125,7 +127,8 @@ impl Packuments {
         cfg: PackumentsConfig,
     ) -> Self {
         Self {
-            verdicts: Arc::new(Verdicts::new(store.clone(), None)),
+            verdicts: Arc::new(Verdicts::new(store.clone(), None, KeySpace::default())),
+            space: KeySpace::default(),
             store,
             upstream,
             metrics,
@@ -157,13 +160,36 @@ impl Packuments {
                 .build(),
             refreshes: SingleFlight::default(),
             builds: SingleFlight::default(),
-            budget: DocBudget::new(cfg.work_bytes),
+            budget: Arc::new(DocBudget::new(cfg.work_bytes)),
         }
     }
 
     /// Where `package.blocked` / `package.warned` audit events go.
     pub fn with_outbox(mut self, outbox: Option<Arc<crate::internal::outbox::Outbox>>) -> Self {
-        self.verdicts = Arc::new(Verdicts::new(self.store.clone(), outbox));
+        self.verdicts = Arc::new(Verdicts::new(self.store.clone(), outbox, self.space.clone()));
+        self
+    }
+
+    /// Keeps its copies in `space` (an org's upstream route); call before `with_outbox`.
+    pub fn with_space(mut self, space: KeySpace) -> Self {
+        self.verdicts = Arc::new(Verdicts::new(self.store.clone(), None, space.clone()));
+        self.space = space;
+        self
+    }
+
+    /// The upstream these copies come from.
+    pub fn upstream(&self) -> &Arc<Upstream> {
+        &self.upstream
+    }
+
+    pub fn space(&self) -> &KeySpace {
+        &self.space
+    }
+
+    /// Shares another instance's document budget (upstream routes share the data plane's:
+    /// one memory bound whatever the number of upstreams).
+    pub fn with_budget_of(mut self, other: &Packuments) -> Self {
+        self.budget = other.budget.clone();
         self
     }
 
@@ -234,7 +260,7 @@ impl Packuments {
     /// `written_upstream` for data planes that learn of it only from the store (a restart, or
     /// no Redis): the stored fetch time goes back to zero, so the copy counts as stale.
     pub async fn mark_stale_in_store(&self, name: &PackageName) {
-        let key = Key::public_packument_meta(name);
+        let key = self.space.packument_meta(name);
         let meta: Option<StoredMeta> = match get_bytes(self.store.as_ref(), &key).await {
             Ok(Some((_, b))) => serde_json::from_slice(&b).ok(),
             _ => None,
@@ -380,7 +406,7 @@ impl Packuments {
         // packument): only so many bytes of documents at once, whatever the number of
         // distinct base URLs asked for, so memory stays bounded.
         let _permit = self.budget.admit(key_len).await.map_err(shared_err)?;
-        let Some((_, body)) = get_bytes(self.store.as_ref(), &Key::public_packument(&key.name))
+        let Some((_, body)) = get_bytes(self.store.as_ref(), &self.space.packument(&key.name))
             .await
             .map_err(shared_err)?
         else {

@@ -12,7 +12,7 @@ use super::{now_ms, PackageState, Packuments, StoredMeta};
 use crate::public::error::PublicError;
 use crate::public::upstream::{PackumentFetch, UpstreamError, Validators};
 use crate::singleflight::{shared_err, Shared};
-use crate::store::{get_bytes, Key, PutBody, PutMode};
+use crate::store::{get_bytes, PutBody, PutMode};
 use nproxy_common::hash::sha256_hex;
 use nproxy_core::names::{PackageName, TarballFile};
 use nproxy_core::packument::{self, Packument};
@@ -29,7 +29,7 @@ impl Packuments {
                 return Ok(s.clone());
             }
         }
-        let meta_key = Key::public_packument_meta(&name);
+        let meta_key = self.space.packument_meta(&name);
         let meta: Option<StoredMeta> = match get_bytes(self.store.as_ref(), &meta_key).await {
             Ok(Some((_, b))) => serde_json::from_slice(&b).ok(),
             Ok(None) => None,
@@ -222,7 +222,7 @@ impl Packuments {
         if let Err(e) = self
             .store
             .put(
-                &Key::public_packument_meta(name),
+                &self.space.packument_meta(name),
                 PutBody::Bytes(bytes),
                 PutMode::Overwrite,
             )
@@ -240,7 +240,7 @@ impl Packuments {
         name: &PackageName,
         fetched_at: SystemTime,
     ) -> Shared<Option<Arc<PackageState>>, PublicError> {
-        let Some((_, body)) = get_bytes(self.store.as_ref(), &Key::public_packument(name))
+        let Some((_, body)) = get_bytes(self.store.as_ref(), &self.space.packument(name))
             .await
             .map_err(shared_err)?
         else {
@@ -263,7 +263,7 @@ impl Packuments {
         upstream_sha256: String,
     ) -> Shared<Arc<PackageState>, PublicError> {
         let held_doc: Option<Packument<'static>> =
-            match get_bytes(self.store.as_ref(), &Key::public_packument(name)).await {
+            match get_bytes(self.store.as_ref(), &self.space.packument(name)).await {
                 // Parsing a big document is CPU work: off the async workers.
                 Ok(Some((_, b))) => tokio::task::spawn_blocking(move || {
                     Packument::parse(&b).ok().map(Packument::into_owned)
@@ -285,7 +285,7 @@ impl Packuments {
             for batch in dropped.chunks(32) {
                 let heads = batch.iter().filter_map(|v| {
                     let version = semver::Version::parse(v).ok()?;
-                    let key = Key::public_tarball(name, &TarballFile::for_version(name, &version));
+                    let key = self.space.tarball(name, &TarballFile::for_version(name, &version));
                     Some(async move { (v, matches!(self.store.head(&key).await, Ok(Some(_)))) })
                 });
                 for (v, stored) in futures::future::join_all(heads).await {
@@ -311,7 +311,7 @@ impl Packuments {
         let len = body.len();
         self.store
             .put(
-                &Key::public_packument(name),
+                &self.space.packument(name),
                 PutBody::Bytes(body),
                 PutMode::Overwrite,
             )

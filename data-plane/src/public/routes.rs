@@ -1,0 +1,190 @@
+//! Org upstream routes: names an org fetches from another registry (a vendor's, GitHub
+//! Packages) than the data plane's upstream. Each route gets its own public pipeline: an
+//! upstream client with its own circuit breaker and the route's credential, and packument
+//! and tarball caches whose copies live under the route's own key space — so rules,
+//! caching, stale serving and the breaker apply per upstream, and a name routed for one org
+//! never shares a copy with the same name resolved elsewhere.
+//!
+//! The credential comes from the control plane (data-plane credential), lives only in the
+//! route's HTTP client (a sensitive header, never logged, sent to that upstream's origin
+//! only), and is kept while the control plane is down.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Settings;
+use crate::error::NpmError;
+use crate::internal::cp_client::ControlPlaneClient;
+use crate::internal::outbox::Outbox;
+use crate::metrics::Metrics;
+use crate::org::RouteEntry;
+use crate::public::packuments::{Packuments, PackumentsConfig};
+use crate::public::serve::PublicApi;
+use crate::public::tarballs::Tarballs;
+use crate::public::upstream::Upstream;
+use crate::singleflight::SingleFlight;
+use crate::store::{BlobStore, KeySpace};
+
+/// Route pipelines held at once (each has its own caches and connection pool); the least
+/// used is dropped beyond this and rebuilt on its next use.
+const MAX_ROUTES: u64 = 64;
+/// A route pipeline's caches are this fraction of the data plane's own.
+const CACHE_SHARE: u64 = 8;
+
+/// The data plane's own pipeline's packuments: routes share its document budget.
+pub type Shared = Arc<Packuments>;
+
+struct Held {
+    version: i64,
+    api: Arc<PublicApi>,
+}
+
+pub struct Routes {
+    settings: Arc<Settings>,
+    own: Shared,
+    store: Arc<dyn BlobStore>,
+    metrics: Metrics,
+    outbox: Option<Arc<Outbox>>,
+    cp: Option<ControlPlaneClient>,
+    held: moka::sync::Cache<String, Arc<Held>>,
+    builds: SingleFlight<(String, i64), Result<Arc<Held>, String>>,
+}
+
+impl Routes {
+    pub fn new(
+        own: Shared,
+        settings: Arc<Settings>,
+        store: Arc<dyn BlobStore>,
+        metrics: Metrics,
+        outbox: Option<Arc<Outbox>>,
+        cp: Option<ControlPlaneClient>,
+    ) -> Routes {
+        Routes {
+            own,
+            settings,
+            store,
+            metrics,
+            outbox,
+            cp,
+            held: moka::sync::Cache::builder()
+                .max_capacity(MAX_ROUTES)
+                .time_to_idle(Duration::from_secs(3600))
+                .build(),
+            builds: SingleFlight::default(),
+        }
+    }
+
+    /// The pipeline of `route` (an org's), built on first use and rebuilt when the route's
+    /// URL or credential changes. While a new credential can't be fetched, the pipeline
+    /// held keeps serving.
+    pub async fn api(&self, org_id: &str, route: &RouteEntry) -> Result<Arc<PublicApi>, NpmError> {
+        let held = self.held.get(&route.id);
+        if let Some(h) = &held {
+            if h.version == route.version {
+                return Ok(h.api.clone());
+            }
+        }
+        let (own, settings, store, metrics, outbox, cp) = (
+            self.own.clone(),
+            self.settings.clone(),
+            self.store.clone(),
+            self.metrics.clone(),
+            self.outbox.clone(),
+            self.cp.clone(),
+        );
+        let (org, r) = (org_id.to_string(), route.clone());
+        let built = self
+            .builds
+            .run(
+                (route.id.clone(), route.version),
+                move || async move {
+                    build(&own, &settings, store, metrics, outbox, cp, &org, &r).await
+                },
+                || Err("a route build panicked".into()),
+            )
+            .await;
+        match (built, held) {
+            (Ok(h), _) => {
+                self.held.insert(route.id.clone(), h.clone());
+                Ok(h.api.clone())
+            }
+            (Err(e), Some(old)) => {
+                tracing::warn!(route = %route.id, error = %e, "cannot rebuild an upstream route; serving with what is held");
+                Ok(old.api.clone())
+            }
+            (Err(e), None) => {
+                tracing::warn!(route = %route.id, error = %e, "cannot build an upstream route");
+                Err(NpmError::Unavailable(
+                    "this package's upstream is not available yet (its credentials could not \
+                     be fetched from the control plane); try again shortly"
+                        .into(),
+                ))
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn build(
+    own: &Packuments,
+    settings: &Settings,
+    store: Arc<dyn BlobStore>,
+    metrics: Metrics,
+    outbox: Option<Arc<Outbox>>,
+    cp: Option<ControlPlaneClient>,
+    org_id: &str,
+    route: &RouteEntry,
+) -> Result<Arc<Held>, String> {
+    let space = KeySpace::route(&route.id).ok_or("the route's id can't name a key space")?;
+    let credential = if route.has_credential {
+        let cp = cp.ok_or("no control plane configured to hold the route's credential")?;
+        let all = cp
+            .upstream_credentials(org_id)
+            .await
+            .map_err(|s| format!("GetUpstreamCredentials: {:?}", s.code()))?;
+        let c = all
+            .into_iter()
+            .find(|c| c.route_id == route.id && c.version >= route.version)
+            .ok_or("the control plane has no credential for this route version")?;
+        Some(c.credential)
+    } else {
+        None
+    };
+    let upstream = Arc::new(
+        Upstream::at(settings, &route.url, credential.as_deref(), metrics.clone())
+            .map_err(|e| format!("upstream client: {e}"))?,
+    );
+    let packuments = Arc::new(
+        Packuments::new(
+            store.clone(),
+            upstream.clone(),
+            metrics.clone(),
+            PackumentsConfig {
+                max_age: settings.packument_max_age,
+                stale_while_revalidate: settings.stale_while_revalidate,
+                negative_ttl: settings.negative_cache,
+                memory_bytes: settings.memory_cache_bytes / CACHE_SHARE,
+                work_bytes: settings.packument_work_bytes,
+            },
+        )
+        .with_space(space)
+        .with_outbox(outbox)
+        .with_budget_of(own),
+    );
+    let tarballs = Arc::new(Tarballs::new(
+        store,
+        upstream,
+        packuments.clone(),
+        metrics.clone(),
+        settings.tarball_memory_cache_bytes / CACHE_SHARE,
+    ));
+    Ok(Arc::new(Held {
+        version: route.version,
+        api: Arc::new(PublicApi {
+            packuments,
+            tarballs,
+            metrics,
+            verify_before_send_bytes: settings.verify_before_send_bytes,
+        }),
+    }))
+}
