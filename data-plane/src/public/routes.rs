@@ -48,6 +48,9 @@ pub struct Routes {
     cp: Option<ControlPlaneClient>,
     held: moka::sync::Cache<String, Arc<Held>>,
     builds: SingleFlight<(String, i64), Result<Arc<Held>, String>>,
+    /// Route id → (route version, credential), as last fetched: outlives a pipeline
+    /// dropped for space, so the control plane being down never loses a credential held.
+    credentials: moka::sync::Cache<String, (i64, Arc<str>)>,
 }
 
 impl Routes {
@@ -71,6 +74,51 @@ impl Routes {
                 .time_to_idle(Duration::from_secs(3600))
                 .build(),
             builds: SingleFlight::default(),
+            credentials: moka::sync::Cache::builder().max_capacity(100_000).build(),
+        }
+    }
+
+    /// The route's credential: fetched for a new route version, else the one held (also
+    /// when the control plane can't be reached: the newest one known keeps working).
+    async fn credential(
+        &self,
+        org_id: &str,
+        route: &RouteEntry,
+    ) -> Result<Option<Arc<str>>, String> {
+        if !route.has_credential {
+            return Ok(None);
+        }
+        let held = self.credentials.get(&route.id);
+        if let Some((v, c)) = &held {
+            if *v >= route.version {
+                return Ok(Some(c.clone()));
+            }
+        }
+        let fetched = match &self.cp {
+            Some(cp) => cp
+                .upstream_credentials(org_id)
+                .await
+                .map_err(|s| format!("GetUpstreamCredentials: {:?}", s.code())),
+            None => Err("no control plane configured to hold the route's credential".into()),
+        };
+        match fetched {
+            Ok(all) => {
+                for c in all {
+                    self.credentials
+                        .insert(c.route_id, (c.version, Arc::from(c.credential.as_str())));
+                }
+                match self.credentials.get(&route.id) {
+                    Some((v, c)) if v >= route.version => Ok(Some(c)),
+                    _ => Err("the control plane has no credential for this route version".into()),
+                }
+            }
+            Err(e) => match held {
+                Some((_, c)) => {
+                    tracing::warn!(route = %route.id, error = %e, "cannot fetch a route's new credential; using the one held");
+                    Ok(Some(c))
+                }
+                None => Err(e),
+            },
         }
     }
 
@@ -84,25 +132,28 @@ impl Routes {
                 return Ok(h.api.clone());
             }
         }
-        let (own, settings, store, metrics, outbox, cp) = (
-            self.own.clone(),
-            self.settings.clone(),
-            self.store.clone(),
-            self.metrics.clone(),
-            self.outbox.clone(),
-            self.cp.clone(),
-        );
-        let (org, r) = (org_id.to_string(), route.clone());
-        let built = self
-            .builds
-            .run(
-                (route.id.clone(), route.version),
-                move || async move {
-                    build(&own, &settings, store, metrics, outbox, cp, &org, &r).await
-                },
-                || Err("a route build panicked".into()),
-            )
-            .await;
+        let built = match self.credential(org_id, route).await {
+            Ok(credential) => {
+                let (own, settings, store, metrics, outbox) = (
+                    self.own.clone(),
+                    self.settings.clone(),
+                    self.store.clone(),
+                    self.metrics.clone(),
+                    self.outbox.clone(),
+                );
+                let r = route.clone();
+                self.builds
+                    .run(
+                        (route.id.clone(), route.version),
+                        move || async move {
+                            build(&own, &settings, store, metrics, outbox, credential, &r)
+                        },
+                        || Err("a route build panicked".into()),
+                    )
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         match (built, held) {
             (Ok(h), _) => {
                 self.held.insert(route.id.clone(), h.clone());
@@ -124,32 +175,16 @@ impl Routes {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn build(
+fn build(
     own: &Packuments,
     settings: &Settings,
     store: Arc<dyn BlobStore>,
     metrics: Metrics,
     outbox: Option<Arc<Outbox>>,
-    cp: Option<ControlPlaneClient>,
-    org_id: &str,
+    credential: Option<Arc<str>>,
     route: &RouteEntry,
 ) -> Result<Arc<Held>, String> {
     let space = KeySpace::route(&route.id).ok_or("the route's id can't name a key space")?;
-    let credential = if route.has_credential {
-        let cp = cp.ok_or("no control plane configured to hold the route's credential")?;
-        let all = cp
-            .upstream_credentials(org_id)
-            .await
-            .map_err(|s| format!("GetUpstreamCredentials: {:?}", s.code()))?;
-        let c = all
-            .into_iter()
-            .find(|c| c.route_id == route.id && c.version >= route.version)
-            .ok_or("the control plane has no credential for this route version")?;
-        Some(c.credential)
-    } else {
-        None
-    };
     let upstream = Arc::new(
         Upstream::at(settings, &route.url, credential.as_deref(), metrics.clone())
             .map_err(|e| format!("upstream client: {e}"))?,

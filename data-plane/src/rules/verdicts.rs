@@ -61,7 +61,11 @@ pub struct Verdicts {
 }
 
 impl Verdicts {
-    pub fn new(store: Arc<dyn BlobStore>, outbox: Option<Arc<Outbox>>, space: KeySpace) -> Verdicts {
+    pub fn new(
+        store: Arc<dyn BlobStore>,
+        outbox: Option<Arc<Outbox>>,
+        space: KeySpace,
+    ) -> Verdicts {
         Verdicts {
             store,
             space,

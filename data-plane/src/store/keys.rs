@@ -106,11 +106,6 @@ impl Key {
     }
 }
 
-impl fmt::Display for Key {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 /// Where one upstream's public copies live: the data plane's own upstream under `public/`,
 /// each org upstream route under `upstreams/<route id>/`, so a name routed to a private
 /// registry for one org never shares a copy with the same name resolved elsewhere.
@@ -141,7 +136,11 @@ impl KeySpace {
     }
 
     pub fn packument(&self, name: &PackageName) -> Key {
-        Key(format!("{}/packuments/{}.json", self.prefix(), name.key_path()))
+        Key(format!(
+            "{}/packuments/{}.json",
+            self.prefix(),
+            name.key_path()
+        ))
     }
 
     pub fn packument_meta(&self, name: &PackageName) -> Key {
@@ -162,6 +161,11 @@ impl KeySpace {
     }
 }
 
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -214,11 +218,6 @@ mod tests {
     }
 
     #[test]
-    fn hostile_keys_are_refused() {
-        for k in [
-            "", "/a", "a/", "a//b", "a/../b", "..", "A", "a b", "a\\b", ".tmp/x", "a/%2f",
-        ] {
-    #[test]
     fn key_spaces_keep_upstreams_apart() {
         let n = PackageName::parse("@vendor/sdk").unwrap();
         let f = TarballFile::for_version(&n, &semver::Version::new(1, 0, 0));
@@ -241,6 +240,11 @@ mod tests {
         }
     }
 
+    #[test]
+    fn hostile_keys_are_refused() {
+        for k in [
+            "", "/a", "a/", "a//b", "a/../b", "..", "A", "a b", "a\\b", ".tmp/x", "a/%2f",
+        ] {
             assert!(Key::parse(k).is_none(), "{k:?}");
         }
     }

@@ -48,10 +48,11 @@ fn mentions(r: &Registry, needle: &str) -> Vec<String> {
 async fn a_routed_scope_comes_only_from_its_upstream_with_the_held_credential() {
     // The public upstream also has an `@vendor/sdk`: the wrong source, if ever asked.
     let decoy = FixturePackage::new("@vendor/sdk").version("9.9.9", &[], 40);
-    let s = Stack::start_with(&[], vec![decoy]).await;
+    let mut s = Stack::start_with(&[], vec![decoy]).await;
     let vendor = Registry::start(&[
         FixturePackage::new("@vendor/sdk").version("1.0.0", &[("fx-c", "^1.0.0")], 60),
         FixturePackage::new("@vendor/cli").version("2.0.0", &[], 50),
+        FixturePackage::new("@vendor/extra").version("3.0.0", &[], 50),
     ])
     .await;
     vendor.require_bearer(CREDENTIAL);
@@ -175,16 +176,22 @@ async fn a_routed_scope_comes_only_from_its_upstream_with_the_held_credential() 
         .collect();
     assert!(after.is_empty(), "routed names reached the public upstream: {after:?}");
 
+    // The control plane down: the data plane keeps the credential it holds.
+    s.cp.kill();
+    let (code, doc) = get(&format!("{}/@vendor%2fcli", dp.url()), &token).await;
+    assert_eq!(code, 200, "{doc}");
+    assert!(doc["versions"].get("2.0.0").is_some(), "{doc}");
+
     // The vendor's registry down: what is cached is served, the rest fails, and nothing
     // falls through to the public upstream.
     vendor.stop();
     let (code, doc) = get(&format!("{}/@vendor%2fsdk", dp.url()), &token).await;
     assert_eq!(code, 200, "{doc}");
-    let (code, _) = get(&format!("{}/@vendor%2fcli", dp.url()), &token).await;
+    let (code, _) = get(&format!("{}/@vendor%2fextra", dp.url()), &token).await;
     assert!(matches!(code, 502..=504), "{code}");
     assert!(
-        mentions(&s.registry, "@vendor/cli").is_empty(),
-        "@vendor/cli fell through to the public upstream"
+        mentions(&s.registry, "@vendor/extra").is_empty(),
+        "@vendor/extra fell through to the public upstream"
     );
 
     // The credential is in no log and no Redis value.

@@ -166,7 +166,11 @@ impl Packuments {
 
     /// Where `package.blocked` / `package.warned` audit events go.
     pub fn with_outbox(mut self, outbox: Option<Arc<crate::internal::outbox::Outbox>>) -> Self {
-        self.verdicts = Arc::new(Verdicts::new(self.store.clone(), outbox, self.space.clone()));
+        self.verdicts = Arc::new(Verdicts::new(
+            self.store.clone(),
+            outbox,
+            self.space.clone(),
+        ));
         self
     }
 

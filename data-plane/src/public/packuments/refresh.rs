@@ -285,7 +285,9 @@ impl Packuments {
             for batch in dropped.chunks(32) {
                 let heads = batch.iter().filter_map(|v| {
                     let version = semver::Version::parse(v).ok()?;
-                    let key = self.space.tarball(name, &TarballFile::for_version(name, &version));
+                    let key = self
+                        .space
+                        .tarball(name, &TarballFile::for_version(name, &version));
                     Some(async move { (v, matches!(self.store.head(&key).await, Ok(Some(_)))) })
                 });
                 for (v, stored) in futures::future::join_all(heads).await {
