@@ -55,11 +55,11 @@ struct State {
     signatures: HashMap<String, String>,
     /// Versions (`name@version`) whose signature is not a valid one.
     sig_modes: HashMap<String, SigMode>,
-}
-
     /// When set, every request must carry `Authorization: Bearer <this>` (else 401), like
     /// a vendor's private registry.
     required_bearer: Option<String>,
+}
+
 /// What a version's `dist.signatures` is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SigMode {
@@ -263,6 +263,11 @@ impl Registry {
             .insert(path.to_string(), (status, body, headers));
     }
 
+    /// From now on every request needs `Authorization: Bearer <credential>`.
+    pub fn require_bearer(&self, credential: &str) {
+        self.state.lock().expect("state").required_bearer = Some(credential.to_string());
+    }
+
     /// Holds every tarball answer until `release` (or `hold(false)`).
     pub fn hold_tarballs(&self, on: bool) {
         self.hold.send_replace(on);
@@ -353,6 +358,16 @@ impl Registry {
             headers: headers.clone(),
             body: body.slice(..body.len().min(64 * 1024)),
         });
+        let required = self.state.lock().expect("state").required_bearer.clone();
+        if let Some(want) = required {
+            let got = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            if got != Some(want.as_str()) {
+                return json_response(401, &serde_json::json!({"error": "unauthorized"}));
+            }
+        }
         let canned = self.state.lock().expect("state").canned.get(&path).cloned();
         if let Some((status, body, extra)) = canned {
             let mut r = json_response(status, &body);
@@ -365,16 +380,6 @@ impl Registry {
                 }
             }
             return r;
-        let required = self.state.lock().expect("state").required_bearer.clone();
-        if let Some(want) = required {
-            let got = headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "));
-            if got != Some(want.as_str()) {
-                return json_response(401, &serde_json::json!({"error": "unauthorized"}));
-            }
-        }
         }
         if method != "GET" && method != "HEAD" {
             return self.write(&method, &path, &body);
