@@ -224,7 +224,12 @@ pub async fn apply(
             .get(&p.packument)
             .ok_or_else(|| anyhow::anyhow!("{}: staged packument lost", p.name))?;
         let bytes = tokio::fs::read(&doc.path).await?;
-        out.new_versions += merge_packument(store.as_ref(), p, &bytes).await?;
+        // A stored document that can't be merged (corrupt, or changing under heavy writes)
+        // refuses this package; its new tarballs stay invisible without a document naming them.
+        match merge_packument(store.as_ref(), p, &bytes).await {
+            Ok(added) => out.new_versions += added,
+            Err(e) => out.refused.push((p.name.to_string(), format!("{e:#}"))),
+        }
     }
     Ok(out)
 }

@@ -224,3 +224,25 @@ async fn a_different_stored_tarball_is_never_replaced() {
     assert!(!s.contains_key("public/tarballs/fx-a/fx-a-1.0.0.tgz"));
     assert!(s.contains_key("public/packuments/@fx/b.json"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corrupt_stored_packument_refuses_only_its_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn BlobStore> = Arc::new(LocalStore::open(dir.path().join("s")).unwrap());
+    let doc = Key::parse("public/packuments/fx-a.json").unwrap();
+    store
+        .put(
+            &doc,
+            PutBody::Bytes(b"{not json".to_vec().into()),
+            PutMode::CreateOnly,
+        )
+        .await
+        .unwrap();
+    let b = bundle(&key(), &[("fx-a", FXA), ("@fx/b", FXB)], |_, _| {});
+    let r = import(&store, dir.path(), &b).await.unwrap();
+    assert!(r.starts_with("new 1 "), "{r}");
+    assert!(r.contains("fx-a: the stored packument"), "{r}");
+    let s = snapshot(store.as_ref()).await;
+    assert_eq!(s["public/packuments/fx-a.json"], b"{not json");
+    assert!(s.contains_key("public/packuments/@fx/b.json"));
+}
