@@ -15,3 +15,4 @@ pub mod serve;
 pub mod tarballs;
 pub mod upstream;
 pub mod upstream_body;
+pub mod upstream_error;

@@ -19,41 +19,12 @@ use crate::metrics::Metrics;
 use crate::public::breaker::Breaker;
 use crate::public::health::Health;
 use crate::public::upstream_body::{guarded_body, upload_allowance, BodyGuard};
+pub use crate::public::upstream_error::UpstreamError;
 use crate::store::ByteStream;
 use nproxy_core::names::PackageName;
 
 /// Largest packument accepted from the upstream; the biggest public ones are far below.
 const MAX_PACKUMENT_BYTES: usize = 256 * 1024 * 1024;
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum UpstreamError {
-    #[error("{0}")]
-    Timeout(String),
-    #[error("cannot reach the upstream registry: {0}")]
-    Unreachable(String),
-    #[error("the upstream registry answered {0}")]
-    Status(u16),
-    #[error("the upstream registry sent a bad response: {0}")]
-    Body(String),
-    /// The breaker is open: nothing was sent.
-    #[error("{0}")]
-    Unavailable(String),
-    /// No upstream is configured (an air-gapped registry): nothing is ever sent.
-    #[error("{0}")]
-    NotConfigured(String),
-}
-
-impl UpstreamError {
-    fn from_reqwest(e: reqwest::Error, what: &str) -> Self {
-        if e.is_timeout() {
-            UpstreamError::Timeout(format!("{what}: {e}"))
-        } else if e.is_connect() || e.is_request() {
-            UpstreamError::Unreachable(format!("{what}: {e}"))
-        } else {
-            UpstreamError::Body(format!("{what}: {e}"))
-        }
-    }
-}
 
 /// Validators the upstream gave with a packument, for the next conditional request.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
