@@ -86,6 +86,8 @@ pub(crate) async fn bulk(
             );
             None
         }
+        // An air-gapped registry: the org's own advisories are the whole answer.
+        Err(crate::public::upstream::UpstreamError::NotConfigured(_)) => None,
         Err(e) => {
             tracing::warn!(error = %e, "upstream bulk advisories failed; answering with ours only");
             None
