@@ -15,4 +15,5 @@ pub mod packument;
 pub mod publish;
 pub mod route;
 pub mod rules;
+pub mod search;
 pub mod upstream_route;

@@ -16,6 +16,7 @@ pub(crate) mod metrics;
 pub mod org;
 pub(crate) mod public;
 pub(crate) mod rules;
+pub(crate) mod search;
 pub(crate) mod singleflight;
 pub mod store;
 pub mod trust;
@@ -212,6 +213,7 @@ pub fn build_app(
             cp: cp.clone(),
             metrics: metrics.clone(),
         },
+        search: search::SearchApi::new(internal.clone(), upstream.clone(), orgs.clone()),
         public: Arc::new(public::serve::PublicApi {
             packuments: packuments.clone(),
             tarballs: tarballs.clone(),

@@ -55,3 +55,14 @@ pub const PACKAGE_WRITE_PREFIX: &str = "pkg:";
 pub fn package_write_invalidation(package: &str) -> String {
     format!("{PACKAGE_WRITE_PREFIX}{package}")
 }
+
+/// Prefix of the message a data plane publishes on `INVALIDATION_CHANNEL` after writing an
+/// internal package's document (publish, unpublish, dist-tag, deprecate):
+/// `ipkg:<org id> <package>`. Every data plane then re-reads that package for its search
+/// index. Internal names travel only inside the deployment (Redis), never upstream.
+pub const INTERNAL_WRITE_PREFIX: &str = "ipkg:";
+
+/// The invalidation message for an internal package's document written.
+pub fn internal_write_invalidation(org_id: &str, package: &str) -> String {
+    format!("{INTERNAL_WRITE_PREFIX}{org_id} {package}")
+}

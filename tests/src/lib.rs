@@ -12,6 +12,7 @@ pub mod npm_keys;
 pub mod oidc;
 pub mod procs;
 pub mod registry;
+pub mod search_fixture;
 pub mod stack;
 pub mod verify;
 

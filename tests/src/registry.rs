@@ -49,6 +49,8 @@ struct State {
     requests: Vec<Recorded>,
     /// Canned answers for other paths (search, audit): status, JSON body, extra headers.
     canned: HashMap<String, Canned>,
+    /// `GET /-/v1/search` over these result objects, matched and paged (`search_fixture`).
+    search: Option<Vec<Value>>,
     /// `GET /-/npm/v1/attestations/<name>@<version>` answers, by `name@version`.
     attestations: HashMap<String, Value>,
     /// Signatures already made, by signed message (signing is done once, when first served).
@@ -268,6 +270,11 @@ impl Registry {
         self.state.lock().expect("state").required_bearer = Some(credential.to_string());
     }
 
+    /// Answers `GET /-/v1/search` from these result objects (`search_fixture::object`).
+    pub fn search_results(&self, objects: Vec<Value>) {
+        self.state.lock().expect("state").search = Some(objects);
+    }
+
     /// Holds every tarball answer until `release` (or `hold(false)`).
     pub fn hold_tarballs(&self, on: bool) {
         self.hold.send_replace(on);
@@ -354,7 +361,7 @@ impl Registry {
             .unwrap_or_default();
         self.state.lock().expect("state").requests.push(Recorded {
             method: method.clone(),
-            path: path_and_query,
+            path: path_and_query.clone(),
             headers: headers.clone(),
             body: body.slice(..body.len().min(64 * 1024)),
         });
@@ -380,6 +387,10 @@ impl Registry {
                 }
             }
             return r;
+        }
+        let search = self.state.lock().expect("state").search.clone();
+        if let (Some(all), "/-/v1/search") = (search, path.as_str()) {
+            return json_response(200, &crate::search_fixture::answer(&all, &path_and_query));
         }
         if method != "GET" && method != "HEAD" {
             return self.write(&method, &path, &body);

@@ -27,3 +27,19 @@ pub(super) fn allow_list(rules: &Rules, name: &PackageName, ver: &str) -> Option
         reason: format!("{name}@{ver} is not on the allow list"),
     })
 }
+
+/// Whether the list rules refuse every version of a package, whatever versions it has: a
+/// deny-list entry for the name (or its scope) without a range, or, with `allow_list_only`,
+/// no allow-list entry for it at all; in `block` mode, and with no exception for any of its
+/// versions. Such a package is not even listed (search).
+pub fn refuses_whole_package(rules: &Rules, name: &PackageName, has_exceptions: bool) -> bool {
+    if rules.lists != super::Mode::Block || has_exceptions {
+        return false;
+    }
+    let denied = rules
+        .deny
+        .iter()
+        .any(|p| p.range.is_none() && p.matches_name(name));
+    let not_allowed = rules.allow_list_only && !rules.allow.iter().any(|p| p.matches_name(name));
+    denied || not_allowed
+}

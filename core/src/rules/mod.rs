@@ -26,6 +26,7 @@ mod verdict;
 pub use age::parse_iso_ms;
 pub use config::{Mode, Rule, Rules};
 pub use engine::evaluate;
+pub use lists::refuses_whole_package;
 pub use manifest::license_allowed;
 pub use pattern::Pattern;
 pub use verdict::{all_blocked, Finding, Verdict};

@@ -37,7 +37,7 @@ impl Pattern {
         })
     }
 
-    fn matches_name(&self, name: &PackageName) -> bool {
+    pub(super) fn matches_name(&self, name: &PackageName) -> bool {
         match self.name.strip_suffix("/*") {
             Some(scope) => name.scope() == Some(scope),
             None => self.name == name.as_str(),

@@ -39,6 +39,8 @@ pub struct App {
     pub forwarder: Forwarder,
     /// Public packuments and tarballs as clients get them.
     pub public: Arc<crate::public::serve::PublicApi>,
+    /// `/-/v1/search`: internal packages merged with the upstream's results.
+    pub search: crate::search::SearchApi,
     /// Org upstream routes' pipelines (`crate::http::routed`).
     pub routes: Arc<crate::public::routes::Routes>,
     pub internal: Arc<InternalStore>,
@@ -251,6 +253,11 @@ impl App {
             }
             Route::Forwarded(Forwarded::Attestations(name, version)) if read_only => {
                 self.attestations(session, &view, authorization.as_deref(), &name, &version)
+                    .await
+            }
+            Route::Forwarded(Forwarded::Search) if read_only => {
+                self.search
+                    .answer(session, &view, authorization.as_deref())
                     .await
             }
             Route::Forwarded(u) => {

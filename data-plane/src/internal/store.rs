@@ -18,7 +18,12 @@ const DEADLINE: Duration = Duration::from_secs(15);
 
 pub struct InternalStore {
     store: Arc<dyn BlobStore>,
+    /// Told of every document written (the search index): (org id, package).
+    on_write: std::sync::OnceLock<WriteListener>,
 }
+
+/// Called after an internal package's document was written: (org id, package).
+pub type WriteListener = Box<dyn Fn(&str, &PackageName) + Send + Sync>;
 
 fn key_err() -> InternalStoreError {
     InternalStoreError::BadKey
@@ -26,7 +31,22 @@ fn key_err() -> InternalStoreError {
 
 impl InternalStore {
     pub fn new(store: Arc<dyn BlobStore>) -> Self {
-        Self { store }
+        Self {
+            store,
+            on_write: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Sets who hears of every document written (publish, unpublish, dist-tags,
+    /// deprecate), after the write and before the client's answer. Once.
+    pub fn on_write(&self, listener: WriteListener) {
+        let _ = self.on_write.set(listener);
+    }
+
+    fn wrote(&self, org_id: &str, name: &PackageName) {
+        if let Some(listener) = self.on_write.get() {
+            listener(org_id, name);
+        }
     }
 
     pub fn blob_store(&self) -> &Arc<dyn BlobStore> {
@@ -117,7 +137,10 @@ impl InternalStore {
                 None => PutMode::CreateOnly,
             };
             match self.store.put(&key, PutBody::Bytes(body), mode).await {
-                Ok(_) => return Ok(next),
+                Ok(_) => {
+                    self.wrote(org_id, name);
+                    return Ok(next);
+                }
                 Err(StoreError::PreconditionFailed) => {
                     let backoff = 10u64 << attempt.min(6);
                     let jitter = rand::rng().random_range(0..=backoff);
@@ -233,7 +256,7 @@ impl InternalStore {
             )
             .await
         {
-            Ok(_) => {}
+            Ok(_) => self.wrote(org_id, name),
             Err(StoreError::PreconditionFailed) => return Err(InternalStoreError::Changed),
             Err(e) => return Err(e.into()),
         }

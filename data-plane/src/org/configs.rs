@@ -10,7 +10,9 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use super::{ConfigSource, Invalidation, OrgConfig, OrgView, PackageWriteListener};
+use super::{
+    ConfigSource, InternalWriteListener, Invalidation, OrgConfig, OrgView, PackageWriteListener,
+};
 use crate::org::error::OrgError;
 use crate::singleflight::SingleFlight;
 use nproxy_common::time::now_ms;
@@ -33,6 +35,7 @@ pub struct OrgConfigs {
     advisories: moka::sync::Cache<String, Arc<PackageAdvisories>>,
     advisory_loads: SingleFlight<String, Result<Arc<PackageAdvisories>, String>>,
     package_writes: std::sync::OnceLock<PackageWriteListener>,
+    internal_writes: std::sync::OnceLock<InternalWriteListener>,
     /// Org slug → when its config was last re-read for an unknown token.
     token_reloads: moka::sync::Cache<String, std::time::Instant>,
 }
@@ -62,6 +65,7 @@ impl OrgConfigs {
                 .build(),
             advisory_loads: SingleFlight::default(),
             package_writes: std::sync::OnceLock::new(),
+            internal_writes: std::sync::OnceLock::new(),
             token_reloads: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(10))
@@ -109,6 +113,22 @@ impl OrgConfigs {
         if let Some(source) = &self.source {
             if let Err(e) = source.announce_package_write(package).await {
                 tracing::warn!(package, error = %e, "cannot announce a package write; other data planes revalidate on their own schedule");
+            }
+        }
+    }
+
+    /// Sets who hears of internal packages written through other data planes (the search
+    /// index). Once.
+    pub fn on_internal_write(&self, listener: InternalWriteListener) {
+        let _ = self.internal_writes.set(listener);
+    }
+
+    /// An internal package's document was written through this data plane: every other
+    /// data plane hears of it.
+    pub async fn announce_internal_write(&self, org_id: &str, package: &str) {
+        if let Some(source) = &self.source {
+            if let Err(e) = source.announce_internal_write(org_id, package).await {
+                tracing::warn!(package, error = %e, "cannot announce an internal package write; other data planes' search catches up at its next full re-read");
             }
         }
     }
@@ -339,7 +359,15 @@ async fn follow(this: std::sync::Weak<OrgConfigs>, mut rx: mpsc::UnboundedReceiv
                     listener(&pkg);
                 }
             }
+            Invalidation::InternalWritten { org_id, package } => {
+                if let Some(listener) = this.internal_writes.get() {
+                    listener(Some((&org_id, &package)));
+                }
+            }
             Invalidation::All => {
+                if let Some(listener) = this.internal_writes.get() {
+                    listener(None);
+                }
                 this.advisories.invalidate_all();
                 this.recheck_all().await
             }

@@ -18,4 +18,4 @@ mod source;
 pub use configs::{OrgConfigs, PackageAdvisories};
 pub use redis::{LazyRedisSource, RedisSource};
 pub use snapshot::{OrgConfig, OrgView, Principal, RouteEntry, TokenGrant};
-pub use source::{ConfigSource, Invalidation, PackageWriteListener};
+pub use source::{ConfigSource, InternalWriteListener, Invalidation, PackageWriteListener};

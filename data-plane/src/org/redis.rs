@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nproxy_proto::redis_layout::{
-    org_snapshot_key, package_write_invalidation, token_usage_key, ADVISORIES_PREFIX,
-    INVALIDATE_ALL, INVALIDATION_CHANNEL, PACKAGE_WRITE_PREFIX,
+    internal_write_invalidation, org_snapshot_key, package_write_invalidation, token_usage_key,
+    ADVISORIES_PREFIX, INTERNAL_WRITE_PREFIX, INVALIDATE_ALL, INVALIDATION_CHANNEL,
+    PACKAGE_WRITE_PREFIX,
 };
 use tokio::sync::mpsc;
 
@@ -55,6 +56,14 @@ impl RedisSource {
                                     Invalidation::Advisories(pkg.to_string())
                                 } else if let Some(pkg) = p.strip_prefix(PACKAGE_WRITE_PREFIX) {
                                     Invalidation::PackageWritten(pkg.to_string())
+                                } else if let Some(rest) = p.strip_prefix(INTERNAL_WRITE_PREFIX) {
+                                    let Some((org, pkg)) = rest.split_once(' ') else {
+                                        continue;
+                                    };
+                                    Invalidation::InternalWritten {
+                                        org_id: org.to_string(),
+                                        package: pkg.to_string(),
+                                    }
                                 } else {
                                     Invalidation::Org(p)
                                 }
@@ -118,6 +127,16 @@ impl ConfigSource for RedisSource {
         redis::cmd("PUBLISH")
             .arg(INVALIDATION_CHANNEL)
             .arg(package_write_invalidation(package))
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn announce_internal_write(&self, org_id: &str, package: &str) -> Result<(), String> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PUBLISH")
+            .arg(INVALIDATION_CHANNEL)
+            .arg(internal_write_invalidation(org_id, package))
             .query_async::<()>(&mut conn)
             .await
             .map_err(|e| e.to_string())
@@ -239,5 +258,11 @@ impl ConfigSource for LazyRedisSource {
 
     async fn announce_package_write(&self, package: &str) -> Result<(), String> {
         self.source()?.announce_package_write(package).await
+    }
+
+    async fn announce_internal_write(&self, org_id: &str, package: &str) -> Result<(), String> {
+        self.source()?
+            .announce_internal_write(org_id, package)
+            .await
     }
 }

@@ -10,12 +10,21 @@ pub enum Invalidation {
     Advisories(String),
     /// A write to this public package was accepted upstream (through some data plane).
     PackageWritten(String),
+    /// An internal package's document was written (through some data plane).
+    InternalWritten {
+        org_id: String,
+        package: String,
+    },
     /// Messages may have been missed (reconnect): re-check everything held.
     All,
 }
 
 /// Called with the name of a public package written upstream through any data plane.
 pub type PackageWriteListener = Box<dyn Fn(&str) + Send + Sync>;
+
+/// Called with (org id, package) when an internal package's document was written through
+/// any data plane, and with `None` when such messages may have been missed (a reconnect).
+pub type InternalWriteListener = Box<dyn Fn(Option<(&str, &str)>) + Send + Sync>;
 
 #[async_trait::async_trait]
 pub trait ConfigSource: Send + Sync + 'static {
@@ -29,4 +38,9 @@ pub trait ConfigSource: Send + Sync + 'static {
     async fn fetch_advisories(&self, package: &str) -> Result<Option<Vec<u8>>, String>;
     /// Tells every data plane that a public package was written upstream.
     async fn announce_package_write(&self, package: &str) -> Result<(), String>;
+    /// Tells every data plane that an internal package's document was written. A source
+    /// serving one data plane (the dev bus) has no one else to tell.
+    async fn announce_internal_write(&self, _org_id: &str, _package: &str) -> Result<(), String> {
+        Ok(())
+    }
 }

@@ -84,6 +84,11 @@ impl Key {
         Key("public/upstream-keys.json".into())
     }
 
+    /// Everything stored for an org's internal packages (the search index lists it).
+    pub fn internal_packages_prefix(org_id: &str) -> String {
+        format!("orgs/{org_id}/packages/")
+    }
+
     /// Everything stored for one internal package.
     pub fn internal_package_prefix(org_id: &str, name: &PackageName) -> String {
         format!("orgs/{org_id}/packages/{}/", name.key_path())

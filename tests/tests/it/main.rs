@@ -19,6 +19,7 @@ mod lifecycle;
 mod resilience;
 mod rules;
 mod scale;
+mod search;
 mod security;
 mod settings_api;
 mod single_flight;

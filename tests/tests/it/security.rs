@@ -137,7 +137,9 @@ async fn forwarding_is_exact_and_carries_only_what_npm_needs() {
         .into_iter()
         .rfind(|r| r.path.starts_with("/-/v1/search"))
         .expect("the search reached the upstream");
-    assert_eq!(r.path, "/-/v1/search?text=fx+a&size=5");
+    // Search is nproxy's own (it merges internal packages): the upstream is asked for a
+    // whole chunk of results for the text, never for the client's other keys.
+    assert_eq!(r.path, "/-/v1/search?text=fx+a&size=100&from=0");
     assert!(r.headers.get("cookie").is_none());
     assert!(r.headers.get("x-forwarded-for").is_none());
     assert!(r.headers.get("referer").is_none());
