@@ -265,14 +265,14 @@ impl Registry {
             .insert(path.to_string(), (status, body, headers));
     }
 
-    /// From now on every request needs `Authorization: Bearer <credential>`.
-    pub fn require_bearer(&self, credential: &str) {
-        self.state.lock().expect("state").required_bearer = Some(credential.to_string());
-    }
-
     /// Answers `GET /-/v1/search` from these result objects (`search_fixture::object`).
     pub fn search_results(&self, objects: Vec<Value>) {
         self.state.lock().expect("state").search = Some(objects);
+    }
+
+    /// From now on every request needs `Authorization: Bearer <credential>`.
+    pub fn require_bearer(&self, credential: &str) {
+        self.state.lock().expect("state").required_bearer = Some(credential.to_string());
     }
 
     /// Holds every tarball answer until `release` (or `hold(false)`).

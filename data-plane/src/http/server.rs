@@ -39,10 +39,10 @@ pub struct App {
     pub forwarder: Forwarder,
     /// Public packuments and tarballs as clients get them.
     pub public: Arc<crate::public::serve::PublicApi>,
-    /// `/-/v1/search`: internal packages merged with the upstream's results.
-    pub search: crate::search::SearchApi,
     /// Org upstream routes' pipelines (`crate::http::routed`).
     pub routes: Arc<crate::public::routes::Routes>,
+    /// `/-/v1/search`: internal packages merged with the upstream's results.
+    pub search: crate::search::SearchApi,
     pub internal: Arc<InternalStore>,
     pub outbox: Option<Arc<Outbox>>,
     pub cp: Option<ControlPlaneClient>,
@@ -206,9 +206,9 @@ impl App {
                 };
             }
         }
+        self.refuse_routed(&view, &route, read_only, wants_write)?;
         match route {
             Route::Whoami => match (&view, nproxy_bearer(authorization.as_deref())) {
-        self.refuse_routed(&view, &route, read_only, wants_write)?;
                 (OrgView::Configured(_), Some(_)) => {
                     let principal = view.authorize(authorization.as_deref(), TokenScope::Proxy)?;
                     let Principal::Token(grant) = principal else {
