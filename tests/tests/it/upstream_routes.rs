@@ -26,7 +26,10 @@ async fn get(url: &str, token: &str) -> (u16, Value) {
         .expect("request");
     let status = res.status().as_u16();
     let text = res.text().await.unwrap_or_default();
-    assert!(!text.contains(CREDENTIAL), "a response carries the credential");
+    assert!(
+        !text.contains(CREDENTIAL),
+        "a response carries the credential"
+    );
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
@@ -108,8 +111,17 @@ async fn a_routed_scope_comes_only_from_its_upstream_with_the_held_credential() 
     assert!(!vendor_requests.is_empty());
     for r in &vendor_requests {
         let auth = r.headers.get("authorization").and_then(|v| v.to_str().ok());
-        assert_eq!(auth, Some(format!("Bearer {CREDENTIAL}").as_str()), "{}", r.path);
-        assert!(!r.path.contains("fx-c"), "a public name went to the vendor: {}", r.path);
+        assert_eq!(
+            auth,
+            Some(format!("Bearer {CREDENTIAL}").as_str()),
+            "{}",
+            r.path
+        );
+        assert!(
+            !r.path.contains("fx-c"),
+            "a public name went to the vendor: {}",
+            r.path
+        );
     }
 
     // Another org resolves the same name publicly, from its own copy: never the routed one.
@@ -118,8 +130,7 @@ async fn a_routed_scope_comes_only_from_its_upstream_with_the_held_credential() 
         s.ctl(&["org", "settings", "beta", "--public-reads", "false"]);
         let t = s
             .ctl(&[
-                "-o", "json", "token", "create", "--org", "beta", "--name", "b", "--scope",
-                "proxy",
+                "-o", "json", "token", "create", "--org", "beta", "--name", "b", "--scope", "proxy",
             ])
             .json();
         t["secret"].as_str().expect("secret").to_string()
@@ -149,7 +160,10 @@ async fn a_routed_scope_comes_only_from_its_upstream_with_the_held_credential() 
         ("GET", "/-/package/@vendor%2fsdk/collaborators"),
     ] {
         let res = raw_http()
-            .request(method.parse().expect("method"), format!("{}{path}", dp.url()))
+            .request(
+                method.parse().expect("method"),
+                format!("{}{path}", dp.url()),
+            )
             .bearer_auth(&token)
             .header("content-type", "application/json")
             .body(if method == "PUT" { "{}" } else { "" })
@@ -174,7 +188,10 @@ async fn a_routed_scope_comes_only_from_its_upstream_with_the_held_credential() 
         })
         .map(|r| r.path.clone())
         .collect();
-    assert!(after.is_empty(), "routed names reached the public upstream: {after:?}");
+    assert!(
+        after.is_empty(),
+        "routed names reached the public upstream: {after:?}"
+    );
 
     // The control plane down: the data plane keeps the credential it holds.
     s.cp.kill();
@@ -205,6 +222,9 @@ async fn a_routed_scope_comes_only_from_its_upstream_with_the_held_credential() 
             "hash" => s.redis.cli(&["HGETALL", key]),
             _ => String::new(),
         };
-        assert!(!value.contains(CREDENTIAL), "Redis key {key} carries the credential");
+        assert!(
+            !value.contains(CREDENTIAL),
+            "Redis key {key} carries the credential"
+        );
     }
 }
