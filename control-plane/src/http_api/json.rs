@@ -304,6 +304,14 @@ pub(crate) fn publisher(p: &pb::TrustedPublisher) -> Value {
     })
 }
 
+/// An upstream route; its credential is write-only (only whether one is set shows).
+pub(crate) fn upstream_route(r: &pb::UpstreamRoute) -> Value {
+    json!({
+        "id": r.id, "orgId": r.org_id, "pattern": r.pattern, "url": r.url,
+        "hasCredential": r.has_credential, "createdAtMs": r.created_at_ms, "version": r.version,
+    })
+}
+
 fn mode_name(m: i32) -> &'static str {
     match pb::RuleMode::try_from(m) {
         Ok(pb::RuleMode::Warn) => "warn",

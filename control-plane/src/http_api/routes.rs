@@ -10,6 +10,7 @@ use nproxy_proto::v1::orgs_server::Orgs;
 use nproxy_proto::v1::rules_service_server::RulesService;
 use nproxy_proto::v1::tokens_server::Tokens;
 use nproxy_proto::v1::trusted_publishers_server::TrustedPublishers;
+use nproxy_proto::v1::upstream_routes_server::UpstreamRoutes;
 use serde_json::{json, Value};
 
 use super::json::{self, Obj, Query};
@@ -35,6 +36,8 @@ pub(crate) enum Route {
     AuditVerify(String),
     Publishers(String),
     Publisher(String, String),
+    Upstreams(String),
+    Upstream(String, String),
 }
 
 fn not_found() -> ApiError {
@@ -79,6 +82,8 @@ impl Route {
             ["orgs", _, "audit", "verify"] => Route::AuditVerify(o(1)),
             ["orgs", _, "trusted-publishers"] => Route::Publishers(o(1)),
             ["orgs", _, "trusted-publishers", _] => Route::Publisher(o(1), o(3)),
+            ["orgs", _, "upstreams"] => Route::Upstreams(o(1)),
+            ["orgs", _, "upstreams", _] => Route::Upstream(o(1), o(3)),
             _ => return Err(not_found()),
         })
     }
@@ -89,9 +94,12 @@ impl Route {
             Route::OpenApi | Route::Keys(_) | Route::AuditEvents(_) | Route::AuditVerify(_) => {
                 "GET"
             }
-            Route::Orgs | Route::Tokens(_) | Route::Exceptions(_) | Route::Publishers(_) => {
-                "GET, POST"
-            }
+            Route::Orgs
+            | Route::Tokens(_)
+            | Route::Exceptions(_)
+            | Route::Publishers(_)
+            | Route::Upstreams(_) => "GET, POST",
+            Route::Upstream(..) => "PUT, DELETE",
             Route::Org(_) => "GET, DELETE",
             Route::Settings(_) | Route::Rules(_) => "GET, PUT",
             Route::RevokeToken(..) | Route::RotateKey(_) => "POST",
@@ -325,6 +333,46 @@ pub(crate) async fn dispatch(
                 .into_inner();
             Reply::ok(json!({"removed": r.removed}))
         }
+        // Upstream routes: a credential goes in (write-only), never comes back out.
+        Route::Upstreams(org) if is_get => {
+            let r = pb::ListUpstreamRoutesRequest { org };
+            let r = api.list_upstream_routes(ctx.request(r)).await?.into_inner();
+            let list: Vec<Value> = r.routes.iter().map(json::upstream_route).collect();
+            Reply::ok(json!({ "routes": list }))
+        }
+        Route::Upstreams(org) => {
+            let r = pb::AddUpstreamRouteRequest {
+                org,
+                pattern: required(&mut b, "pattern")?,
+                url: required(&mut b, "url")?,
+                credential: b.string("credential")?.unwrap_or_default(),
+            };
+            b.finish()?;
+            let route = api.add_upstream_route(ctx.request(r)).await?.into_inner();
+            Reply::created(json::upstream_route(&route))
+        }
+        Route::Upstream(org, id) if *method == Method::PUT => {
+            let r = pb::UpdateUpstreamRouteRequest {
+                org,
+                id,
+                url: b.string("url")?,
+                credential: b.string("credential")?,
+            };
+            b.finish()?;
+            let route = api
+                .update_upstream_route(ctx.request(r))
+                .await?
+                .into_inner();
+            Reply::ok(json::upstream_route(&route))
+        }
+        Route::Upstream(org, id) => {
+            let r = pb::RemoveUpstreamRouteRequest { org, id };
+            let r = api
+                .remove_upstream_route(ctx.request(r))
+                .await?
+                .into_inner();
+            Reply::ok(json!({"removed": r.removed}))
+        }
     })
 }
 
@@ -373,7 +421,8 @@ mod tests {
                 .replace("{orgId}", "acme")
                 .replace("{tokenId}", "t")
                 .replace("{exceptionId}", "e")
-                .replace("{publisherId}", "p");
+                .replace("{publisherId}", "p")
+                .replace("{routeId}", "r");
             let route = Route::parse(&concrete).expect(path);
             let mut documented: Vec<String> = item
                 .as_object()
@@ -387,6 +436,6 @@ mod tests {
             assert_eq!(documented, served, "{path}");
             routes.insert(std::mem::discriminant(&route));
         }
-        assert_eq!(routes.len(), 15, "one path per route");
+        assert_eq!(routes.len(), 17, "one path per route");
     }
 }

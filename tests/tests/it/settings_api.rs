@@ -349,6 +349,33 @@ async fn every_route_maps_to_its_grpc_call() {
         json!({"removed": false})
     );
 
+    // Upstream routes: the credential goes in and never comes back out.
+    let secret = "vendor-credential-5c1e9a";
+    let body = format!(
+        r#"{{"pattern": "@vendor", "url": "https://npm.vendor.example/", "credential": "{secret}"}}"#
+    );
+    let (code, r) = admin("POST", &format!("{o}/upstreams"), Some(&body)).await;
+    assert_eq!(code, 201, "{r}");
+    assert_eq!(
+        (&r["pattern"], &r["hasCredential"]),
+        (&json!("@vendor"), &json!(true))
+    );
+    assert_eq!(r["url"], "https://npm.vendor.example", "{r}");
+    let (code, again) = admin("POST", &format!("{o}/upstreams"), Some(&body)).await;
+    assert_eq!(code, 409, "{again}");
+    let (code, list) = admin("GET", &format!("{o}/upstreams"), None).await;
+    assert_eq!((code, &list["routes"][0]["id"]), (200, &r["id"]));
+    assert!(!list.to_string().contains(secret) && !r.to_string().contains(secret));
+    let one = format!("{o}/upstreams/{}", r["id"].as_str().expect("id"));
+    let (code, up) = admin("PUT", &one, Some(r#"{"credential": ""}"#)).await;
+    assert_eq!(code, 200, "{up}");
+    assert_eq!(up["hasCredential"], false, "{up}");
+    assert!(up["version"].as_i64() > r["version"].as_i64(), "{up}");
+    assert_eq!(
+        admin("DELETE", &one, None).await.1,
+        json!({"removed": true})
+    );
+
     let (_, events) = admin("GET", &format!("{o}/audit/events?pageSize=2"), None).await;
     assert_eq!(events["events"][0]["type"], "org.created");
     let next = events["nextPageToken"].as_str().expect("a next page");
