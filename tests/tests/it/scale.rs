@@ -98,10 +98,14 @@ async fn rolling_restarts_behind_haproxy_fail_no_request() {
     // Two control planes, as control-plane.yaml declares them; only addresses and a short
     // drain differ.
     let mut cps = Vec::new();
+    let mut admin_apis = Vec::new();
     for i in 0..2 {
         let port = free_port();
+        let http_port = free_port();
+        admin_apis.push(format!("http://127.0.0.1:{http_port}/api/v1/openapi.json"));
         let c = manifest::container("control-plane.yaml", &secrets).with(&[
             ("NPROXY_LISTEN", &format!("127.0.0.1:{port}")),
+            ("NPROXY_HTTP_LISTEN", &format!("127.0.0.1:{http_port}")),
             ("NPROXY_REDIS_URL", &redis.url()),
             ("NPROXY_DRAIN_SECS", "1"),
         ]);
@@ -114,6 +118,11 @@ async fn rolling_restarts_behind_haproxy_fail_no_request() {
             )
             .await,
         );
+    }
+    // The manifest's admin HTTP API listens on each (its readiness is the gRPC port's).
+    for url in &admin_apis {
+        let up = || async { (nproxy_tests::stack::status(url, None).await == 200).then_some(()) };
+        nproxy_tests::eventually("the admin API answers", Duration::from_secs(10), up).await;
     }
     let cp_list = cps.iter().map(Process::url).collect::<Vec<_>>().join(",");
     let admin = |args: &[&str]| {
