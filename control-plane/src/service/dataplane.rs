@@ -26,21 +26,24 @@ impl DataPlane for Api {
     }
 }
 
-/// Writes every org whose published snapshot is missing or outdated, and removes deleted
-/// ones, so a flushed or restarted Redis recovers by itself. Returns how many were written.
 /// How long an expired trusted-publishing token stays listed.
 const MINTED_TOKEN_KEEP_MS: i64 = 24 * 3600 * 1000;
 
+/// Writes every org whose published snapshot is missing or outdated, and removes deleted
+/// ones, so a flushed or restarted Redis recovers by itself. Returns how many were written.
 pub async fn reconcile_once(st: &State) -> CpResult<usize> {
     let mut written = 0;
     // Trusted publishing mints a token per CI publish; a day after expiry it goes (the audit
     // log keeps its record).
-    let pruned = st
+    // A failure here must not stop Redis being repaired below.
+    match st
         .db
         .prune_minted_tokens(nproxy_common::time::now_ms() - MINTED_TOKEN_KEEP_MS)
-        .await?;
-    if pruned > 0 {
-        tracing::info!(pruned, "deleted expired trusted-publishing tokens");
+        .await
+    {
+        Ok(0) => {}
+        Ok(pruned) => tracing::info!(pruned, "deleted expired trusted-publishing tokens"),
+        Err(e) => tracing::warn!(error = %e, "cannot delete expired trusted-publishing tokens"),
     }
     for org in st.db.all_live_orgs().await? {
         // Token use reported to Redis outlives a flush once it is in the database.

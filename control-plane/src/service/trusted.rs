@@ -106,8 +106,37 @@ fn check_claims(
             ));
         }
     }
+    // Claims such as `environment` or `ref` alone match every repository the issuer serves:
+    // one must say whose workflow it is, with a value that names it.
+    let names_who = claims
+        .iter()
+        .any(|(name, value)| IDENTITY_CLAIMS.contains(&name.as_str()) && !value.contains('*'));
+    if !names_who {
+        return Err(FieldError::new(
+            "claims",
+            format!(
+                "one claim must name the repository or project exactly, without `*`: one of {}",
+                IDENTITY_CLAIMS.join(", ")
+            ),
+        ));
+    }
     Ok(claims.clone().into_iter().collect())
 }
+
+/// Claims that identify whose workflow a token is for (GitHub Actions, GitLab CI).
+const IDENTITY_CLAIMS: &[&str] = &[
+    "sub",
+    "repository",
+    "repository_id",
+    "repository_owner",
+    "repository_owner_id",
+    "job_workflow_ref",
+    "workflow_ref",
+    "project_path",
+    "project_id",
+    "namespace_path",
+    "namespace_id",
+];
 
 #[tonic::async_trait]
 impl TrustedPublishers for Api {
@@ -279,6 +308,20 @@ mod tests {
         ] {
             assert_eq!(check_claims(&bad).expect_err("invalid").field, "claims");
         }
-        check_claims(&map(&[("n", &"é".repeat(256))])).expect("256 characters");
+        check_claims(&map(&[("repository", &"é".repeat(256))])).expect("256 characters");
+        // Whose workflow it is must be named, exactly.
+        for wide in [
+            map(&[("environment", "release")]),
+            map(&[("ref", "refs/heads/main")]),
+            map(&[("repository", "acme*")]),
+            map(&[("repository_owner", "*")]),
+        ] {
+            assert_eq!(check_claims(&wide).expect_err("too wide").field, "claims");
+        }
+        check_claims(&map(&[
+            ("repository_owner", "acme"),
+            ("ref", "refs/tags/v*"),
+        ]))
+        .expect("an owner and a ref pattern");
     }
 }

@@ -73,6 +73,13 @@ fn same(a: Option<&Credential>, b: Option<&Credential>) -> bool {
     }
 }
 
+/// Scheme, host and port of a stored (validated, normalized) URL.
+fn origin(u: &str) -> Option<String> {
+    url::Url::parse(u)
+        .ok()
+        .map(|u| u.origin().ascii_serialization())
+}
+
 #[tonic::async_trait]
 impl UpstreamRoutes for Api {
     async fn add_upstream_route(
@@ -155,12 +162,21 @@ impl UpstreamRoutes for Api {
                     .as_deref()
                     .map(|s| check::open(mk, &old.id, old.version, s))
                     .transpose()?;
+                let next_url = url.clone().unwrap_or_else(|| old.url.clone());
+                let url_changed = next_url != old.url;
+                // A held credential never follows the route to another origin (an admin
+                // could otherwise read it there): moving it needs the credential again.
+                if held.is_some() && credential.is_none() && origin(&next_url) != origin(&old.url) {
+                    return Err(FieldError::new(
+                        "credential",
+                        "the URL moves to another origin: give the credential again (or \"\" for none)",
+                    )
+                    .into());
+                }
                 let next = match &credential {
                     Some(c) => c.clone(),
                     None => held.clone(),
                 };
-                let next_url = url.clone().unwrap_or_else(|| old.url.clone());
-                let url_changed = next_url != old.url;
                 let credential_changed = !same(held.as_ref(), next.as_ref());
                 if !url_changed && !credential_changed {
                     return Ok(Change::none(old));

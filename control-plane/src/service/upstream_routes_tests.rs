@@ -176,15 +176,26 @@ async fn routes_are_admin_managed_audited_and_versioned(b: Backend) {
         .into_inner();
     assert_eq!(same.version, 1);
     assert_eq!(f.config_version().await, v0 + 1);
-    // A new URL: a new version, the credential kept (sealed again under it).
-    let moved = api
+    // Another origin without the credential again: refused (the held credential would
+    // follow the route to a host the admin chose, and be readable there).
+    let away = api
         .update_upstream_route(admin(update(&route.id, Some("https://mirror.test"), None)))
+        .await
+        .expect_err("another origin needs the credential again");
+    assert_eq!(away.code(), tonic::Code::InvalidArgument, "{away:?}");
+    // A new path on the same origin: a new version, the credential kept (sealed again).
+    let moved = api
+        .update_upstream_route(admin(update(
+            &route.id,
+            Some("https://vendor.test/v2"),
+            None,
+        )))
         .await
         .expect("url")
         .into_inner();
     assert_eq!(
         (moved.url.as_str(), moved.version),
-        ("https://mirror.test", 2)
+        ("https://vendor.test/v2", 2)
     );
     assert!(moved.has_credential);
     let held = f.credentials().await;

@@ -32,16 +32,34 @@ impl App {
 
     /// Names of an org upstream route are installed from it (packuments, tarballs,
     /// attestations, the explain endpoint); nothing else about them is relayed anywhere.
+    /// Whole-tree audits, which would carry internal or routed names upstream, are refused.
     pub(crate) fn refuse_routed(
         &self,
         view: &OrgView,
         route: &Route,
         read_only: bool,
         wants_write: bool,
+        authorization: Option<&str>,
     ) -> Result<(), NpmError> {
         let OrgView::Configured(cfg) = view else {
             return Ok(());
         };
+        // npm's old whole-tree audits carry every name of the tree, which nproxy forwards
+        // as they are: for an org with names of its own (internal or routed), only the bulk
+        // audit (which leaves them out) is answered.
+        if matches!(
+            route,
+            Route::Forwarded(Forwarded::AuditQuick | Forwarded::AuditFull)
+        ) && !(cfg.internal_scopes.is_empty() && cfg.upstream_routes.is_empty())
+        {
+            // Credentials first: a bad one is a 401 here as on every other route.
+            self.authorize_public(view, authorization)?;
+            return Err(NpmError::NotFound(
+                "this registry answers npm audit at /-/npm/v1/security/advisories/bulk only \
+                 (the whole-tree audit would send this org's own package names upstream)"
+                    .into(),
+            ));
+        }
         if cfg.upstream_routes.is_empty() {
             return Ok(());
         }
@@ -60,11 +78,14 @@ impl App {
             _ => return Ok(()),
         };
         match cfg.route_for(name) {
-            Some(r) if !install => Err(NpmError::Forbidden(format!(
-                "{name} comes from this org's upstream {}; nproxy installs it from there and \
-                 relays nothing else about it (no writes, tags or account calls)",
-                r.url.origin().ascii_serialization()
-            ))),
+            Some(_) if !install => {
+                // Credentials first; the answer names no registry (who may ask is not known).
+                view.check_presented(authorization)?;
+                Err(NpmError::Forbidden(format!(
+                    "{name} comes from another registry for this org; nproxy installs it from \
+                     there and relays nothing else about it (no writes, tags or account calls)"
+                )))
+            }
             _ => Ok(()),
         }
     }

@@ -206,7 +206,13 @@ impl App {
                 };
             }
         }
-        self.refuse_routed(&view, &route, read_only, wants_write)?;
+        self.refuse_routed(
+            &view,
+            &route,
+            read_only,
+            wants_write,
+            authorization.as_deref(),
+        )?;
         match route {
             Route::Whoami => match (&view, nproxy_bearer(authorization.as_deref())) {
                 (OrgView::Configured(_), Some(_)) => {

@@ -107,7 +107,19 @@ pub fn public_host_name(settings: &Settings, facts: &RequestFacts<'_>) -> Result
             "missing or invalid Host header".into(),
         ));
     }
-    Ok(strip_port(&host).to_string())
+    let name = strip_port(&host).to_string();
+    // In host mode only the registry's own names are audiences: a Host naming another
+    // registry must not make an id token minted for that one acceptable here.
+    if settings.org_mode == OrgMode::Host {
+        let base = settings.base_domain.as_deref().unwrap_or("");
+        let ours = name == base || name.strip_suffix(base).is_some_and(|l| l.ends_with('.'));
+        if base.is_empty() || !ours {
+            return Err(NpmError::BadRequest(format!(
+                "{name} is not a host this registry serves"
+            )));
+        }
+    }
+    Ok(name)
 }
 
 pub fn resolve(settings: &Settings, facts: &RequestFacts<'_>) -> Result<Tenant, NpmError> {
@@ -297,6 +309,39 @@ mod tests {
         f.client_ip = Some("10.1.1.1".parse().unwrap());
         let t = resolve(&s, &f).unwrap();
         assert_eq!(t.base_url, "https://npm.corp.test");
+    }
+
+    /// A trusted-publishing audience names this registry: the configured URL's host, or in
+    /// host mode a host under `base_domain`, never any host a client claims.
+    #[test]
+    fn audiences_name_only_this_registry() {
+        let s = settings(|c| c.public_url = Some("https://npm.corp.test/registry/".into()));
+        assert_eq!(
+            public_host_name(&s, &facts("other.registry.test", "/x")).unwrap(),
+            "npm.corp.test"
+        );
+        let s = settings(|c| {
+            c.org_mode = OrgMode::Host;
+            c.base_domain = Some("npm.corp.test".into());
+        });
+        assert_eq!(
+            public_host_name(&s, &facts("acme.npm.corp.test:8443", "/x")).unwrap(),
+            "acme.npm.corp.test"
+        );
+        assert_eq!(
+            public_host_name(&s, &facts("npm.corp.test", "/x")).unwrap(),
+            "npm.corp.test"
+        );
+        for other in [
+            "other.registry.test",
+            "evilnpm.corp.test",
+            "npm.corp.test.evil",
+        ] {
+            assert!(
+                public_host_name(&s, &facts(other, "/x")).is_err(),
+                "{other}"
+            );
+        }
     }
 
     #[test]

@@ -19,6 +19,10 @@ impl App {
     /// npm posts the token exchange to the registry host's root, whatever the registry
     /// URL's path: `Some(package)` for such a request (the org is then not in the path).
     pub(crate) fn root_oidc_exchange(path: &str) -> Option<PackageName> {
+        // Every request passes here: only this prefix is worth routing.
+        if !path.starts_with("/-/npm/v1/oidc/") {
+            return None;
+        }
         match route::route(path) {
             Ok(Route::Forwarded(Forwarded::OidcExchange(name))) => Some(name),
             _ => None,

@@ -78,8 +78,9 @@ impl Routes {
         }
     }
 
-    /// The route's credential: fetched for a new route version, else the one held (also
-    /// when the control plane can't be reached: the newest one known keeps working).
+    /// The route's credential for its current version: the one held, else fetched. While
+    /// the control plane can't be reached, a pipeline (or, once dropped for space, a
+    /// credential) held for this version keeps working; a newer version waits for it.
     async fn credential(
         &self,
         org_id: &str,
@@ -88,10 +89,11 @@ impl Routes {
         if !route.has_credential {
             return Ok(None);
         }
-        let held = self.credentials.get(&route.id);
-        if let Some((v, c)) = &held {
-            if *v >= route.version {
-                return Ok(Some(c.clone()));
+        // Only the credential of this very route version: one held for an older version
+        // may belong to another URL (a route moved to another registry gets a new one).
+        if let Some((v, c)) = self.credentials.get(&route.id) {
+            if v >= route.version {
+                return Ok(Some(c));
             }
         }
         let fetched = match &self.cp {
@@ -112,13 +114,8 @@ impl Routes {
                     _ => Err("the control plane has no credential for this route version".into()),
                 }
             }
-            Err(e) => match held {
-                Some((_, c)) => {
-                    tracing::warn!(route = %route.id, error = %e, "cannot fetch a route's new credential; using the one held");
-                    Ok(Some(c))
-                }
-                None => Err(e),
-            },
+            // The caller keeps serving with the pipeline it holds (old URL, old credential).
+            Err(e) => Err(e),
         }
     }
 

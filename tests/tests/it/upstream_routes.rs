@@ -181,6 +181,21 @@ async fn a_routed_scope_comes_only_from_its_upstream_with_the_held_credential() 
         .await
         .expect("audit");
     assert!(audit.status().is_success() || audit.status().as_u16() == 502);
+    // npm's fallback, the whole-tree audit, would carry the names as they are: refused.
+    for path in [
+        "/-/npm/v1/security/audits/quick",
+        "/-/npm/v1/security/audits",
+    ] {
+        let res = raw_http()
+            .post(format!("{}{path}", dp.url()))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(r#"{"name": "app", "requires": {"@vendor/sdk": "^1.0.0"}, "dependencies": {"@vendor/sdk": {"version": "1.0.0"}}}"#)
+            .send()
+            .await
+            .expect("audit");
+        assert_eq!(res.status().as_u16(), 404, "{path}");
+    }
     let after: Vec<String> = s.registry.requests()[before..]
         .iter()
         .filter(|r| {
